@@ -1,0 +1,96 @@
+"""The in-memory Omniglot-style dataset: images, character labels, alphabets and drawers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable
+
+import numpy as np
+
+__all__ = ["Dataset"]
+
+
+@dataclass(frozen=True, eq=False)
+class Dataset:
+    """Images of characters, each tagged with its character, alphabet and drawer.
+
+    images: uint8 (N, H, W), ink = 1, background = 0.
+    labels: int64 (N,), index into ``characters``.
+    drawers: int64 (N,), the drawer (1..20 for Omniglot).
+    characters: names "Alphabet/characterNN", one per class.
+    char_alphabet: int64 (C,), index into ``alphabets`` of each character.
+    char_ids: int64 (C,), Omniglot's global character ID (0 where unknown).
+    name, digest: where the data came from (split name, content digest of the archive).
+    """
+
+    images: np.ndarray
+    labels: np.ndarray
+    drawers: np.ndarray
+    characters: tuple[str, ...]
+    char_alphabet: np.ndarray
+    alphabets: tuple[str, ...]
+    char_ids: np.ndarray
+    name: str
+    digest: str
+
+    def __len__(self) -> int:
+        return int(self.images.shape[0])
+
+    @property
+    def image_alphabet(self) -> np.ndarray:
+        """int64 (N,): alphabet index of each image."""
+        return self.char_alphabet[self.labels]
+
+    def counts(self) -> dict[str, int]:
+        return {"alphabets": len(self.alphabets), "characters": len(self.characters),
+                "images": len(self)}
+
+    def select(
+        self,
+        alphabets: Iterable[str] | None = None,
+        drawers: Iterable[int] | None = None,
+        name: str | None = None,
+    ) -> "Dataset":
+        """A new Dataset keeping only the given alphabets and/or drawers.
+
+        Characters and alphabets are renumbered compactly in their original (sorted) order.
+        Raises ValueError for an alphabet or drawer that the dataset does not have.
+        """
+        keep_alpha = np.ones(len(self.alphabets), dtype=bool)
+        if alphabets is not None:
+            wanted = list(alphabets)
+            missing = sorted(set(wanted) - set(self.alphabets))
+            if missing:
+                raise ValueError(f"dataset {self.name!r} has no alphabet(s) {missing}")
+            keep_alpha = np.isin(np.array(self.alphabets, dtype=object), wanted)
+        mask = keep_alpha[self.image_alphabet]
+        if drawers is not None:
+            dr = np.asarray(list(drawers), dtype=np.int64)
+            missing = sorted(set(dr.tolist()) - set(np.unique(self.drawers).tolist()))
+            if missing:
+                raise ValueError(f"dataset {self.name!r} has no drawer(s) {missing}")
+            mask &= np.isin(self.drawers, dr)
+        alpha_idx = np.flatnonzero(keep_alpha)
+        keep_char = np.zeros(len(self.characters), dtype=bool)
+        keep_char[np.unique(self.labels[mask])] = True
+        char_idx = np.flatnonzero(keep_char)
+        char_map = np.full(len(self.characters), -1, dtype=np.int64)
+        char_map[char_idx] = np.arange(len(char_idx))
+        alpha_map = np.full(len(self.alphabets), -1, dtype=np.int64)
+        alpha_map[alpha_idx] = np.arange(len(alpha_idx))
+        return Dataset(
+            images=self.images[mask],
+            labels=char_map[self.labels[mask]],
+            drawers=self.drawers[mask],
+            characters=tuple(self.characters[i] for i in char_idx),
+            char_alphabet=alpha_map[self.char_alphabet[char_idx]],
+            alphabets=tuple(self.alphabets[i] for i in alpha_idx),
+            char_ids=self.char_ids[char_idx],
+            name=name or self.name,
+            digest=self.digest,
+        )
+
+    def image_name(self, i: int) -> str:
+        """'Alphabet/characterNN/ID_drawer.png' of image ``i``."""
+        c = int(self.labels[i])
+        return f"{self.characters[c]}/{int(self.char_ids[c]):04d}_{int(self.drawers[i]):02d}.png"

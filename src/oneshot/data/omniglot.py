@@ -1,0 +1,344 @@
+"""Omniglot archives: find or download them, verify their content, decode once into a cache.
+
+Sources, in order: an explicit ``data_dir`` argument, the ``ONESHOT_DATA`` environment variable,
+archives previously downloaded into the cache folder, then a download of the official archives
+(MD5-checked). An archive is verified by *content*, not by zip bytes: folder structure, counts,
+105x105 binary images, and a SHA-256 digest over the sorted (name, pixels) that this module pins.
+
+The decoded cache (``<cache>/<split>.npz`` plus ``<split>.json``) stores the images as packed bits;
+its manifest records the format version, counts, content digest and the payload's SHA-256, so a
+stale, truncated or foreign cache is detected and rebuilt rather than trusted.
+
+Image convention everywhere: ink = 1, background = 0 (the PNGs store the background as white).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+import os
+import re
+import time
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from ..io import atomic_write, atomic_write_json, sha256_file
+from .dataset import Dataset
+from .download import download
+
+__all__ = [
+    "ARCHIVES",
+    "DataError",
+    "ArchiveSpec",
+    "cache_dir",
+    "find_archive",
+    "decode_archive",
+    "load_archive",
+]
+
+log = logging.getLogger(__name__)
+
+IMAGE_SIZE = 105
+DRAWERS = 20
+CACHE_FORMAT = 1
+ENV_DATA = "ONESHOT_DATA"
+ENV_CACHE = "ONESHOT_CACHE"
+OFFICIAL_URL = "https://github.com/brendenlake/omniglot/raw/master/python/{name}"
+
+
+class DataError(Exception):
+    """An archive, image or cache does not meet the expected structure or content."""
+
+
+@dataclass(frozen=True)
+class ArchiveSpec:
+    """What one Omniglot archive must contain.
+
+    ``digest`` is the SHA-256 over sorted (name, packed pixels); ``md5`` is the official zip's MD5,
+    used only to check a download (local archives are checked by content).
+    """
+
+    name: str
+    filename: str
+    alphabets: int
+    characters: int
+    images: int
+    digest: str
+    md5: str
+
+    @property
+    def url(self) -> str:
+        return OFFICIAL_URL.format(name=self.filename)
+
+
+ARCHIVES: dict[str, ArchiveSpec] = {
+    s.name: s
+    for s in (
+        ArchiveSpec(
+            "background", "images_background.zip", 30, 964, 19280,
+            "a124c5a5a976a2325d0833f6ed0f099009f18539b78de62d281d2188a44c0646",
+            "68d2efa1b9178cc56df9314c21c6e718",
+        ),
+        ArchiveSpec(
+            "evaluation", "images_evaluation.zip", 20, 659, 13180,
+            "aea28c3ae3e13f70f5ca1e76e5dc886e9f9958b67730065a5efab5629664ea76",
+            "6b91aef0f799c5bb55b94e3f2daec811",
+        ),
+        ArchiveSpec(
+            "small1", "images_background_small1.zip", 5, 136, 2720,
+            "d16fffc947efdcffb0987d361bc27341343a3712a7aa1b30a77e3d9c661e0ad0",
+            "e704a628b5459e08445c13499850abc4",
+        ),
+        ArchiveSpec(
+            "small2", "images_background_small2.zip", 5, 156, 3120,
+            "d474ba4a496487ea82304f2a4022e471f309b99fe48edb8b5c5265beae38ca50",
+            "b75a71a51d3b13f821f212756fe481fd",
+        ),
+    )
+}
+
+_IMAGE_RE = re.compile(r"^(?P<id>\d{4})_(?P<drawer>\d{2})\.png$")
+_PACKED = (IMAGE_SIZE * IMAGE_SIZE + 7) // 8
+
+
+def cache_dir(path: str | os.PathLike | None = None) -> Path:
+    """The cache folder: ``path``, else ``$ONESHOT_CACHE``, else ``~/.cache/oneshot``."""
+    if path is not None:
+        return Path(path)
+    env = os.environ.get(ENV_CACHE)
+    return Path(env) if env else Path.home() / ".cache" / "oneshot"
+
+
+def _spec(split: str) -> ArchiveSpec:
+    if split not in ARCHIVES:
+        raise DataError(f"unknown Omniglot archive {split!r}; expected one of {sorted(ARCHIVES)}")
+    return ARCHIVES[split]
+
+
+def find_archive(
+    split: str,
+    data_dir: str | os.PathLike | None = None,
+    cache: str | os.PathLike | None = None,
+    allow_download: bool = True,
+    base_url: str | None = None,
+) -> Path:
+    """Path of the zip for ``split``, looking in ``data_dir``, ``$ONESHOT_DATA``, the cache, then
+    downloading it (official URL, or ``base_url/<filename>``) into ``<cache>/archives``.
+
+    Raises DataError naming every place looked when the archive is nowhere and download is off.
+    """
+    spec = _spec(split)
+    looked: list[str] = []
+    for d, why in ((data_dir, "data_dir"), (os.environ.get(ENV_DATA), f"${ENV_DATA}")):
+        if d:
+            p = Path(d) / spec.filename
+            if p.is_file():
+                return p
+            looked.append(f"{p} ({why})")
+    target = cache_dir(cache) / "archives" / spec.filename
+    if target.is_file():
+        return target
+    looked.append(str(target))
+    if not allow_download:
+        raise DataError(
+            f"Omniglot archive {spec.filename} not found; looked in: {', '.join(looked)}. "
+            f"Put the file in one of these folders (or set ${ENV_DATA}), "
+            f"or allow the download from {spec.url}"
+        )
+    url = f"{base_url.rstrip('/')}/{spec.filename}" if base_url else spec.url
+    log.info("downloading %s to %s", url, target)
+    download(url, target, md5=spec.md5)
+    return target
+
+
+def _read_png(data: bytes, name: str) -> np.ndarray:
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            im.load()
+            if im.size != (IMAGE_SIZE, IMAGE_SIZE):
+                raise DataError(
+                    f"{name}: image is {im.size[0]}x{im.size[1]}, "
+                    f"{IMAGE_SIZE}x{IMAGE_SIZE} expected"
+                )
+            a = np.asarray(im.convert("L"))
+    except DataError:
+        raise
+    except Exception as e:  # PIL raises several types for undecodable data
+        raise DataError(f"{name}: not a readable PNG image ({e})") from e
+    if not np.isin(a, (0, 255)).all():
+        raise DataError(f"{name}: image is not binary (grey levels other than 0 and 255)")
+    return a == 0  # ink is black in the PNGs
+
+
+def decode_archive(path: str | os.PathLike, split: str, progress: bool = False) -> Dataset:
+    """Decode and verify an Omniglot zip into a Dataset (no cache involved).
+
+    Checks: readable zip, layout ``<top>/<Alphabet>/characterNN/<ID>_<drawer>.png``, 20 drawers per
+    character with one ID, counts and content digest of ``split``'s ArchiveSpec.
+    """
+    spec = _spec(split)
+    path = Path(path)
+    try:
+        zf = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError) as e:
+        raise DataError(f"{path}: not a readable zip archive ({e}); delete it and fetch it again") from e
+    with zf:
+        entries = sorted((i for i in zf.infolist() if not i.is_dir()), key=lambda i: i.filename)
+        by_char: dict[tuple[str, str], dict[int, tuple[int, zipfile.ZipInfo]]] = {}
+        for info in entries:
+            parts = info.filename.split("/")
+            m = _IMAGE_RE.match(parts[-1]) if len(parts) == 4 else None
+            if m is None:
+                raise DataError(
+                    f"{path}: unexpected entry {info.filename!r}; expected "
+                    "<top>/<Alphabet>/characterNN/<ID>_<drawer>.png"
+                )
+            drawer = int(m["drawer"])
+            if not 1 <= drawer <= DRAWERS:
+                raise DataError(f"{path}: {info.filename}: drawer {drawer} outside 1..{DRAWERS}")
+            by_char.setdefault((parts[1], parts[2]), {})[drawer] = (int(m["id"]), info)
+        keys = sorted(by_char)
+        alphabets = sorted({a for a, _ in keys})
+        n_img = sum(len(v) for v in by_char.values())
+        got = (len(alphabets), len(keys), n_img)
+        want = (spec.alphabets, spec.characters, spec.images)
+        if got != want:
+            raise DataError(
+                f"{path}: {got[0]} alphabets / {got[1]} characters / {got[2]} images, "
+                f"expected {want[0]} / {want[1]} / {want[2]} for the {split!r} split"
+            )
+        images = np.empty((n_img, IMAGE_SIZE, IMAGE_SIZE), dtype=np.uint8)
+        labels = np.empty(n_img, dtype=np.int64)
+        drawers = np.empty(n_img, dtype=np.int64)
+        digest = hashlib.sha256()
+        it = enumerate(keys)
+        if progress:
+            from tqdm import tqdm
+
+            it = tqdm(it, total=len(keys), desc=f"decode {split}", unit="char")
+        k = 0
+        for c, key in it:
+            found = by_char[key]
+            ids = {i for i, _ in found.values()}
+            if len(found) != DRAWERS or len(ids) != 1:
+                raise DataError(
+                    f"{path}: character '{key[0]}/{key[1]}' has {len(found)} images with "
+                    f"IDs {sorted(ids)}; {DRAWERS} drawers with one ID expected"
+                )
+            for d in sorted(found):
+                info = found[d][1]
+                name = "/".join(info.filename.split("/")[1:])
+                try:
+                    data = zf.read(info)
+                except (zipfile.BadZipFile, OSError, EOFError) as e:
+                    raise DataError(f"{path}: {info.filename}: cannot read entry ({e})") from e
+                img = _read_png(data, f"{path}:{info.filename}")
+                images[k] = img
+                labels[k], drawers[k] = c, d
+                digest.update(name.encode() + b"\0" + np.packbits(img).tobytes())
+                k += 1
+    hexd = digest.hexdigest()
+    if hexd != spec.digest:
+        raise DataError(
+            f"{path}: content digest {hexd} differs from the pinned {spec.digest} for the "
+            f"{split!r} split; the archive's images are not the official ones"
+        )
+    char_names = tuple(f"{a}/{c}" for a, c in keys)
+    char_alpha = np.array([alphabets.index(a) for a, _ in keys], dtype=np.int64)
+    char_ids = np.array([next(iter(by_char[k].values()))[0] for k in keys], dtype=np.int64)
+    return Dataset(
+        images=images, labels=labels, drawers=drawers, characters=char_names,
+        char_alphabet=char_alpha, alphabets=tuple(alphabets), char_ids=char_ids,
+        name=split, digest=hexd,
+    )
+
+
+def _cache_paths(split: str, cache: str | os.PathLike | None) -> tuple[Path, Path]:
+    root = cache_dir(cache)
+    return root / f"{split}.npz", root / f"{split}.json"
+
+
+def _write_cache(ds: Dataset, split: str, cache: str | os.PathLike | None) -> None:
+    payload, manifest = _cache_paths(split, cache)
+    bits = np.packbits(ds.images.reshape(len(ds), -1), axis=1)
+    with atomic_write(payload) as f:
+        np.savez(f, bits=bits, labels=ds.labels, drawers=ds.drawers,
+                 char_alphabet=ds.char_alphabet, char_ids=ds.char_ids)
+    atomic_write_json(manifest, {
+        "format": CACHE_FORMAT,
+        "split": split,
+        "digest": ds.digest,
+        "counts": {"alphabets": len(ds.alphabets), "characters": len(ds.characters),
+                   "images": len(ds)},
+        "image_size": IMAGE_SIZE,
+        "alphabets": list(ds.alphabets),
+        "characters": list(ds.characters),
+        "payload_sha256": sha256_file(payload),
+    })
+
+
+def _read_cache(split: str, cache: str | os.PathLike | None) -> Dataset:
+    """Load a cache written by _write_cache; raise DataError if anything is off."""
+    spec = _spec(split)
+    payload, manifest = _cache_paths(split, cache)
+    try:
+        meta = json.loads(manifest.read_text())
+    except (OSError, ValueError) as e:
+        raise DataError(f"cache manifest {manifest} unreadable ({e})") from e
+    if not isinstance(meta, dict) or meta.get("format") != CACHE_FORMAT:
+        raise DataError(f"cache manifest {manifest}: format {meta.get('format') if isinstance(meta, dict) else None!r}, {CACHE_FORMAT} expected")
+    if meta.get("digest") != spec.digest:
+        raise DataError(f"cache {manifest}: digest {meta.get('digest')} is not the pinned {spec.digest}")
+    try:
+        raw = payload.read_bytes()
+    except OSError as e:
+        raise DataError(f"cache payload {payload} unreadable ({e})") from e
+    if hashlib.sha256(raw).hexdigest() != meta.get("payload_sha256"):
+        raise DataError(f"cache payload {payload} does not match its manifest (truncated or changed)")
+    try:
+        with np.load(io.BytesIO(raw)) as z:
+            arrays = {k: z[k] for k in ("bits", "labels", "drawers", "char_alphabet", "char_ids")}
+    except (OSError, ValueError, KeyError) as e:
+        raise DataError(f"cache payload {payload} unreadable ({e})") from e
+    n = arrays["bits"].shape[0]
+    if n != spec.images or arrays["bits"].shape[1] != _PACKED:
+        raise DataError(f"cache payload {payload}: {arrays['bits'].shape} packed images, "
+                        f"({spec.images}, {_PACKED}) expected")
+    images = np.unpackbits(arrays["bits"], axis=1, count=IMAGE_SIZE * IMAGE_SIZE)
+    return Dataset(
+        images=images.reshape(n, IMAGE_SIZE, IMAGE_SIZE), labels=arrays["labels"],
+        drawers=arrays["drawers"], characters=tuple(meta["characters"]),
+        char_alphabet=arrays["char_alphabet"], alphabets=tuple(meta["alphabets"]),
+        char_ids=arrays["char_ids"], name=split, digest=meta["digest"],
+    )
+
+
+def load_archive(
+    split: str,
+    data_dir: str | os.PathLike | None = None,
+    cache: str | os.PathLike | None = None,
+    allow_download: bool = True,
+    progress: bool = False,
+) -> Dataset:
+    """The whole ``split`` archive ("background", "evaluation", "small1", "small2") as a Dataset.
+
+    Uses the decoded cache when it is valid; otherwise finds (or downloads) the archive, decodes
+    and verifies it, and writes the cache atomically. A broken cache is logged and rebuilt.
+    """
+    _, manifest = _cache_paths(split, cache)
+    if manifest.exists():
+        try:
+            return _read_cache(split, cache)
+        except DataError as e:
+            log.warning("rebuilding the %s cache: %s", split, e)
+    t0 = time.perf_counter()
+    ds = decode_archive(find_archive(split, data_dir, cache, allow_download), split, progress)
+    _write_cache(ds, split, cache)
+    log.info("decoded %s in %.1f s", split, time.perf_counter() - t0)
+    return ds

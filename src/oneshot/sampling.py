@@ -1,0 +1,237 @@
+"""Seeded samplers: N-way one-shot evaluation tasks (saved to disk), training pairs and episodes.
+
+All indices are image indices into one :class:`~oneshot.data.Dataset`. Every sampler takes a seed
+or a ``numpy.random.Generator``; none touches global random state.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .data.dataset import Dataset
+from .io import atomic_write_bytes
+
+__all__ = [
+    "MODES",
+    "TaskList",
+    "sample_tasks",
+    "character_grid",
+    "PairSampler",
+    "EpisodeSampler",
+]
+
+MODES = ("within-alphabet", "unstructured")
+TASK_FORMAT = 1
+
+
+def character_grid(ds: Dataset) -> np.ndarray:
+    """int64 (C, K): the image indices of each character, ordered by drawer.
+
+    Raises ValueError when characters have different numbers of images.
+    """
+    order = np.lexsort((ds.drawers, ds.labels))
+    counts = np.bincount(ds.labels, minlength=len(ds.characters))
+    if len(counts) and (counts != counts[0]).any():
+        c = int(np.flatnonzero(counts != counts[0])[0])
+        raise ValueError(f"character {ds.characters[c]!r} has {counts[c]} images, "
+                         f"{counts[0]} expected (as for {ds.characters[0]!r})")
+    if len(counts) and counts[0] < 2:
+        raise ValueError(f"dataset {ds.name!r} has {counts[0]} image per character; 2 needed")
+    return order.reshape(len(counts), -1)
+
+
+def _rng(seed: int | np.random.Generator) -> np.random.Generator:
+    return seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+
+
+@dataclass(frozen=True, eq=False)
+class TaskList:
+    """N-way one-shot tasks over one dataset.
+
+    query: int64 (T,) image index of each task's query.
+    support: int64 (T, N) image indices of the candidates, in shuffled order.
+    answer: int64 (T,) position in ``support`` of the query's own character.
+    meta: split, digest, ways, mode, seed and count, saved with the tasks.
+    """
+
+    query: np.ndarray
+    support: np.ndarray
+    answer: np.ndarray
+    meta: dict = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.query)
+
+    @property
+    def ways(self) -> int:
+        return int(self.support.shape[1])
+
+    def to_bytes(self) -> bytes:
+        buf = io.BytesIO()
+        np.savez(buf, query=self.query, support=self.support, answer=self.answer,
+                 meta=np.array(json.dumps({**self.meta, "format": TASK_FORMAT}, sort_keys=True)))
+        return buf.getvalue()
+
+    @property
+    def sha256(self) -> str:
+        """Hash of the saved file's bytes (what reports print)."""
+        return hashlib.sha256(self.to_bytes()).hexdigest()
+
+    def save(self, path: str | os.PathLike) -> str:
+        """Write atomically to ``path`` (.npz); returns the file's SHA-256."""
+        data = self.to_bytes()
+        atomic_write_bytes(path, data)
+        return hashlib.sha256(data).hexdigest()
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, dataset: Dataset | None = None) -> "TaskList":
+        """Read a task file; with ``dataset``, check that it was drawn from that data."""
+        try:
+            with np.load(Path(path), allow_pickle=False) as z:
+                tl = cls(z["query"], z["support"], z["answer"], json.loads(str(z["meta"])))
+        except (OSError, ValueError, KeyError) as e:
+            raise ValueError(f"{path}: not a readable task list ({e})") from e
+        if tl.meta.get("format") != TASK_FORMAT:
+            raise ValueError(f"{path}: task format {tl.meta.get('format')!r}, {TASK_FORMAT} expected")
+        if dataset is not None:
+            for key, have in (("split", dataset.name), ("digest", dataset.digest),
+                              ("images", len(dataset))):
+                if tl.meta.get(key) != have:
+                    raise ValueError(f"{path}: tasks were drawn for {key}={tl.meta.get(key)!r}, "
+                                     f"not for this dataset's {have!r}")
+        return tl
+
+
+def sample_tasks(ds: Dataset, ways: int, n_tasks: int, mode: str = "within-alphabet",
+                 seed: int = 0) -> TaskList:
+    """Draw ``n_tasks`` N-way one-shot tasks.
+
+    Each task: N distinct characters (one alphabet for ``within-alphabet``, any for
+    ``unstructured``), two distinct drawers d1 != d2; the support set holds the N characters as
+    drawn by d1, the query is one of them (uniformly) as drawn by d2. The support order is random,
+    so the answer's position is uniform over 0..N-1.
+    """
+    if mode not in MODES:
+        raise ValueError(f"mode {mode!r}; expected one of {MODES}")
+    if ways < 1:
+        raise ValueError(f"ways={ways}; at least 1 needed")
+    grid = character_grid(ds)
+    rng = _rng(seed)
+    C, K = grid.shape
+    by_alpha = [np.flatnonzero(ds.char_alphabet == a) for a in range(len(ds.alphabets))]
+    pools = [p for p in by_alpha if len(p) >= ways] if mode == "within-alphabet" else [np.arange(C)]
+    if not pools or max(len(p) for p in pools) < ways:
+        raise ValueError(f"{mode} {ways}-way tasks need an alphabet with at least {ways} "
+                         f"characters; dataset {ds.name!r} has at most "
+                         f"{max((len(p) for p in by_alpha), default=0)}")
+    query = np.empty(n_tasks, np.int64)
+    support = np.empty((n_tasks, ways), np.int64)
+    answer = rng.integers(0, ways, size=n_tasks)
+    for t in range(n_tasks):
+        pool = pools[rng.integers(len(pools))]
+        chars = rng.choice(pool, size=ways, replace=False)
+        d1, d2 = rng.choice(K, size=2, replace=False)
+        support[t] = grid[chars, d1]
+        query[t] = grid[chars[answer[t]], d2]
+    meta = {"split": ds.name, "digest": ds.digest, "images": len(ds), "ways": ways,
+            "mode": mode, "seed": seed if isinstance(seed, int) else None, "tasks": n_tasks}
+    return TaskList(query, support, answer, meta)
+
+
+class PairSampler:
+    """Balanced same/different pairs for binary training.
+
+    Half of each batch are positives (one character, two different drawers, so never the same image
+    twice); the other half negatives, a share ``same_alphabet`` of them drawn from the anchor's own
+    alphabet. Anchors' characters are drawn uniformly over characters, or over alphabets first
+    (``balance="alphabet"``).
+    """
+
+    def __init__(self, ds: Dataset, same_alphabet: float = 0.5, balance: str = "character",
+                 seed: int | np.random.Generator = 0):
+        if not 0.0 <= same_alphabet <= 1.0:
+            raise ValueError(f"same_alphabet={same_alphabet}; a share in [0, 1] expected")
+        if balance not in ("character", "alphabet"):
+            raise ValueError(f"balance={balance!r}; 'character' or 'alphabet' expected")
+        self.grid = character_grid(ds)
+        self.char_alphabet = ds.char_alphabet
+        self.by_alpha = [np.flatnonzero(ds.char_alphabet == a) for a in range(len(ds.alphabets))]
+        self.same_alphabet = same_alphabet
+        self.balance = balance
+        self.rng = _rng(seed)
+
+    def _chars(self, n: int) -> np.ndarray:
+        C = len(self.grid)
+        if self.balance == "character":
+            return self.rng.integers(0, C, size=n)
+        alpha = self.rng.integers(0, len(self.by_alpha), size=n)
+        return np.array([p[self.rng.integers(len(p))] for p in (self.by_alpha[a] for a in alpha)])
+
+    def _other_in_alphabet(self, chars: np.ndarray) -> np.ndarray:
+        out = np.empty_like(chars)
+        for i, c in enumerate(chars):
+            pool = self.by_alpha[self.char_alphabet[c]]
+            if len(pool) < 2:  # an alphabet of one character: fall back to any other character
+                out[i] = (c + 1 + self.rng.integers(len(self.grid) - 1)) % len(self.grid)
+                continue
+            j = self.rng.integers(len(pool) - 1)
+            out[i] = pool[j + (pool[j] >= c)]  # skip c itself (pool is sorted)
+        return out
+
+    def sample(self, batch: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(a, b, target): int64 (B,) image indices, float32 (B,) 1 = same character."""
+        C, K = self.grid.shape
+        npos = batch // 2
+        nneg = batch - npos
+        chars = self._chars(batch)
+        d1 = self.rng.integers(0, K, size=batch)
+        d2 = (d1 + 1 + self.rng.integers(0, K - 1, size=batch)) % K  # != d1
+        other = (chars[npos:] + 1 + self.rng.integers(0, C - 1, size=nneg)) % C
+        same = self.rng.random(nneg) < self.same_alphabet
+        if same.any():
+            other[same] = self._other_in_alphabet(chars[npos:][same])
+        b_chars = np.concatenate([chars[:npos], other])
+        a = self.grid[chars, d1]
+        b = self.grid[b_chars, d2]
+        target = np.concatenate([np.ones(npos), np.zeros(nneg)]).astype(np.float32)
+        return a, b, target
+
+
+class EpisodeSampler:
+    """N-way episodes mirroring the test: ``ways`` characters, one support image each
+    (``shots`` > 1 allowed) and ``queries`` query images each, all different drawers.
+
+    Returns support int64 (N, shots), query int64 (N * queries,), query labels int64 in 0..N-1.
+    """
+
+    def __init__(self, ds: Dataset, ways: int, shots: int = 1, queries: int = 1,
+                 mode: str = "within-alphabet", seed: int | np.random.Generator = 0):
+        if mode not in MODES:
+            raise ValueError(f"mode {mode!r}; expected one of {MODES}")
+        self.grid = character_grid(ds)
+        if shots + queries > self.grid.shape[1]:
+            raise ValueError(f"shots + queries = {shots + queries} exceeds the "
+                             f"{self.grid.shape[1]} images per character")
+        by_alpha = [np.flatnonzero(ds.char_alphabet == a) for a in range(len(ds.alphabets))]
+        self.pools = by_alpha if mode == "within-alphabet" else [np.arange(len(self.grid))]
+        self.ways, self.shots, self.queries = ways, shots, queries
+        self.rng = _rng(seed)
+
+    def sample(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        pool = self.pools[self.rng.integers(len(self.pools))]
+        n = min(self.ways, len(pool))
+        chars = self.rng.choice(pool, size=n, replace=False)
+        K = self.grid.shape[1]
+        d = np.argsort(self.rng.random((n, K)), axis=1)[:, : self.shots + self.queries]
+        idx = self.grid[chars[:, None], d]
+        support = idx[:, : self.shots]
+        query = idx[:, self.shots:].reshape(-1)
+        labels = np.repeat(np.arange(n), self.queries)
+        return support, query, labels
