@@ -99,7 +99,8 @@ class TaskList:
         except (OSError, ValueError, KeyError) as e:
             raise ValueError(f"{path}: not a readable task list ({e})") from e
         if tl.meta.get("format") != TASK_FORMAT:
-            raise ValueError(f"{path}: task format {tl.meta.get('format')!r}, {TASK_FORMAT} expected")
+            raise ValueError(f"{path}: task format {tl.meta.get('format')!r}, "
+                             f"{TASK_FORMAT} expected")
         if dataset is not None:
             for key, have in (("split", dataset.name), ("digest", dataset.digest),
                               ("images", len(dataset))):

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable
 
 import numpy as np
 
@@ -94,3 +94,21 @@ class Dataset:
         """'Alphabet/characterNN/ID_drawer.png' of image ``i``."""
         c = int(self.labels[i])
         return f"{self.characters[c]}/{int(self.char_ids[c]):04d}_{int(self.drawers[i]):02d}.png"
+
+    def with_rotations(self) -> "Dataset":
+        """Add each character rotated by 90, 180 and 270 degrees as three new characters
+        (named "<character>@rot90" etc., same alphabet), a common way to enlarge training data."""
+        imgs = [self.images] + [np.rot90(self.images, k, axes=(1, 2)) for k in (1, 2, 3)]
+        C = len(self.characters)
+        return Dataset(
+            images=np.ascontiguousarray(np.concatenate(imgs)),
+            labels=np.concatenate([self.labels + k * C for k in range(4)]),
+            drawers=np.tile(self.drawers, 4),
+            characters=self.characters + tuple(
+                f"{c}@rot{90 * k}" for k in (1, 2, 3) for c in self.characters),
+            char_alphabet=np.tile(self.char_alphabet, 4),
+            alphabets=self.alphabets,
+            char_ids=np.tile(self.char_ids, 4),
+            name=f"{self.name}+rotations",
+            digest=self.digest,
+        )

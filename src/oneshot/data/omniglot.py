@@ -115,7 +115,9 @@ def cache_dir(path: str | os.PathLike | None = None) -> Path:
     return Path(env) if env else Path.home() / ".cache" / "oneshot"
 
 
-def _spec(split: str) -> ArchiveSpec:
+def _spec(split: "str | ArchiveSpec") -> ArchiveSpec:
+    if isinstance(split, ArchiveSpec):
+        return split
     if split not in ARCHIVES:
         raise DataError(f"unknown Omniglot archive {split!r}; expected one of {sorted(ARCHIVES)}")
     return ARCHIVES[split]
@@ -176,18 +178,23 @@ def _read_png(data: bytes, name: str) -> np.ndarray:
     return a == 0  # ink is black in the PNGs
 
 
-def decode_archive(path: str | os.PathLike, split: str, progress: bool = False) -> Dataset:
+def decode_archive(path: str | os.PathLike, split: "str | ArchiveSpec",
+                   progress: bool = False) -> Dataset:
     """Decode and verify an Omniglot zip into a Dataset (no cache involved).
 
     Checks: readable zip, layout ``<top>/<Alphabet>/characterNN/<ID>_<drawer>.png``, 20 drawers per
-    character with one ID, counts and content digest of ``split``'s ArchiveSpec.
+    character with one ID, counts and content digest of ``split``'s ArchiveSpec (a name from
+    ARCHIVES, or an ArchiveSpec for other archives of the same layout).
     """
     spec = _spec(split)
+    split = spec.name
     path = Path(path)
     try:
         zf = zipfile.ZipFile(path)
     except (zipfile.BadZipFile, OSError) as e:
-        raise DataError(f"{path}: not a readable zip archive ({e}); delete it and fetch it again") from e
+        raise DataError(
+            f"{path}: not a readable zip archive ({e}); delete it and fetch it again"
+        ) from e
     with zf:
         entries = sorted((i for i in zf.infolist() if not i.is_dir()), key=lambda i: i.filename)
         by_char: dict[tuple[str, str], dict[int, tuple[int, zipfile.ZipInfo]]] = {}
@@ -291,16 +298,21 @@ def _read_cache(split: str, cache: str | os.PathLike | None) -> Dataset:
         meta = json.loads(manifest.read_text())
     except (OSError, ValueError) as e:
         raise DataError(f"cache manifest {manifest} unreadable ({e})") from e
-    if not isinstance(meta, dict) or meta.get("format") != CACHE_FORMAT:
-        raise DataError(f"cache manifest {manifest}: format {meta.get('format') if isinstance(meta, dict) else None!r}, {CACHE_FORMAT} expected")
+    fmt = meta.get("format") if isinstance(meta, dict) else None
+    if fmt != CACHE_FORMAT:
+        raise DataError(f"cache manifest {manifest}: format {fmt!r}, {CACHE_FORMAT} expected")
     if meta.get("digest") != spec.digest:
-        raise DataError(f"cache {manifest}: digest {meta.get('digest')} is not the pinned {spec.digest}")
+        raise DataError(
+            f"cache {manifest}: digest {meta.get('digest')} is not the pinned {spec.digest}"
+        )
     try:
         raw = payload.read_bytes()
     except OSError as e:
         raise DataError(f"cache payload {payload} unreadable ({e})") from e
     if hashlib.sha256(raw).hexdigest() != meta.get("payload_sha256"):
-        raise DataError(f"cache payload {payload} does not match its manifest (truncated or changed)")
+        raise DataError(
+            f"cache payload {payload} does not match its manifest (truncated or changed)"
+        )
     try:
         with np.load(io.BytesIO(raw)) as z:
             arrays = {k: z[k] for k in ("bits", "labels", "drawers", "char_alphabet", "char_ids")}

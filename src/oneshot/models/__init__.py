@@ -1,0 +1,6 @@
+from .encoders import ENCODERS, ConvEncoder, Encoder, KochEncoder, create_encoder, encoder_names
+from .heads import EuclideanHead, L1Head, create_head
+from .siamese import ModelSpec, SiameseNet, build_model
+
+__all__ = ["ENCODERS", "ConvEncoder", "Encoder", "KochEncoder", "create_encoder", "encoder_names",
+           "EuclideanHead", "L1Head", "create_head", "ModelSpec", "SiameseNet", "build_model"]

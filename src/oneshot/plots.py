@@ -1,0 +1,113 @@
+"""Figures (PNG). matplotlib is imported lazily, inside each function, with the Agg backend."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+__all__ = ["plot_training", "plot_nway"]
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, path: str | os.PathLike) -> None:
+    from .io import atomic_write
+
+    with atomic_write(path) as f:
+        fig.savefig(f, format="png", dpi=120, bbox_inches="tight")
+
+
+def plot_training(metrics_path: str | os.PathLike, out: str | os.PathLike) -> None:
+    """Loss (smoothed) and validation accuracy against step, from a run's metrics.jsonl."""
+    plt = _pyplot()
+    steps, losses, vs, va, lo, hi = [], [], [], [], [], []
+    for line in Path(metrics_path).read_text().splitlines():
+        r = json.loads(line)
+        if "loss" in r:
+            steps.append(r["step"])
+            losses.append(r["loss"])
+        if "val" in r:
+            vs.append(r["step"])
+            va.append(r["val"]["accuracy"])
+            lo.append(r["val"]["ci95_low"])
+            hi.append(r["val"]["ci95_high"])
+    fig, ax = plt.subplots(1, 2, figsize=(10, 3.8))
+    if losses:
+        k = max(1, len(losses) // 200)
+        sm = [sum(losses[i: i + k]) / len(losses[i: i + k]) for i in range(0, len(losses), k)]
+        ax[0].plot(steps[::k][: len(sm)], sm)
+    ax[0].set(xlabel="step", ylabel="training loss", title="loss")
+    if vs:
+        ax[1].plot(vs, va, marker="o", ms=3)
+        ax[1].fill_between(vs, lo, hi, alpha=0.2)
+    ax[1].set(xlabel="step", ylabel="accuracy (%)", title="validation (95 % CI)")
+    fig.tight_layout()
+    _save(fig, out)
+    plt.close(fig)
+
+
+def plot_nway(rows: list[dict], out: str | os.PathLike, title: str) -> None:
+    """Accuracy against N, one line per scorer, chance (1/N) dashed; rows from evaluate()."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6.5, 4.5))
+    for name in dict.fromkeys(r["scorer"] for r in rows):
+        rs = sorted((r for r in rows if r["scorer"] == name), key=lambda r: r["ways"])
+        n = [r["ways"] for r in rs]
+        acc = [r["accuracy"] for r in rs]
+        err = [[a - r["ci95_low"] for a, r in zip(acc, rs)],
+               [r["ci95_high"] - a for a, r in zip(acc, rs)]]
+        ax.errorbar(n, acc, yerr=err, marker="o", ms=3, capsize=2, label=name)
+    ns = sorted({r["ways"] for r in rows})
+    ax.plot(ns, [100.0 / n for n in ns], "k--", lw=1, label="chance (1/N)")
+    ax.set(xlabel="N (ways)", ylabel="accuracy (%)", ylim=(0, 102), title=title)
+    ax.set_xticks(ns)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    _save(fig, out)
+    plt.close(fig)
+
+
+def plot_task(query, support, answer: int, out: str | os.PathLike,
+              scores: list[float] | None = None, title: str = "") -> None:
+    """Query on the left, the support set as a square grid, the true match framed in green,
+    each candidate's score (if given) under it, the best-scoring one framed in red if wrong.
+
+    query: (H, W), support: (N, H, W), ink = 1.
+    """
+    import math
+
+    plt = _pyplot()
+    n = len(support)
+    side = math.ceil(math.sqrt(n))
+    fig = plt.figure(figsize=(2 + 1.6 * side, 1.7 * side + 0.5))
+    gs = fig.add_gridspec(side, side + 1)
+    axq = fig.add_subplot(gs[:, 0])
+    axq.imshow(1 - query, cmap="gray", vmin=0, vmax=1)
+    axq.set_title("query")
+    axq.axis("off")
+    best = max(range(n), key=lambda i: scores[i]) if scores else None
+    for i in range(n):
+        ax = fig.add_subplot(gs[i // side, 1 + i % side])
+        ax.imshow(1 - support[i], cmap="gray", vmin=0, vmax=1)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        colour = "green" if i == answer else "red" if i == best else None
+        for sp in ax.spines.values():
+            sp.set_visible(colour is not None)
+            if colour:
+                sp.set_color(colour)
+                sp.set_linewidth(3)
+        if scores:
+            ax.set_xlabel(f"{scores[i]:.2f}", fontsize=8)
+    fig.suptitle(title + ("  (green: true match; red: model's wrong pick)" if scores else
+                          "  (green: true match)"), fontsize=9)
+    _save(fig, out)
+    plt.close(fig)

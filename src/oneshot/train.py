@@ -1,0 +1,321 @@
+"""The training loop: pairs (binary cross-entropy) or N-way episodes (cross-entropy over a support
+set), validation on a saved task list of held-out alphabets, best/last checkpoints, exact resume.
+
+A run folder holds: ``config.json`` (resolved config, command line, git revision, seeds, data
+digest), ``metrics.jsonl`` (one JSON object per logged step and per validation), ``val_tasks.npz``,
+``best.pt`` and ``last.pt``, and ``training.png``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .augment import Distortion, distort
+from .checkpoint import load_checkpoint, save_checkpoint
+from .config import TrainConfig
+from .data.splits import load_split
+from .evaluation.nway import evaluate_tasks
+from .evaluation.scorers import EncoderScorer
+from .io import atomic_write_json
+from .models import SiameseNet, build_model
+from .preprocess import images_to_tensor
+from .sampling import EpisodeSampler, PairSampler, TaskList, sample_tasks
+
+__all__ = ["TrainResult", "train", "resolve_device"]
+
+log = logging.getLogger(__name__)
+VAL_SEED_OFFSET = 1_000_003  # validation tasks use seed + this, apart from the training stream
+
+
+def resolve_device(name: str) -> torch.device:
+    """"auto" -> cuda when available, else cpu."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' requested but no CUDA device is available")
+    return torch.device(name)
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    out: Path
+    steps: int
+    best_val: float
+    best_step: int
+    train_seconds: float
+
+
+def _git_revision() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
+                              cwd=Path(__file__).parent, timeout=5).stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def _param_groups(model: SiameseNet, cfg: TrainConfig) -> list[dict]:
+    """One group per layer (each conv/linear with its bias, plus leftovers), for per-layer rates."""
+    groups: list[list[torch.nn.Parameter]] = []
+    seen: set[int] = set()
+    for m in list(model.encoder.modules()) + [model.head]:
+        ps = [p for p in m.parameters(recurse=m is model.head) if id(p) not in seen]
+        if ps and (isinstance(m, (torch.nn.Conv2d, torch.nn.Linear)) or m is model.head):
+            groups.append(ps)
+            seen.update(id(p) for p in ps)
+    rest = [p for p in model.parameters() if id(p) not in seen]
+    if rest:
+        groups[-1] = groups[-1] + rest
+    mult = cfg.layer_lr or [1.0] * len(groups)
+    if len(mult) != len(groups):
+        raise ValueError(f"config layer_lr has {len(mult)} entries; the model has "
+                         f"{len(groups)} layers (conv..., fc, head)")
+    return [{"params": ps, "lr": cfg.lr * m} for ps, m in zip(groups, mult)]
+
+
+def _l2_penalty(model: SiameseNet, cfg: TrainConfig) -> torch.Tensor | float:
+    pen: torch.Tensor | float = 0.0
+    for m in model.encoder.modules():
+        if isinstance(m, torch.nn.Conv2d) and cfg.l2_conv:
+            pen = pen + cfg.l2_conv * m.weight.pow(2).sum()
+        elif isinstance(m, torch.nn.Linear) and cfg.l2_dense:
+            pen = pen + cfg.l2_dense * m.weight.pow(2).sum()
+    return pen
+
+
+def _schedule(cfg: TrainConfig):
+    if cfg.lr_schedule == "cosine":
+        return lambda s: 0.5 * (1 + math.cos(math.pi * min(s, cfg.steps) / cfg.steps))
+    if cfg.lr_schedule == "koch":
+        return lambda s: 0.99 ** (s // cfg.epoch_steps)
+    return lambda s: 1.0
+
+
+class _Run:
+    """Everything one training run holds; ``step()`` does one optimisation step."""
+
+    def __init__(self, cfg: TrainConfig, device: torch.device, data_dir, cache, progress: bool):
+        self.cfg = cfg
+        self.device = device
+        ds = load_split(cfg.train_split, data_dir, cache, drawers=cfg.drawers, progress=progress)
+        if cfg.rotations:
+            ds = ds.with_rotations()
+        self.data_digest = ds.digest
+        self.val_ds = load_split(cfg.val_split, data_dir, cache, progress=progress)
+        self.model = build_model(cfg.model_spec, seed=cfg.seed).to(device)
+        if cfg.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.x = images_to_tensor(ds.images, self.model.encoder.input_size)
+        rng = np.random.default_rng(cfg.seed)
+        if cfg.objective == "pairs":
+            self.sampler = PairSampler(ds, cfg.same_alphabet, cfg.balance, seed=rng)
+        else:
+            self.sampler = EpisodeSampler(ds, cfg.ways, 1, cfg.queries, seed=rng)
+        self.rng = rng
+        self.gen = torch.Generator().manual_seed(cfg.seed + 1)
+        self.distortion = Distortion(p=cfg.distort_p) if cfg.distort else None
+        if cfg.optimizer == "adam":
+            self.opt = torch.optim.Adam(_param_groups(self.model, cfg))
+        else:
+            self.opt = torch.optim.SGD(_param_groups(self.model, cfg), momentum=cfg.momentum_start)
+        self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, _schedule(cfg))
+
+    def rng_state(self) -> dict:
+        return {"numpy": json.dumps(self.rng.bit_generator.state),
+                "distort": self.gen.get_state(), "torch": torch.get_rng_state()}
+
+    def set_rng_state(self, st: dict) -> None:
+        self.rng.bit_generator.state = json.loads(st["numpy"])
+        self.gen.set_state(st["distort"])
+        torch.set_rng_state(st["torch"])
+
+    def _images(self, idx: np.ndarray) -> torch.Tensor:
+        x = self.x[torch.from_numpy(np.asarray(idx).ravel())]
+        if self.distortion is not None:
+            x = distort(x, self.distortion, self.gen)
+        x = x.to(self.device)
+        return x.contiguous(memory_format=torch.channels_last) if self.cfg.channels_last else x
+
+    def _loss(self) -> tuple[torch.Tensor, int]:
+        cfg = self.cfg
+        if cfg.objective == "pairs":
+            a, b, t = self.sampler.sample(cfg.batch)
+            logits = self.model(self._images(a), self._images(b))
+            return F.binary_cross_entropy_with_logits(
+                logits.float(), torch.from_numpy(t).to(self.device)), len(t)
+        episodes = [self.sampler.sample() for _ in range(cfg.episodes_per_step)]
+        idx = np.concatenate([np.concatenate([s.ravel(), q]) for s, q, _ in episodes])
+        emb = self.model.encoder(self._images(idx)).float()
+        loss, pos, pairs = 0.0, 0, 0
+        for s, q, y in episodes:
+            n = len(s)
+            se, qe = emb[pos: pos + n], emb[pos + n: pos + n + len(q)]
+            pos += n + len(q)
+            logits = self.model.head(qe[:, None, :], se[None, :, :])
+            target = torch.from_numpy(y).to(self.device)
+            loss = loss + F.cross_entropy(logits, target)
+            if cfg.bce_weight:
+                onehot = F.one_hot(target, n).float()
+                loss = loss + cfg.bce_weight * F.binary_cross_entropy_with_logits(
+                    logits, onehot, pos_weight=torch.tensor(float(n - 1), device=self.device))
+            pairs += logits.numel()
+        return loss / len(episodes), pairs
+
+    def step(self, step: int) -> tuple[float, int]:
+        cfg = self.cfg
+        if cfg.optimizer == "sgd":
+            ramp = min(1.0, (step // cfg.epoch_steps) / max(1, cfg.momentum_ramp_epochs))
+            for g in self.opt.param_groups:
+                g["momentum"] = cfg.momentum_start + ramp * (cfg.momentum - cfg.momentum_start)
+        self.model.train()
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=cfg.amp):
+            loss, pairs = self._loss()
+        loss = loss + _l2_penalty(self.model, cfg)
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt.step()
+        self.sched.step()
+        return float(loss.detach()), pairs
+
+
+def _read_metrics(path: Path, upto: int) -> list[str]:
+    if not path.exists():
+        return []
+    keep = []
+    for line in path.read_text().splitlines():
+        try:
+            if json.loads(line).get("step", 0) <= upto:
+                keep.append(line)
+        except ValueError:
+            break  # a torn last line from a kill
+    return keep
+
+
+def train(cfg: TrainConfig, out: str | os.PathLike, data_dir=None, cache=None,
+          resume: bool = False, progress: bool = True, stop_after: int | None = None,
+          command: list[str] | None = None) -> TrainResult:
+    """Train a Siamese network as ``cfg`` says, writing the run folder ``out``.
+
+    ``resume`` continues from ``out/last.pt`` exactly (same batches, same distortions, same
+    losses). ``stop_after`` ends the run after that many steps (as if killed after its last
+    checkpoint); ``cfg.steps`` still defines the schedule.
+    """
+    out = Path(out)
+    last_path, best_path, metrics_path = out / "last.pt", out / "best.pt", out / "metrics.jsonl"
+    if out.exists() and any(out.iterdir()) and not resume:
+        if last_path.exists():
+            raise FileExistsError(f"{out} already holds a run; use --resume or another folder")
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    device = resolve_device(cfg.device)
+    torch.manual_seed(cfg.seed)
+    run = _Run(cfg, device, data_dir, cache, progress)
+    out.mkdir(parents=True, exist_ok=True)
+
+    tasks_path = out / "val_tasks.npz"
+    if tasks_path.exists():
+        val_tasks = TaskList.load(tasks_path, run.val_ds)
+    else:
+        val_tasks = sample_tasks(run.val_ds, cfg.val_ways, cfg.val_tasks, cfg.val_mode,
+                                 seed=cfg.seed + VAL_SEED_OFFSET)
+        val_tasks.save(tasks_path)
+
+    start, best, best_step, train_seconds = 0, -1.0, -1, 0.0
+    if resume:
+        if not last_path.exists():
+            raise FileNotFoundError(f"--resume: {last_path} does not exist")
+        ck = load_checkpoint(last_path)
+        if ck["config"] != json.loads(json.dumps(cfg.to_dict())):
+            raise ValueError(f"--resume: {last_path} was trained with another config")
+        run.model.load_state_dict(ck["state_dict"])
+        run.opt.load_state_dict(ck["optimizer"])
+        run.sched.load_state_dict(ck["scheduler"])
+        run.set_rng_state(ck["rng"])
+        start, best = ck["step"], ck["best"]
+        best_step = ck["metrics"].get("best_step", -1)
+        train_seconds = ck["metrics"].get("train_seconds", 0.0)
+        log.info("resuming %s at step %d (best %.2f)", out, start, best)
+    atomic_write_json(out / "config.json", {
+        "config": cfg.to_dict(), "command": command or sys.argv, "git_revision": _git_revision(),
+        "seeds": {"training": cfg.seed, "validation_tasks": cfg.seed + VAL_SEED_OFFSET},
+        "data_digest": run.data_digest, "val_tasks_sha256": val_tasks.sha256,
+        "device": str(device), "torch": torch.__version__,
+    })
+    kept = _read_metrics(metrics_path, start)
+    metrics_path.write_text("".join(line + "\n" for line in kept))
+
+    end = cfg.steps if stop_after is None else min(cfg.steps, stop_after)
+    bar = None
+    if progress and sys.stderr.isatty():
+        from tqdm import tqdm
+
+        bar = tqdm(total=cfg.steps, initial=start, desc="train", unit="step")
+    scorer = EncoderScorer(run.model, device=str(device), amp=cfg.amp)
+    val_images = run.val_ds.images
+    with open(metrics_path, "a") as mlog:
+        step, pairs_done, t_window = start, 0, time.perf_counter()
+        while step < end:
+            t0 = time.perf_counter()
+            loss, pairs = run.step(step)
+            step += 1
+            dt = time.perf_counter() - t0
+            train_seconds += dt
+            pairs_done += pairs
+            if not math.isfinite(loss):
+                raise FloatingPointError(f"loss became {loss} at step {step}; lower the lr")
+            if step % cfg.log_every == 0:
+                mlog.write(json.dumps({"step": step, "loss": round(loss, 6),
+                                       "lr": run.sched.get_last_lr()[0],
+                                       "train_seconds": round(train_seconds, 3)}) + "\n")
+            if bar is not None:
+                bar.update(1)
+                if step % 10 == 0:
+                    rate = pairs_done / max(1e-9, time.perf_counter() - t_window)
+                    bar.set_postfix(loss=f"{loss:.3f}", pairs_s=f"{rate:.0f}", best=f"{best:.1f}")
+            timed_out = cfg.time_limit_min and train_seconds >= 60 * cfg.time_limit_min
+            if step % cfg.val_every == 0 or step == cfg.steps or timed_out:
+                acc = evaluate_tasks(scorer, val_images, val_tasks)
+                improved = acc.value > best
+                if improved:
+                    best, best_step = acc.value, step
+                rec = {"step": step, "val": acc.to_dict(), "best": best,
+                       "train_seconds": round(train_seconds, 3)}
+                mlog.write(json.dumps(rec) + "\n")
+                mlog.flush()
+                log.info("step %d: validation %s (best %.2f at %d)", step, acc, best, best_step)
+                ckargs = dict(model=run.model, optimizer=run.opt, scheduler=run.sched, step=step,
+                              best=best, config=cfg.to_dict(), data_digest=run.data_digest,
+                              metrics={"val": acc.to_dict(), "best_step": best_step,
+                                       "train_seconds": train_seconds},
+                              rng=run.rng_state())
+                if improved:
+                    save_checkpoint(best_path, **ckargs)
+                save_checkpoint(last_path, **ckargs)
+                stale = (step - best_step) // cfg.val_every
+                if cfg.patience and stale >= cfg.patience:
+                    log.info("early stop at step %d: %d validations without improvement",
+                             step, stale)
+                    break
+                if timed_out:
+                    log.info("time limit of %.1f min reached at step %d", cfg.time_limit_min, step)
+                    break
+    if bar is not None:
+        bar.close()
+    try:
+        from .plots import plot_training
+
+        plot_training(metrics_path, out / "training.png")
+    except ImportError:  # matplotlib missing: the run is still complete
+        log.warning("matplotlib not available; training.png not written")
+    return TrainResult(out, step, best, best_step, train_seconds)

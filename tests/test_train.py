@@ -1,0 +1,130 @@
+"""Training on real data: learning happens, checkpoints are safe, resume is exact."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from oneshot.checkpoint import CheckpointError, load_checkpoint, load_model
+from oneshot.config import PRESETS, TrainConfig, apply_overrides, preset
+from oneshot.train import train
+
+TINY = dict(encoder="conv", encoder_args={"input_size": 28, "width": 16}, head="euclidean",
+            objective="episodes", ways=10, queries=2, lr=2e-3, val_ways=5, val_tasks=40,
+            val_every=10, threads=1)
+
+
+def _losses(run):
+    rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    return [r["loss"] for r in rows if "loss" in r]
+
+
+def test_short_training_beats_chance(tmp_path, data_dir, cache_dir):
+    cfg = TrainConfig(**{**TINY, "steps": 150, "val_every": 150, "val_tasks": 300,
+                         "threads": 0, "distort": True})
+    r = train(cfg, tmp_path / "run", data_dir, cache_dir, progress=False)
+    # 5-way within-alphabet tasks on the held-out validation alphabets: chance is 20 %
+    assert r.best_val > 50.0, r
+    ck = load_checkpoint(tmp_path / "run" / "best.pt")
+    assert ck["step"] == 150 and ck["metrics"]["val"]["tasks"] == 300
+    assert (tmp_path / "run" / "training.png").stat().st_size > 1000
+    cfgjson = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert cfgjson["config"]["steps"] == 150 and cfgjson["data_digest"]
+
+
+@pytest.mark.parametrize("objective", ["episodes", "pairs"])
+def test_resume_after_stop_is_exact(tmp_path, data_dir, cache_dir, objective):
+    cfg = TrainConfig(**{**TINY, "steps": 30, "objective": objective, "head": "l1",
+                         "distort": True, "batch": 16})
+    full = train(cfg, tmp_path / "full", data_dir, cache_dir, progress=False)
+    train(cfg, tmp_path / "part", data_dir, cache_dir, progress=False, stop_after=20)
+    assert load_checkpoint(tmp_path / "part" / "last.pt")["step"] == 20
+    resumed = train(cfg, tmp_path / "part", data_dir, cache_dir, progress=False, resume=True)
+    assert _losses(tmp_path / "part") == _losses(tmp_path / "full")
+    assert len(_losses(tmp_path / "full")) == 30
+    assert resumed.best_val == full.best_val
+
+
+def test_resume_after_kill_is_exact(tmp_path, data_dir, cache_dir):
+    """A real SIGKILL half-way through a `oneshot train` process, then --resume."""
+    sets = ["encoder_args={\"input_size\": 56, \"width\": 16}", "steps=60", "val_every=10",
+            "val_tasks=20", "val_ways=5", "ways=10", "queries=2", "threads=1", "amp=false",
+            "distort=true"]
+    env = {**os.environ, "ONESHOT_CACHE": str(cache_dir), "ONESHOT_DATA": str(data_dir)}
+    base = [sys.executable, "-m", "oneshot", "--quiet", "train", "--preset", "fast", "--set",
+            *sets, "--out"]
+    subprocess.run(base + [str(tmp_path / "full")], check=True, env=env, timeout=300)
+    run = tmp_path / "killed"
+    proc = subprocess.Popen(base + [str(run)], env=env)
+    deadline = time.time() + 240
+    while time.time() < deadline and proc.poll() is None:
+        m = run / "metrics.jsonl"
+        if m.exists() and len(_losses(run)) >= 25:
+            break
+        time.sleep(0.02)
+    killed = proc.poll() is None
+    if killed:
+        proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert killed, "the run ended before it could be killed; make it longer"
+    assert load_checkpoint(run / "last.pt")["step"] < 60
+    subprocess.run(base + [str(run), "--resume"], check=True, env=env, timeout=300)
+    assert _losses(run) == _losses(tmp_path / "full")
+
+
+def test_refuses_to_overwrite_and_bad_resume(tmp_path, data_dir, cache_dir):
+    cfg = TrainConfig(**{**TINY, "steps": 10})
+    train(cfg, tmp_path / "r", data_dir, cache_dir, progress=False)
+    with pytest.raises(FileExistsError):
+        train(cfg, tmp_path / "r", data_dir, cache_dir, progress=False)
+    with pytest.raises(ValueError, match="another config"):
+        train(apply_overrides(cfg, ["lr=0.5"]), tmp_path / "r", data_dir, cache_dir,
+              progress=False, resume=True)
+
+
+class _Evil:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):  # unpickling this would run code
+        return (os.makedirs, (self.marker,))
+
+
+def test_checkpoint_loading_is_safe(tmp_path):
+    bad = tmp_path / "evil.pt"
+    marker = tmp_path / "code-ran"
+    torch.save({"format": "oneshot-model-1", "x": _Evil(str(marker))}, bad)
+    with pytest.raises(CheckpointError):
+        load_model(bad)
+    assert not marker.exists()
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match="not a readable"):
+        load_model(tmp_path / "junk.pt")
+    torch.save({"weights": torch.zeros(3)}, tmp_path / "other.pt")
+    with pytest.raises(CheckpointError, match="format"):
+        load_model(tmp_path / "other.pt")
+
+
+def test_presets_and_overrides():
+    assert set(PRESETS) >= {"tutorial", "koch", "fast"}
+    t = preset("tutorial")
+    assert (t.encoder, t.optimizer, t.lr, t.batch, t.steps, t.val_every, t.val_tasks) == (
+        "koch", "adam", 6e-5, 32, 20000, 200, 250)
+    assert (t.l2_conv, t.l2_dense, t.val_split) == (2e-4, 1e-3, "validation")
+    k = preset("koch")
+    assert k.optimizer == "sgd" and k.distort and k.batch == 128 and k.lr_schedule == "koch"
+    c = apply_overrides(t, ["lr=1e-3", "amp=true", "encoder_args={\"fc_std\": 0.2}"])
+    assert c.lr == 1e-3 and c.amp is True and c.encoder_args == {"fc_std": 0.2}
+    with pytest.raises(ValueError, match="unknown config key"):
+        apply_overrides(t, ["learning_rate=1"])
+    with pytest.raises(ValueError, match="not a valid"):
+        apply_overrides(t, ["steps=many"])
+    with pytest.raises(ValueError, match="objective"):
+        apply_overrides(t, ["objective=magic"])
