@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-__all__ = ["Distortion", "random_affine", "distort"]
+__all__ = ["Distortion", "random_affine", "apply_affine", "distort"]
 
 KOCH_FRAME = 105.0
 
@@ -66,8 +66,12 @@ def random_affine(n: int, d: Distortion, generator: torch.Generator) -> tuple[to
     return mat, params
 
 
-def distort(x: torch.Tensor, d: Distortion, generator: torch.Generator) -> torch.Tensor:
-    """Distort a batch float (B, 1, S, S), ink = 1; background stays 0 (zero padding)."""
-    mat, _ = random_affine(len(x), d, generator)
+def apply_affine(x: torch.Tensor, mat: torch.Tensor) -> torch.Tensor:
+    """Warp float (B, 1, S, S) images by (B, 2, 3) affine matrices; background stays 0."""
     grid = F.affine_grid(mat.to(x.dtype), list(x.shape), align_corners=False)
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+
+
+def distort(x: torch.Tensor, d: Distortion, generator: torch.Generator) -> torch.Tensor:
+    """Distort a batch float (B, 1, S, S), ink = 1; background stays 0 (zero padding)."""
+    return apply_affine(x, random_affine(len(x), d, generator)[0])

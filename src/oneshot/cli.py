@@ -8,6 +8,7 @@
     oneshot verify A B                probability that two images show the same class
     oneshot enrol --gallery G.npz DIR one folder per class
     oneshot classify --gallery G.npz IMAGES...   (or --support DIR)
+    oneshot demo [--model M] [--port 8000]       draw characters in the browser
 """
 
 from __future__ import annotations
@@ -206,6 +207,15 @@ def cmd_classify(args) -> int:
     return 0
 
 
+def cmd_demo(args) -> int:
+    try:
+        from .demo import serve
+    except ImportError as e:
+        raise SystemExit(f"error: {e}") from e
+    serve(args.host, args.port, args.model, args.data_dir, args.cache)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="oneshot", description="One-shot image recognition with "
                                  "Siamese networks on Omniglot and on your own images.")
@@ -294,6 +304,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threshold", type=float, help="below this probability: unknown")
     p.add_argument("images", nargs="+")
     p.set_defaults(func=cmd_classify)
+
+    p = sub.add_parser("demo", help="browser demo: draw a character, see its one-shot matches")
+    _add_data_args(p)
+    p.add_argument("--model", help="model file, checkpoint, or run folder "
+                   "(default: the shipped model)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on "
+                   "(default: 127.0.0.1, this machine only)")
+    p.add_argument("--port", type=int, default=8000, help="port (default: 8000)")
+    p.set_defaults(func=cmd_demo)
     return ap
 
 

@@ -1,6 +1,13 @@
 """The training loop: pairs (binary cross-entropy) or N-way episodes (cross-entropy over a support
 set), validation on a saved task list of held-out alphabets, best/last checkpoints, exact resume.
 
+Distributed training: started by ``torchrun`` (``WORLD_SIZE`` > 1), the model is wrapped in
+DistributedDataParallel (``nccl`` on GPUs, ``gloo`` on CPUs). Every rank draws the same seeded
+*global* batch (``batch`` pairs, or ``episodes_per_step`` episodes) and its distortion parameters,
+and keeps its own disjoint share (rank r takes items r, r + K, r + 2K, ... of K ranks); so the
+global batch is the sum over ranks, and K processes follow the same data stream as one process
+with the same config. Only rank 0 validates, logs, draws progress and writes checkpoints.
+
 A run folder holds: ``config.json`` (resolved config, command line, git revision, seeds, data
 digest), ``metrics.jsonl`` (one JSON object per logged step and per validation), ``val_tasks.npz``,
 ``best.pt`` and ``last.pt``, and ``training.png``.
@@ -8,6 +15,7 @@ digest), ``metrics.jsonl`` (one JSON object per logged step and per validation),
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -22,7 +30,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .augment import Distortion, distort
+from .augment import Distortion, apply_affine, random_affine
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import TrainConfig
 from .data.splits import load_split
@@ -39,6 +47,57 @@ log = logging.getLogger(__name__)
 VAL_SEED_OFFSET = 1_000_003  # validation tasks use seed + this, apart from the training stream
 
 
+@dataclass(frozen=True)
+class _Dist:
+    """This process's place among ``world`` training processes."""
+
+    rank: int = 0
+    world: int = 1
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    def barrier(self) -> None:
+        if self.world > 1:
+            torch.distributed.barrier()
+
+    def mean(self, value: float, device: torch.device) -> float:
+        """Average of a scalar over ranks (identity in one process)."""
+        if self.world == 1:
+            return value
+        t = torch.tensor([value], dtype=torch.float64, device=device)
+        torch.distributed.all_reduce(t)
+        return float(t.item()) / self.world
+
+    def from_main(self, flag: bool, device: torch.device) -> bool:
+        """Rank 0's decision, on every rank."""
+        if self.world == 1:
+            return flag
+        t = torch.tensor([int(flag)], device=device)
+        torch.distributed.broadcast(t, 0)
+        return bool(t.item())
+
+
+def _init_distributed(cfg: TrainConfig) -> tuple[_Dist, torch.device]:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    device = resolve_device(cfg.device)
+    if world <= 1:
+        return _Dist(), device
+    rank = int(os.environ["RANK"])
+    if device.type == "cuda":
+        local = int(os.environ.get("LOCAL_RANK", rank))
+        torch.cuda.set_device(local)
+        device = torch.device("cuda", local)
+    if not torch.distributed.is_initialized():
+        torch.distributed.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    for name, n in (("batch", cfg.batch), ("episodes_per_step", cfg.episodes_per_step)):
+        per = n if (name == "batch") == (cfg.objective == "pairs") else world
+        if per % world:
+            raise ValueError(f"config {name}={n} is not divisible by the {world} processes")
+    return _Dist(rank, world), device
+
+
 def resolve_device(name: str) -> torch.device:
     """"auto" -> cuda when available, else cpu."""
     if name == "auto":
@@ -50,11 +109,15 @@ def resolve_device(name: str) -> torch.device:
 
 @dataclass(frozen=True)
 class TrainResult:
+    """out: the run folder; steps done; best validation accuracy (%) and its step (rank 0 only;
+    NaN and -1 on other ranks); seconds spent in training steps; the model as it ended."""
+
     out: Path
     steps: int
     best_val: float
     best_step: int
     train_seconds: float
+    model: SiameseNet
 
 
 def _git_revision() -> str:
@@ -105,17 +168,29 @@ def _schedule(cfg: TrainConfig):
 class _Run:
     """Everything one training run holds; ``step()`` does one optimisation step."""
 
-    def __init__(self, cfg: TrainConfig, device: torch.device, data_dir, cache, progress: bool):
+    def __init__(self, cfg: TrainConfig, device: torch.device, data_dir, cache, progress: bool,
+                 dist: _Dist):
         self.cfg = cfg
         self.device = device
+        self.dist = dist
+        if not dist.main:  # rank 0 decodes and caches first; the others then read the cache
+            dist.barrier()
         ds = load_split(cfg.train_split, data_dir, cache, drawers=cfg.drawers, progress=progress)
         if cfg.rotations:
             ds = ds.with_rotations()
         self.data_digest = ds.digest
         self.val_ds = load_split(cfg.val_split, data_dir, cache, progress=progress)
+        if dist.main:
+            dist.barrier()
         self.model = build_model(cfg.model_spec, seed=cfg.seed).to(device)
         if cfg.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
+        self.net = self.model
+        if dist.world > 1:
+            from torch.nn.parallel import DistributedDataParallel
+
+            ids = [device.index] if device.type == "cuda" else None
+            self.net = DistributedDataParallel(self.model, device_ids=ids)
         self.x = images_to_tensor(ds.images, self.model.encoder.input_size)
         rng = np.random.default_rng(cfg.seed)
         if cfg.objective == "pairs":
@@ -140,23 +215,31 @@ class _Run:
         self.gen.set_state(st["distort"])
         torch.set_rng_state(st["torch"])
 
-    def _images(self, idx: np.ndarray) -> torch.Tensor:
-        x = self.x[torch.from_numpy(np.asarray(idx).ravel())]
+    def _images(self, idx: np.ndarray, mine: np.ndarray | slice = slice(None)) -> torch.Tensor:
+        """This rank's images ``idx[mine]`` of a global batch ``idx``; distortion parameters are
+        drawn for the whole global batch, so every rank's stream matches one process's."""
+        idx = np.asarray(idx).ravel()
+        x = self.x[torch.from_numpy(idx[mine])]
         if self.distortion is not None:
-            x = distort(x, self.distortion, self.gen)
+            x = apply_affine(x, random_affine(len(idx), self.distortion, self.gen)[0][mine])
         x = x.to(self.device)
         return x.contiguous(memory_format=torch.channels_last) if self.cfg.channels_last else x
 
     def _loss(self) -> tuple[torch.Tensor, int]:
         cfg = self.cfg
+        r, k = self.dist.rank, self.dist.world
         if cfg.objective == "pairs":
             a, b, t = self.sampler.sample(cfg.batch)
-            logits = self.model(self._images(a), self._images(b))
+            mine = slice(r, None, k)
+            logits = self.net(self._images(a, mine), self._images(b, mine))
             return F.binary_cross_entropy_with_logits(
-                logits.float(), torch.from_numpy(t).to(self.device)), len(t)
-        episodes = [self.sampler.sample() for _ in range(cfg.episodes_per_step)]
-        idx = np.concatenate([np.concatenate([s.ravel(), q]) for s, q, _ in episodes])
-        emb = self.model.encoder(self._images(idx)).float()
+                logits.float(), torch.from_numpy(t[mine]).to(self.device)), len(t)
+        drawn = [self.sampler.sample() for _ in range(cfg.episodes_per_step)]
+        sizes = [s.size + len(q) for s, q, _ in drawn]
+        owner = np.repeat(np.arange(len(drawn)) % k, sizes)
+        episodes = drawn[r::k]
+        idx = np.concatenate([np.concatenate([s.ravel(), q]) for s, q, _ in drawn])
+        emb = self.net(self._images(idx, owner == r)).float()
         loss, pos, pairs = 0.0, 0, 0
         for s, q, y in episodes:
             n = len(s)
@@ -169,7 +252,7 @@ class _Run:
                 onehot = F.one_hot(target, n).float()
                 loss = loss + cfg.bce_weight * F.binary_cross_entropy_with_logits(
                     logits, onehot, pos_weight=torch.tensor(float(n - 1), device=self.device))
-            pairs += logits.numel()
+            pairs += logits.numel() * k
         return loss / len(episodes), pairs
 
     def step(self, step: int) -> tuple[float, int]:
@@ -212,21 +295,23 @@ def train(cfg: TrainConfig, out: str | os.PathLike, data_dir=None, cache=None,
     checkpoint); ``cfg.steps`` still defines the schedule.
     """
     out = Path(out)
-    last_path, best_path, metrics_path = out / "last.pt", out / "best.pt", out / "metrics.jsonl"
+    last_path = out / "last.pt"
     if out.exists() and any(out.iterdir()) and not resume:
         if last_path.exists():
             raise FileExistsError(f"{out} already holds a run; use --resume or another folder")
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    device = resolve_device(cfg.device)
+    dist, device = _init_distributed(cfg)
     torch.manual_seed(cfg.seed)
-    run = _Run(cfg, device, data_dir, cache, progress)
-    out.mkdir(parents=True, exist_ok=True)
+    run = _Run(cfg, device, data_dir, cache, progress, dist)
+    if dist.main:
+        out.mkdir(parents=True, exist_ok=True)
 
     tasks_path = out / "val_tasks.npz"
-    if tasks_path.exists():
+    val_tasks = None
+    if dist.main and tasks_path.exists():
         val_tasks = TaskList.load(tasks_path, run.val_ds)
-    else:
+    elif dist.main:
         val_tasks = sample_tasks(run.val_ds, cfg.val_ways, cfg.val_tasks, cfg.val_mode,
                                  seed=cfg.seed + VAL_SEED_OFFSET)
         val_tasks.save(tasks_path)
@@ -246,52 +331,69 @@ def train(cfg: TrainConfig, out: str | os.PathLike, data_dir=None, cache=None,
         best_step = ck["metrics"].get("best_step", -1)
         train_seconds = ck["metrics"].get("train_seconds", 0.0)
         log.info("resuming %s at step %d (best %.2f)", out, start, best)
-    atomic_write_json(out / "config.json", {
-        "config": cfg.to_dict(), "command": command or sys.argv, "git_revision": _git_revision(),
-        "seeds": {"training": cfg.seed, "validation_tasks": cfg.seed + VAL_SEED_OFFSET},
-        "data_digest": run.data_digest, "val_tasks_sha256": val_tasks.sha256,
-        "device": str(device), "torch": torch.__version__,
-    })
-    kept = _read_metrics(metrics_path, start)
-    metrics_path.write_text("".join(line + "\n" for line in kept))
+    result = _loop(cfg, out, run, dist, val_tasks, start, best, best_step, train_seconds,
+                   progress, stop_after, command)
+    if dist.world > 1:
+        torch.distributed.barrier()
+        torch.distributed.destroy_process_group()
+    return result
 
+
+def _loop(cfg, out, run, dist, val_tasks, start, best, best_step, train_seconds, progress,
+          stop_after, command) -> TrainResult:
+    """The step loop. Every rank steps and joins the collectives; only rank 0 writes."""
+    last_path, best_path, metrics_path = out / "last.pt", out / "best.pt", out / "metrics.jsonl"
+    device, main = run.device, dist.main
+    if main:
+        atomic_write_json(out / "config.json", {
+            "config": cfg.to_dict(), "command": command or sys.argv,
+            "git_revision": _git_revision(),
+            "seeds": {"training": cfg.seed, "validation_tasks": cfg.seed + VAL_SEED_OFFSET},
+            "data_digest": run.data_digest, "val_tasks_sha256": val_tasks.sha256,
+            "device": str(device), "torch": torch.__version__, "world_size": dist.world,
+        })
+        kept = _read_metrics(metrics_path, start)
+        metrics_path.write_text("".join(line + "\n" for line in kept))
     end = cfg.steps if stop_after is None else min(cfg.steps, stop_after)
     bar = None
-    if progress and sys.stderr.isatty():
+    if main and progress and sys.stderr.isatty():
         from tqdm import tqdm
 
         bar = tqdm(total=cfg.steps, initial=start, desc="train", unit="step")
     scorer = EncoderScorer(run.model, device=str(device), amp=cfg.amp)
-    val_images = run.val_ds.images
-    with open(metrics_path, "a") as mlog:
+    with open(metrics_path, "a") if main else contextlib.nullcontext() as mlog:
         step, pairs_done, t_window = start, 0, time.perf_counter()
         while step < end:
             t0 = time.perf_counter()
             loss, pairs = run.step(step)
             step += 1
-            dt = time.perf_counter() - t0
-            train_seconds += dt
+            train_seconds += time.perf_counter() - t0
             pairs_done += pairs
             if not math.isfinite(loss):
                 raise FloatingPointError(f"loss became {loss} at step {step}; lower the lr")
             if step % cfg.log_every == 0:
-                mlog.write(json.dumps({"step": step, "loss": round(loss, 6),
-                                       "lr": run.sched.get_last_lr()[0],
-                                       "train_seconds": round(train_seconds, 3)}) + "\n")
+                loss = dist.mean(loss, device)
+                if main:
+                    mlog.write(json.dumps({"step": step, "loss": round(loss, 6),
+                                           "lr": run.sched.get_last_lr()[0],
+                                           "train_seconds": round(train_seconds, 3)}) + "\n")
             if bar is not None:
                 bar.update(1)
                 if step % 10 == 0:
                     rate = pairs_done / max(1e-9, time.perf_counter() - t_window)
                     bar.set_postfix(loss=f"{loss:.3f}", pairs_s=f"{rate:.0f}", best=f"{best:.1f}")
-            timed_out = cfg.time_limit_min and train_seconds >= 60 * cfg.time_limit_min
-            if step % cfg.val_every == 0 or step == cfg.steps or timed_out:
-                acc = evaluate_tasks(scorer, val_images, val_tasks)
+            timed_out = bool(cfg.time_limit_min) and dist.from_main(
+                train_seconds >= 60 * cfg.time_limit_min, device)
+            if not (step % cfg.val_every == 0 or step == cfg.steps or timed_out):
+                continue
+            stop = False
+            if main:
+                acc = evaluate_tasks(scorer, run.val_ds.images, val_tasks)
                 improved = acc.value > best
                 if improved:
                     best, best_step = acc.value, step
-                rec = {"step": step, "val": acc.to_dict(), "best": best,
-                       "train_seconds": round(train_seconds, 3)}
-                mlog.write(json.dumps(rec) + "\n")
+                mlog.write(json.dumps({"step": step, "val": acc.to_dict(), "best": best,
+                                       "train_seconds": round(train_seconds, 3)}) + "\n")
                 mlog.flush()
                 log.info("step %d: validation %s (best %.2f at %d)", step, acc, best, best_step)
                 ckargs = dict(model=run.model, optimizer=run.opt, scheduler=run.sched, step=step,
@@ -303,19 +405,23 @@ def train(cfg: TrainConfig, out: str | os.PathLike, data_dir=None, cache=None,
                     save_checkpoint(best_path, **ckargs)
                 save_checkpoint(last_path, **ckargs)
                 stale = (step - best_step) // cfg.val_every
-                if cfg.patience and stale >= cfg.patience:
+                stop = bool(cfg.patience and stale >= cfg.patience)
+                if stop:
                     log.info("early stop at step %d: %d validations without improvement",
                              step, stale)
-                    break
                 if timed_out:
                     log.info("time limit of %.1f min reached at step %d", cfg.time_limit_min, step)
-                    break
+            if dist.from_main(stop, device) or timed_out:
+                break
     if bar is not None:
         bar.close()
-    try:
-        from .plots import plot_training
+    if main:
+        try:
+            from .plots import plot_training
 
-        plot_training(metrics_path, out / "training.png")
-    except ImportError:  # matplotlib missing: the run is still complete
-        log.warning("matplotlib not available; training.png not written")
-    return TrainResult(out, step, best, best_step, train_seconds)
+            plot_training(metrics_path, out / "training.png")
+        except ImportError:  # matplotlib missing: the run is still complete
+            log.warning("matplotlib not available; training.png not written")
+    if not main:
+        best, best_step = float("nan"), -1
+    return TrainResult(out, step, best, best_step, train_seconds, run.model)

@@ -26,7 +26,8 @@ class ModelSpec:
 
 
 class SiameseNet(nn.Module):
-    """forward(x1, x2): float (B, 1, S, S) each -> logits (B,) of "same character"."""
+    """forward(x1, x2): float (B, 1, S, S) each -> logits (B,) of "same character";
+    forward(x1) alone: the embeddings (B, D) (so that a DDP wrapper sees every encoder call)."""
 
     def __init__(self, spec: ModelSpec) -> None:
         super().__init__()
@@ -34,7 +35,9 @@ class SiameseNet(nn.Module):
         self.encoder = create_encoder(spec.encoder, **spec.encoder_args)
         self.head = create_head(spec.head, self.encoder.embedding_dim)
 
-    def forward(self, x1: torch.Tensor, x2: torch.Tensor) -> torch.Tensor:
+    def forward(self, x1: torch.Tensor, x2: torch.Tensor | None = None) -> torch.Tensor:
+        if x2 is None:
+            return self.encoder(x1)
         e = self.encoder(torch.cat([x1, x2]))
         a, b = e.split(len(x1))
         return self.head(a, b)

@@ -1,0 +1,114 @@
+"""The command line: help everywhere, `oneshot data`, baseline evaluation, show-task, and the
+README's user workflow (enrol a folder, classify)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from oneshot.checkpoint import export_model
+from oneshot.cli import build_parser, main
+from oneshot.models import ModelSpec, build_model
+
+SUBCOMMANDS = ["data", "evaluate", "show-task", "train", "export", "verify", "enrol", "classify"]
+
+
+@pytest.fixture
+def env(data_dir, cache_dir, monkeypatch):
+    monkeypatch.setenv("ONESHOT_DATA", str(data_dir))
+    monkeypatch.setenv("ONESHOT_CACHE", str(cache_dir))
+
+
+def test_help_on_every_subcommand(capsys):
+    names = set(build_parser()._subparsers._group_actions[0].choices)
+    assert set(SUBCOMMANDS) <= names
+    for cmd in sorted(names):
+        with pytest.raises(SystemExit) as e:
+            main([cmd, "--help"])
+        assert e.value.code == 0
+        assert "usage: oneshot" in capsys.readouterr().out
+
+
+def test_console_script_entry_point():
+    out = subprocess.run([sys.executable, "-m", "oneshot", "--help"], capture_output=True,
+                         text=True, check=True).stdout
+    assert "evaluate" in out and "train" in out
+
+
+def test_data_prints_counts(env, capsys):
+    assert main(["data", "--lake"]) == 0
+    out = capsys.readouterr().out
+    assert "30 alphabets   964 characters  19280 images" in out
+    assert "20 alphabets   659 characters  13180 images" in out
+    assert "20 runs, 400 trials" in out
+
+
+def test_evaluate_baselines_writes_table_and_figure(env, tmp_path, capsys):
+    out = tmp_path / "res"
+    rc = main(["evaluate", "--baselines-only", "--split", "test", "--mode", "within-alphabet",
+               "--ways", "1", "5", "--tasks", "40", "--out", str(out)])
+    assert rc == 0
+    res = json.loads((out / "results.json").read_text())
+    scorers = {r["scorer"] for r in res["nway"]}
+    assert scorers == {"random", "nearest-neighbour", "modified-hausdorff"}
+    one_way = [r for r in res["nway"] if r["ways"] == 1]
+    assert all(r["accuracy"] == 100.0 for r in one_way)
+    assert {r["scorer"] for r in res["lake"]} == scorers
+    md = (out / "results.md").read_text()
+    assert "Lake's 20-way" in md and "95 % CI" in md and "Task files" in md
+    assert (out / "nway-test-within-alphabet.png").stat().st_size > 5000
+    assert (out / "results.csv").read_text().startswith("split,mode,ways,scorer")
+    # task files are reused: a second run scores the same tasks
+    sha = {r["task_sha256"] for r in res["nway"]}
+    main(["evaluate", "--baselines-only", "--split", "test", "--mode", "within-alphabet",
+          "--ways", "1", "5", "--tasks", "40", "--out", str(out), "--no-lake"])
+    again = json.loads((out / "results.json").read_text())
+    assert {r["task_sha256"] for r in again["nway"]} == sha
+
+
+def test_show_task(env, tmp_path):
+    assert main(["show-task", "--ways", "4", "--out", str(tmp_path / "t.png")]) == 0
+    assert Image.open(tmp_path / "t.png").size[0] > 200
+
+
+def test_errors_are_clear(env, tmp_path, capsys):
+    assert main(["verify", "--model", str(tmp_path / "nope.pt"), "a.png", "b.png"]) == 2
+    assert "nope.pt: no such model" in capsys.readouterr().err
+    assert main(["train", "--preset", "nonsense", "--out", str(tmp_path / "r")]) == 2
+    assert "unknown preset" in capsys.readouterr().err
+
+
+def test_enrol_and_classify_folder(env, splits, tmp_path, capsys):
+    model = tmp_path / "m.pt"
+    export_model(build_model(ModelSpec("conv", {"input_size": 28, "width": 8}, "euclidean"),
+                             seed=0), model)
+    ds = splits["test"]
+    support = tmp_path / "support"
+    for c in range(3):
+        (support / ds.characters[c].replace("/", "_")).mkdir(parents=True)
+        i = int(np.flatnonzero((ds.labels == c) & (ds.drawers == 1))[0])
+        Image.fromarray(((1 - ds.images[i]) * 255).astype(np.uint8)).save(
+            support / ds.characters[c].replace("/", "_") / "one.png")
+    gallery = tmp_path / "g.npz"
+    assert main(["enrol", "--model", str(model), "--gallery", str(gallery), str(support),
+                 "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == {"gallery": str(gallery), "classes": 3,
+                                                   "images": 3}
+    q = next(support.iterdir()) / "one.png"
+    assert main(["classify", "--model", str(model), "--gallery", str(gallery), str(q),
+                 "--top-k", "2", "--json"]) == 0
+    rec = json.loads(capsys.readouterr().out)
+    assert rec["label"] == q.parent.name and len(rec["top"]) == 2
+    assert main(["verify", "--model", str(model), str(q), str(q), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["same"] is True  # an image matches itself
+    # an empty class folder is refused and the gallery stays as it was
+    before = gallery.read_bytes()
+    (support / "empty").mkdir()
+    assert main(["enrol", "--model", str(model), "--gallery", str(gallery), str(support)]) == 2
+    assert "has no images" in capsys.readouterr().err
+    assert gallery.read_bytes() == before

@@ -1,0 +1,353 @@
+"""The browser demo: its JSON API (Starlette's test client, real Omniglot test alphabets, a tiny
+random model), bad input, the CLI wrapper, and one end-to-end run in headless Chromium."""
+
+from __future__ import annotations
+
+import base64
+import io
+import os
+import re
+import socket
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+pytest.importorskip("starlette", reason="the demo extra is not installed")
+from starlette.testclient import TestClient  # noqa: E402
+
+from oneshot import demo  # noqa: E402
+from oneshot.checkpoint import export_model  # noqa: E402
+from oneshot.cli import main  # noqa: E402
+from oneshot.data.splits import load_split  # noqa: E402
+from oneshot.inference import OneShotClassifier  # noqa: E402
+from oneshot.models import ModelSpec, build_model  # noqa: E402
+
+SPEC = ModelSpec("conv", {"input_size": 28, "width": 8}, "euclidean")
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+@pytest.fixture(scope="module")
+def model_file(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("model") / "model.pt"
+    export_model(build_model(SPEC, seed=0), path, {"note": "random init"})
+    return path
+
+
+@pytest.fixture(scope="module")
+def test_split(data_dir, cache_dir):
+    return load_split("test", data_dir, cache_dir)
+
+
+@pytest.fixture(scope="module")
+def app(model_file, data_dir, cache_dir):
+    return demo.create_app(model_file, data_dir, cache_dir)
+
+
+@pytest.fixture(scope="module")
+def client(app):
+    with TestClient(app) as c:
+        yield c
+
+
+def png(ink: np.ndarray) -> bytes:
+    """ink (H, W) in [0, 1] -> PNG bytes, black on white."""
+    buf = io.BytesIO()
+    Image.fromarray((255 * (1 - ink)).astype(np.uint8)).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def data_url(raw: bytes, mime: str = "image/png") -> str:
+    return f"data:{mime};base64," + base64.b64encode(raw).decode()
+
+
+def decode_url(url: str) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1]))))
+
+
+def glyph(kind: str, size: int = 105) -> np.ndarray:
+    img = np.zeros((size, size), np.float32)
+    s = size // 8
+    if kind == "bar":
+        img[2 * s: 6 * s, 3 * s: 4 * s] = 1
+    elif kind == "cross":
+        img[4 * s: 5 * s, s: 7 * s] = 1
+        img[s: 7 * s, 4 * s: 5 * s] = 1
+    else:
+        img[2 * s: 3 * s, 2 * s: 6 * s] = 1
+        img[5 * s: 6 * s, 2 * s: 6 * s] = 1
+    return img
+
+
+def drawer1(ds, alphabet: str) -> tuple[list[str], np.ndarray]:
+    """Short labels and drawer-1 images (C, 105, 105) of an alphabet's characters."""
+    chars = np.flatnonzero(ds.char_alphabet == ds.alphabets.index(alphabet))
+    rows = [int(np.flatnonzero((ds.labels == c) & (ds.drawers == 1))[0]) for c in chars]
+    return [ds.characters[c].split("/")[-1] for c in chars], ds.images[rows]
+
+
+def test_page_and_static_files(client):
+    r = client.get("/")
+    assert r.status_code == 200 and "<canvas" in r.text
+    assert "default-src 'self'" in r.headers["content-security-policy"]
+    for name in ("app.js", "style.css"):
+        assert client.get(f"/static/{name}").status_code == 200
+    for path in ("/static/../demo.py", "/static/%2e%2e/demo.py", "/api/nope"):
+        r = client.get(path)
+        assert r.status_code == 404 and "error" in r.json()
+    assert client.get("/api/classify").status_code == 405
+    html = client.get("/").text + client.get("/static/app.js").text
+    assert "http://" not in html and "https://" not in html  # nothing fetched from elsewhere
+
+
+def test_info_and_alphabets(client, test_split):
+    info = client.get("/api/info").json()
+    assert info["input_size"] == 28 and info["model"]["encoder"] == "conv"
+    assert info["split"] == "test" and info["max_upload_bytes"] == demo.DEFAULT_MAX_UPLOAD_BYTES
+    r = client.get("/api/alphabets").json()
+    assert r["split"] == "test"
+    assert [a["name"] for a in r["alphabets"]] == list(test_split.alphabets)
+    assert sum(a["characters"] for a in r["alphabets"]) == len(test_split.characters)
+
+
+def test_support_set_is_drawer_1_of_each_character(client, test_split):
+    r = client.get("/api/support/Old_Church_Slavonic_(Cyrillic)")
+    assert r.status_code == 200
+    body = r.json()
+    labels, imgs = drawer1(test_split, "Old_Church_Slavonic_(Cyrillic)")
+    assert body["support"] == "Old_Church_Slavonic_(Cyrillic)"
+    assert [it["label"] for it in body["items"]] == labels and len(labels) == 45
+    for it, img in zip(body["items"], imgs):
+        assert it["image"].startswith("data:image/png;base64,")
+        np.testing.assert_array_equal(decode_url(it["image"]) < 128, img == 1)
+
+
+def test_classify_embeds_only_the_query_and_agrees_with_the_classifier(
+        app, client, test_split, monkeypatch):
+    st = app.state.demo
+    sizes = []
+    embed = st.clf.embed_tensor
+    monkeypatch.setattr(st.clf, "embed_tensor", lambda x: sizes.append(len(x)) or embed(x))
+    labels, imgs = drawer1(test_split, "Tengwar")
+    query = test_split.images[(test_split.labels == test_split.characters.index(
+        "Tengwar/character03")) & (test_split.drawers == 7)][0]
+    for k in range(3):
+        r = client.post("/api/classify", json={"support": "Tengwar", "top_k": 4,
+                                               "image": data_url(png(query))})
+        assert r.status_code == 200, r.text
+        assert sizes == ([len(labels), 1] if k == 0 else [1]), "support set embedded again"
+        sizes.clear()
+    body = r.json()
+    ref = OneShotClassifier(st.clf.model)
+    ref.enrol([png_image(i) for i in imgs], labels)
+    want = ref.predict([png_image(query)], top_k=4)[0]
+    assert [t["label"] for t in body["top"]] == [lab for lab, _ in want.top]
+    np.testing.assert_allclose([t["probability"] for t in body["top"]],
+                               [p for _, p in want.top], rtol=1e-4, atol=1e-6)
+    assert body["label"] == body["top"][0]["label"] and body["elapsed_ms"] > 0
+    # a support image itself is its own best match (euclidean head: distance 0)
+    for i in (0, 5, 24):
+        r = client.post("/api/classify", files={"image": ("q.png", png(imgs[i]), "image/png")},
+                        data={"support": "Tengwar", "top_k": "1"})
+        assert r.status_code == 200 and r.json()["label"] == labels[i]
+
+
+def png_image(ink: np.ndarray) -> Image.Image:
+    return Image.open(io.BytesIO(png(ink)))
+
+
+def test_upload_own_support_set_then_classify(client):
+    names = ["bar", "cross", "eq"]
+    files = [("image", (f"{n}.png", png(glyph(n)), "image/png")) for n in names]
+    r = client.post("/api/support", files=files)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["support"].startswith("upload-") and [i["label"] for i in body["items"]] == names
+    assert client.get(f"/api/support/{body['support']}").json()["items"] == body["items"]
+    drawn = np.pad(glyph("cross", 60), 40)  # another size and position
+    r = client.post("/api/classify", json={"support": body["support"], "image":
+                                           data_url(png(drawn))})
+    assert r.status_code == 200 and len(r.json()["top"]) == 3
+    r2 = client.post("/api/support", json={"images": [data_url(png(glyph(n))) for n in names],
+                                           "labels": ["B", "C", "E"]})
+    assert r2.status_code == 200 and [i["label"] for i in r2.json()["items"]] == ["B", "C", "E"]
+    r = client.post("/api/classify", json={"support": r2.json()["support"],
+                                           "image": data_url(png(glyph("eq")))})
+    assert r.json()["label"] == "E"
+
+
+def test_verify(app, client):
+    a, b = png(glyph("cross")), png(glyph("bar"))
+    same = client.post("/api/verify", json={"a": data_url(a), "b": data_url(a)}).json()
+    diff = client.post("/api/verify", files={"a": ("a.png", a), "b": ("b.png", b)}).json()
+    assert 0 <= diff["probability"] <= same["probability"] <= 1
+    want = app.state.demo.clf.verify(png_image(glyph("cross")), png_image(glyph("bar")))
+    assert diff["probability"] == pytest.approx(want, rel=1e-5)
+
+
+def test_bad_input_gets_a_clear_4xx_and_the_server_keeps_serving(app, client):
+    blank = data_url(png(np.zeros((315, 315))))
+    huge = io.BytesIO()
+    Image.new("L", (5000, 5000), 255).save(huge, format="PNG")  # ~25 KB, 25 Mpx
+    cases = [
+        ({"json": {"support": "Tengwar", "image": blank}}, 400, "blank"),
+        ({"json": {"support": "Tengwar", "image": data_url(b"not an image")}}, 400,
+         "not a readable image"),
+        ({"json": {"support": "Tengwar", "image": "hello"}}, 400, "data URL"),
+        ({"json": {"support": "Tengwar", "image": "data:image/png;base64,@@"}}, 400, "base64"),
+        ({"json": {"support": "Tengwar", "image": data_url(huge.getvalue())}}, 413, "pixels"),
+        ({"json": {"support": "Klingon", "image": data_url(png(glyph("bar")))}}, 404,
+         "unknown support set 'Klingon'"),
+        ({"json": {"image": data_url(png(glyph("bar")))}}, 400, "'support'"),
+        ({"json": {"support": "Tengwar"}}, 400, "0 images under 'image'"),
+        ({"json": {"support": "Tengwar", "image": blank, "top_k": 0}}, 400, "top_k=0"),
+        ({"json": ["not", "an", "object"]}, 400, "JSON object"),
+        ({"content": b"{nope", "headers": {"content-type": "application/json"}}, 400,
+         "not valid JSON"),
+        ({"content": b"x", "headers": {"content-type": "text/plain"}}, 415, "content type"),
+        ({"files": {"image": ("x.txt", b"hello", "text/plain")}, "data": {"support": "Tengwar"}},
+         400, "x.txt: not a readable image"),
+        ({"content": b"x" * (demo.DEFAULT_MAX_UPLOAD_BYTES + 1),
+          "headers": {"content-type": "application/json"}}, 413, "exceeds the limit"),
+    ]
+    for kwargs, status, words in cases:
+        r = client.post("/api/classify", **kwargs)
+        assert r.status_code == status, (kwargs.keys(), r.text)
+        assert words in r.json()["error"], r.json()
+    r = client.post("/api/support", files=[("image", ("ok.png", png(glyph("bar")))),
+                                           ("image", ("white.png", png(np.zeros((50, 50)))))])
+    assert r.status_code == 400 and "white.png" in r.json()["error"]
+    r = client.post("/api/support", json={"images": [data_url(png(glyph("bar")))],
+                                          "labels": ["a", "b"]})
+    assert r.status_code == 400 and "1 images but 2 labels" in r.json()["error"]
+    assert client.post("/api/support", json={}).status_code == 400
+    r = client.post("/api/verify", json={"a": blank, "b": blank})
+    assert r.status_code == 400 and "blank" in r.json()["error"]
+    assert client.get("/api/alphabets").status_code == 200  # still serving
+
+    small = demo.create_app(app.state.demo.clf, max_upload_bytes=1000)
+    with TestClient(small) as c:
+        r = c.post("/api/classify", files={"image": ("q.png", os.urandom(5000))},
+                   data={"support": "Tengwar"})
+        assert r.status_code == 413 and "1000 bytes" in r.json()["error"]
+
+
+def test_missing_dataset_is_a_503_and_uploads_still_work(app, tmp_path, monkeypatch):
+    monkeypatch.delenv("ONESHOT_DATA", raising=False)
+    other = demo.create_app(app.state.demo.clf, data_dir=tmp_path / "none", cache=tmp_path)
+    with TestClient(other) as c:
+        r = c.get("/api/alphabets")
+        assert r.status_code == 503 and "oneshot data" in r.json()["error"]
+        r = c.post("/api/support", json={"images": [data_url(png(glyph("bar")))]})
+        assert r.status_code == 200
+
+
+def test_cli_demo_is_a_thin_wrapper_over_serve(model_file, monkeypatch, capsys):
+    calls = []
+    monkeypatch.setattr(demo, "serve", lambda *a: calls.append(a))
+    assert main(["demo", "--model", str(model_file), "--port", "8123", "--data-dir", "D"]) == 0
+    assert calls == [("127.0.0.1", 8123, str(model_file), "D", None)]
+    monkeypatch.undo()
+    monkeypatch.setattr("oneshot.inference.default_model_path", lambda: None)
+    assert main(["demo"]) == 2
+    assert "ships no default model" in capsys.readouterr().err
+    with pytest.raises(FileNotFoundError, match="--model"):
+        demo.create_app()
+
+
+def test_serve_prints_its_address(app, monkeypatch, capsys):
+    import uvicorn
+
+    ran = {}
+    monkeypatch.setattr(uvicorn, "run", lambda a, **kw: ran.update(kw, app=a))
+    st = app.state.demo
+    demo.serve("127.0.0.1", 8765, st.clf, st.data_dir, st.cache)
+    assert "http://127.0.0.1:8765/" in capsys.readouterr().out
+    assert ran["port"] == 8765 and ran["host"] == "127.0.0.1"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(app):
+    import uvicorn
+
+    port = _free_port()
+    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not srv.started:
+        assert time.monotonic() < deadline and thread.is_alive(), "demo server did not start"
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    srv.should_exit = True
+    thread.join(10)
+
+
+def _stroke(page, box, points):
+    """Drag the mouse through points given as fractions of the canvas box."""
+    xy = [(box["x"] + fx * box["width"], box["y"] + fy * box["height"]) for fx, fy in points]
+    page.mouse.move(*xy[0])
+    page.mouse.down()
+    for x, y in xy[1:]:
+        page.mouse.move(x, y, steps=6)
+    page.mouse.up()
+
+
+def test_browser_draw_and_see_matches(server, tmp_path):
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} is absent (.ci/install-chromium installs it)")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    expect = sync_api.expect
+    shot = Path(os.environ.get("ONESHOT_DEMO_SCREENSHOT") or tmp_path / "demo.png")
+    problems, foreign = [], []
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1180, "height": 900})
+            page.on("pageerror", lambda e: problems.append(str(e)))
+            page.on("console", lambda m: m.type == "error" and problems.append(m.text))
+            page.on("request", lambda r: r.url.startswith((server, "data:"))
+                    or foreign.append(r.url))
+            page.goto(server + "/")
+            page.wait_for_selector("#grid figure.item >> nth=25")  # Atlantean: 26 characters
+            assert page.locator("#grid figure.item").count() == 26
+            box = page.locator("#pad").bounding_box()
+            _stroke(page, box, [(0.3, 0.2), (0.3, 0.8), (0.7, 0.8)])
+            page.wait_for_selector("#matches li >> nth=4", timeout=10_000)
+            _stroke(page, box, [(0.2, 0.5), (0.75, 0.35)])
+            expect(page.locator("#status")).to_have_text(re.compile("^best: "))
+            page.wait_for_selector("#grid figure.item.best")
+            assert page.locator("#matches li").count() == 5
+            assert page.locator("#grid figure.item.match").count() == 5
+            probs = [float(t.rstrip("%")) for t in page.locator("#matches .prob").all_inner_texts()]
+            assert probs == sorted(probs, reverse=True) and 0 <= probs[-1] <= probs[0] <= 100
+            shot.parent.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(shot), full_page=True)
+
+            page.click("#clear")
+            assert page.locator("#matches li").count() == 0
+            assert page.locator("#grid figure.item.best").count() == 0
+            page.click("#another")
+            expect(page.locator("#support-title")).not_to_contain_text("Atlantean")
+            expect(page.locator("#status")).to_have_text("draw a character")
+            _stroke(page, box, [(0.5, 0.2), (0.5, 0.8)])
+            page.wait_for_selector("#matches li")
+            page.click("#clear")
+            page.mouse.click(box["x"] + 5, box["y"] + 5)  # a dot: drawn, so classified
+            page.wait_for_selector("#matches li")
+        finally:
+            browser.close()
+    assert not problems, problems
+    assert not foreign, f"the page fetched from elsewhere: {foreign}"
+    assert shot.stat().st_size > 10_000
