@@ -14,17 +14,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
+from starlette.testclient import TestClient  # the dev extra installs the demo's packages
 
-pytest.importorskip("starlette", reason="the demo extra is not installed")
-from starlette.testclient import TestClient  # noqa: E402
-
-from oneshot import demo  # noqa: E402
-from oneshot.checkpoint import export_model  # noqa: E402
-from oneshot.cli import main  # noqa: E402
-from oneshot.data.splits import load_split  # noqa: E402
-from oneshot.inference import OneShotClassifier  # noqa: E402
-from oneshot.models import ModelSpec, build_model  # noqa: E402
+from oneshot import demo
+from oneshot.checkpoint import export_model
+from oneshot.cli import main
+from oneshot.data.splits import load_split
+from oneshot.inference import OneShotClassifier
+from oneshot.models import ModelSpec, build_model
 
 SPEC = ModelSpec("conv", {"input_size": 28, "width": 8}, "euclidean")
 CHROMIUM = Path("/usr/bin/chromium")
@@ -225,7 +224,14 @@ def test_bad_input_gets_a_clear_4xx_and_the_server_keeps_serving(app, client):
     r = client.post("/api/support", json={"images": [data_url(png(glyph("bar")))],
                                           "labels": ["a", "b"]})
     assert r.status_code == 400 and "1 images but 2 labels" in r.json()["error"]
+    r = client.post("/api/support", json={"images": [data_url(png(glyph("bar")))]})
+    assert r.status_code == 400 and "'labels'" in r.json()["error"]
     assert client.post("/api/support", json={}).status_code == 400
+    r = client.get("/api/support/upload-0123456789abcdef")
+    assert r.status_code == 404 and "upload the images again" in r.json()["error"]
+    eps = b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\nshowpage\n"
+    r = client.post("/api/verify", json={"a": data_url(eps), "b": data_url(eps)})
+    assert r.status_code == 400 and "PNG, JPEG" in r.json()["error"]
     r = client.post("/api/verify", json={"a": blank, "b": blank})
     assert r.status_code == 400 and "blank" in r.json()["error"]
     assert client.get("/api/alphabets").status_code == 200  # still serving
@@ -243,8 +249,8 @@ def test_missing_dataset_is_a_503_and_uploads_still_work(app, tmp_path, monkeypa
     with TestClient(other) as c:
         r = c.get("/api/alphabets")
         assert r.status_code == 503 and "oneshot data" in r.json()["error"]
-        r = c.post("/api/support", json={"images": [data_url(png(glyph("bar")))]})
-        assert r.status_code == 200
+        r = c.post("/api/support", files={"image": ("bar.png", png(glyph("bar")))})
+        assert r.status_code == 200 and r.json()["items"][0]["label"] == "bar"
 
 
 def test_cli_demo_is_a_thin_wrapper_over_serve(model_file, monkeypatch, capsys):
@@ -266,7 +272,12 @@ def test_serve_prints_its_address(app, monkeypatch, capsys):
     ran = {}
     monkeypatch.setattr(uvicorn, "run", lambda a, **kw: ran.update(kw, app=a))
     st = app.state.demo
-    demo.serve("127.0.0.1", 8765, st.clf, st.data_dir, st.cache)
+    threads = torch.get_num_threads()
+    try:
+        demo.serve("127.0.0.1", 8765, st.clf, st.data_dir, st.cache)
+        assert torch.get_num_threads() == demo.SERVE_TORCH_THREADS
+    finally:
+        torch.set_num_threads(threads)  # serve() sets it for its process; not for the suite's
     assert "http://127.0.0.1:8765/" in capsys.readouterr().out
     assert ran["port"] == 8765 and ran["host"] == "127.0.0.1"
 
@@ -307,7 +318,8 @@ def _stroke(page, box, points):
 def test_browser_draw_and_see_matches(server, tmp_path):
     if not CHROMIUM.exists():
         pytest.skip(f"{CHROMIUM} is absent (.ci/install-chromium installs it)")
-    sync_api = pytest.importorskip("playwright.sync_api")
+    from playwright import sync_api  # the dev extra installs it (no browser download)
+
     expect = sync_api.expect
     shot = Path(os.environ.get("ONESHOT_DEMO_SCREENSHOT") or tmp_path / "demo.png")
     problems, foreign = [], []

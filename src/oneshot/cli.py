@@ -305,7 +305,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("images", nargs="+")
     p.set_defaults(func=cmd_classify)
 
-    p = sub.add_parser("demo", help="browser demo: draw a character, see its one-shot matches")
+    p = sub.add_parser("demo", help="browser demo: draw a character, see its one-shot matches",
+                       description="Serve the browser demo (docs/demo.md). It uses the test "
+                       "alphabets and never downloads them: run 'oneshot data' once first.")
     _add_data_args(p)
     p.add_argument("--model", help="model file, checkpoint, or run folder "
                    "(default: the shipped model)")

@@ -75,11 +75,13 @@ SPLIT = "test"
 SUPPORT_DRAWER = 1  # the support image of each character is this drawer's
 DEFAULT_MAX_UPLOAD_BYTES = 4 * 1024 * 1024  # one request body, bytes
 MAX_IMAGE_PIXELS = 4096 * 4096  # width * height of one decoded image
+IMAGE_FORMATS = ("PNG", "JPEG", "GIF", "BMP", "WEBP", "TIFF")  # decoders tried (no EPS, ...)
 MAX_UPLOAD_IMAGES = 64  # images in one uploaded support set
 MAX_UPLOADED_SETS = 16  # uploaded support sets kept (least recently used dropped)
 MAX_LABEL_CHARS = 64
 DEFAULT_TOP_K, MAX_TOP_K = 5, 50
 THUMB_SIZE = 105  # side of the support thumbnails, pixels (Omniglot's size)
+SERVE_TORCH_THREADS = 1  # a request embeds one image: more threads per request only contend
 STATIC_DIR = Path(str(resources.files("oneshot").joinpath("demo_static")))
 CSP = "default-src 'self'; img-src 'self' data: blob:; object-src 'none'; base-uri 'none'"
 
@@ -105,15 +107,18 @@ def decode_image(data: bytes, name: str) -> Image.Image:
     if not data:
         raise ApiError(400, f"{name}: empty upload")
     try:
-        im = Image.open(io.BytesIO(data))
+        im = Image.open(io.BytesIO(data), formats=IMAGE_FORMATS)
         w, h = im.size
         if w * h > MAX_IMAGE_PIXELS:
             raise ApiError(413, f"{name}: {w}x{h} pixels; at most {MAX_IMAGE_PIXELS} allowed")
         im.load()
     except Image.DecompressionBombError as e:
         raise ApiError(413, f"{name}: image too large ({e})") from e
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
-        raise ApiError(400, f"{name}: not a readable image ({e})") from e
+    except UnidentifiedImageError as e:
+        raise ApiError(400, f"{name}: not a readable image; {', '.join(IMAGE_FORMATS)} "
+                            "accepted") from e
+    except (OSError, ValueError, SyntaxError) as e:
+        raise ApiError(400, f"{name}: not a readable image (broken file: {e})") from e
     return im
 
 
@@ -146,10 +151,13 @@ class Payload:
         """(name, image) of every file or data URL under ``keys``, in order."""
         out = []
         for key in keys:
-            for k, (fname, data) in enumerate(self.files.get(key, [])):
-                out.append((fname or f"{key}[{k}]", decode_image(data, fname or f"{key}[{k}]")))
-            for k, url in enumerate(self.values.get(key, [])):
-                out.append((f"{key}[{k}]", decode_data_url(url, f"{key}[{k}]")))
+            files, urls = self.files.get(key, []), self.values.get(key, [])
+            for k, (fname, data) in enumerate(files):
+                name = fname or (f"{key}[{k}]" if len(files) > 1 else key)
+                out.append((name, decode_image(data, name)))
+            for k, url in enumerate(urls):
+                name = f"{key}[{k}]" if len(urls) > 1 else key
+                out.append((name, decode_data_url(url, name)))
         return out
 
 
@@ -250,6 +258,9 @@ class DemoState:
                 return self._uploads[key]
             if key in self._alphabets:
                 return self._alphabets[key]
+        if key.startswith("upload-"):
+            raise ApiError(404, f"support set {key!r} is no longer kept (the server keeps the "
+                                f"last {MAX_UPLOADED_SETS} uploads); upload the images again")
         ds = self.dataset()
         if key not in ds.alphabets:
             raise ApiError(404, f"unknown support set {key!r}: not an alphabet of the {SPLIT} "
@@ -355,6 +366,8 @@ async def _get_support(request: Request, st: DemoState) -> dict:
 async def _post_support(request: Request, st: DemoState) -> dict:
     payload = await read_payload(request, request.app.state.max_upload_bytes)
     labels = payload.values.get("label", []) + payload.values.get("labels", [])
+    if not labels and (payload.values.get("image") or payload.values.get("images")):
+        raise ApiError(400, "'labels' (one per image) are required with data-URL images")
     images = await run_in_threadpool(payload.images, "image", "images")
     s = await run_in_threadpool(st.upload, images, labels)
     return s.to_json()
@@ -384,7 +397,7 @@ async def _index(request: Request) -> FileResponse:
 
 async def _http_error(request: Request, exc: HTTPException) -> JSONResponse:
     return JSONResponse({"error": f"{request.url.path}: {exc.detail}"},
-                        status_code=exc.status_code)
+                        status_code=exc.status_code, headers=exc.headers)
 
 
 def create_app(classifier_or_model_path: OneShotClassifier | str | os.PathLike | None = None,
@@ -423,9 +436,11 @@ def serve(host: str = "127.0.0.1", port: int = 8000,
           data_dir: str | os.PathLike | None = None, cache: str | os.PathLike | None = None,
           max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES, log_level: str = "info") -> None:
     """Serve the demo until interrupted; prints its address. The data is loaded first (a
-    missing dataset is logged and leaves only uploads working)."""
+    missing dataset is logged and leaves only uploads working). Sets torch to
+    ``SERVE_TORCH_THREADS`` threads: requests run side by side, each embedding one image."""
     import uvicorn
 
+    torch.set_num_threads(SERVE_TORCH_THREADS)
     app = create_app(classifier_or_model_path, data_dir, cache, max_upload_bytes)
     try:
         app.state.demo.dataset()

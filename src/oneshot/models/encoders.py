@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 __all__ = ["Encoder", "KochEncoder", "ConvEncoder", "ENCODERS", "create_encoder",
@@ -58,17 +59,39 @@ class KochEncoder(Encoder):
         return torch.sigmoid(self.fc(self.features(x).flatten(1)))
 
 
+def centre_ink(x: torch.Tensor) -> torch.Tensor:
+    """Translate each image of float (B, 1, S, S) so that its ink's centre of mass sits at the
+    image centre (bilinear, zero padding); blank images are left as they are."""
+    b, _, h, w = x.shape
+    mass = x.sum(dim=(1, 2, 3)).clamp_min(1e-6)
+    ys = (torch.arange(h, dtype=x.dtype, device=x.device) * 2 + 1) / h - 1
+    xs = (torch.arange(w, dtype=x.dtype, device=x.device) * 2 + 1) / w - 1
+    cy = (x.sum(dim=(1, 3)) * ys).sum(1) / mass
+    cx = (x.sum(dim=(1, 2)) * xs).sum(1) / mass
+    theta = torch.zeros(b, 2, 3, dtype=x.dtype, device=x.device)
+    theta[:, 0, 0] = theta[:, 1, 1] = 1
+    theta[:, 0, 2], theta[:, 1, 2] = cx, cy
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+
+
 class ConvEncoder(Encoder):
-    """``depth`` x [conv3x3(width) + BN + ReLU + maxpool2] then flatten; optional linear to
-    ``dim``. The embedding is (width * r * r) with r = input_size halved (rounding up)
-    ``depth`` times."""
+    """``depth`` x [conv3x3(width) + BN + ReLU + maxpool2], then ``pool``: "flatten" keeps the
+    spatial map (width * r * r, r = input_size halved, rounding up, ``depth`` times), "max" or
+    "avg" pool it globally (width); optional linear to ``dim``. ``centre`` first moves each
+    character's centre of mass to the middle of the frame (part of the model, so training,
+    evaluation and the classifier all see it)."""
 
     def __init__(self, input_size: int = 28, width: int = 64, depth: int = 4,
-                 dim: int | None = None) -> None:
+                 dim: int | None = None, pool: str = "flatten", centre: bool = False) -> None:
         super().__init__()
         if input_size >> depth < 1:
             raise ValueError(f"input_size={input_size} is too small for depth={depth}")
+        if pool not in ("flatten", "max", "avg"):
+            raise ValueError(f"pool={pool!r}; expected 'flatten', 'max' or 'avg'")
         self.input_size = input_size
+        self.pool = pool
+        self.centre = centre
         layers: list[nn.Module] = []
         c = 1
         for _ in range(depth):
@@ -79,12 +102,20 @@ class ConvEncoder(Encoder):
         r = input_size
         for _ in range(depth):
             r = (r + 1) // 2  # ceil-mode pooling keeps the border rows
-        flat = width * r * r
+        flat = width * r * r if pool == "flatten" else width
         self.proj = nn.Linear(flat, dim) if dim else nn.Identity()
         self.embedding_dim = dim or flat
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.proj(self.features(x).flatten(1))
+        if self.centre:
+            with torch.no_grad():
+                x = centre_ink(x)
+        f = self.features(x)
+        if self.pool == "max":
+            f = f.amax(dim=(2, 3))
+        elif self.pool == "avg":
+            f = f.mean(dim=(2, 3))
+        return self.proj(f.flatten(1))
 
 
 ENCODERS: dict[str, Callable[..., Encoder]] = {}
