@@ -28,6 +28,10 @@ with the package's ``.venv``) starts this file as a worker::
     .venv-bench/bin/pip install tensorflow-cpu keras numpy    # the "bench" extra's packages
     .venv/bin/python benchmarks/speed.py --keras-python .venv-bench/bin/python
 
+Written against tensorflow-cpu 2.21.0, keras 3.15.1, numpy 2.4.6 (from PyPI); XLA is off
+(``jit_compile=False``, which Keras 3 also picks by default on a CPU-only machine) and
+TensorFlow's oneDNN kernels are on (its default on x86 Linux).
+
 Worker protocol (``--worker DATA.npz``): the worker loads the shared inputs from ``DATA.npz``
 (written by ``speed.py``: uint8 images, ink = 1, with the pair and task indices both sides use),
 prints ``@@keras {json}`` when ready, then reads one JSON request per line on stdin

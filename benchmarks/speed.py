@@ -47,7 +47,13 @@ fight over threads; TensorFlow pins its own numpy/protobuf); both use ``--thread
 
 Without ``--keras-python`` the Keras peer runs under this interpreter if TensorFlow imports
 there, and is skipped with a note otherwise. ``--quick`` is a smoke run (2 tiny repetitions,
-batch 32 only, 5 tasks, 2 Lake runs): its numbers are not benchmark results.
+batch 32 only, 5 tasks, 2 Lake runs, about 4 minutes): its numbers are not benchmark results.
+
+Run it on a quiet machine: the full run does 3 repetitions of 6 variants plus Keras, and one
+repetition is dominated by the tutorial-way evaluations (400 tasks x 40 Koch forwards each,
+about 29 TFLOP per Koch variant) and the batch-128 steps (1.4 TFLOP each); expect roughly
+15-30 minutes per repetition on 2 cores. ``--variants``, ``--metrics``, ``--reps`` and
+``--tasks`` trim it.
 """
 
 from __future__ import annotations
@@ -532,6 +538,8 @@ def peak_section(summary: dict, s: Settings, peak: dict) -> tuple[list[str], dic
             lines.append(f"| {system} | {b} | {g:.1f} | "
                          f"{'—' if f32 is None else f'{f32:.1f}'} | "
                          f"{'—' if bf is None else f'{bf:.1f}'} |")
+    if not out["rows"]:
+        lines[-2:] = ["(no Koch or Keras training step was measured in this run)"]
     return lines, out
 
 
@@ -540,8 +548,8 @@ def render(result: dict, s: Settings) -> str:
     systems = ([KERAS] if KERAS in summ["median"] else []) + [
         v for v in result["variants"] if v in summ["median"]]
     cols = s.metrics
-    out = [f"# oneshot vs the tutorial's Keras: speed ({s.reps} repetitions, median; "
-           f"{s.threads} threads)", ""]
+    reps = f"{s.reps} repetition{'s' if s.reps != 1 else ''}"
+    out = [f"# oneshot vs the tutorial's Keras: speed ({reps}, median; {s.threads} threads)", ""]
     m = result["machine"]
     out.append(f"CPU: {m['cpu'].get('model name', '?')} (family {m['cpu'].get('cpu family', '?')}"
                f", model {m['cpu'].get('model', '?')}), {m['cpu']['cpus']} CPUs; torch "

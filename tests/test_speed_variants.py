@@ -3,13 +3,19 @@
 On a few real Omniglot test images, the Koch model's embeddings and pair logits under
 channels_last (fp32) match the fp32 reference within 1e-4 relative; under bf16 autocast (with or
 without channels_last) every embedding has cosine similarity > 0.99 with the reference and every
-logit is within BF16_LOGIT_TOL of it, relative to the logits' spread. Evaluation through the
-embedding cache (``score_tasks``) gives the same scores as the tutorial's per-task siamese
-forward, and the benchmark's analytic FLOP count matches the model's layers.
+logit is within 15 % of the largest reference logit. Evaluation through the embedding cache
+(``score_tasks``) gives the same scores as the tutorial's per-task siamese forward, and the
+benchmark's analytic FLOP count matches the model's layers.
 
-The Koch encoder is built with the tutorial's fc initialisation (N(0, 1e-2)): with the paper's
+Why the bf16 logit tolerance is loose: bf16 embeddings are within ~0.004 of fp32 ones (cosine
+> 0.9999), but the L1 head sums 4096 absolute differences, so rounding noise adds up (|a - b|
+of two noisy values is biased upwards); on untrained models the logits moved by 5-8 % of their
+magnitude (3 seeds). Running the fc layer in fp32 only halves that.
+
+The model: the Koch encoder with the tutorial's fc initialisation (N(0, 1e-2); with the paper's
 N(0, 0.2) almost every fc unit saturates the sigmoid at 0 or 1, which would make the comparison
-of embeddings vacuous.
+vacuous) and head weights -U(0, 1), so that logits weigh every distance like a trained head's
+(the default head initialisation leaves every logit at about its bias).
 """
 
 from __future__ import annotations
@@ -32,7 +38,7 @@ from oneshot.preprocess import images_to_tensor
 REPO = Path(__file__).resolve().parents[1]
 FP32_RTOL = 1e-4          # channels_last fp32: max |diff| / max |reference|
 BF16_COSINE = 0.99        # bf16 autocast: per-image cosine similarity of embeddings
-BF16_LOGIT_TOL = 0.05     # bf16 autocast: max |logit diff| / (max - min of reference logits)
+BF16_LOGIT_RTOL = 0.15    # bf16 autocast: max |logit diff| / max |reference logit|
 N_IMAGES = 8
 SPEC = ModelSpec("koch", {"fc_std": 0.01}, "l1")
 
@@ -58,6 +64,8 @@ def reference(test_split):
     """Model, images (float32 (8, 1, 105, 105)), fp32 embeddings and pair logits."""
     torch.manual_seed(0)
     model = build_model(SPEC, seed=0).eval()
+    with torch.no_grad():
+        model.head.fc.weight.copy_(-torch.rand(1, 4096, generator=torch.Generator().manual_seed(0)))
     idx = np.random.default_rng(0).choice(len(test_split), N_IMAGES, replace=False)
     x = images_to_tensor(test_split.images[idx], 105)
     with torch.no_grad():
@@ -83,7 +91,7 @@ def _rel(a: torch.Tensor, ref: torch.Tensor) -> float:
 def test_reference_is_not_saturated(reference):
     _, _, emb, logits = reference
     assert ((emb > 0.01) & (emb < 0.99)).float().mean() > 0.5
-    assert logits.max() - logits.min() > 1e-3
+    assert logits.abs().max() > 0.1 and logits.max() - logits.min() > 0.1
 
 
 def test_channels_last_fp32_matches(reference):
@@ -100,8 +108,7 @@ def test_bf16_autocast_close(reference, channels_last):
     assert torch.isfinite(e).all() and torch.isfinite(lg).all()
     cos = torch.nn.functional.cosine_similarity(e, emb, dim=1)
     assert cos.min() > BF16_COSINE, cos
-    spread = float(logits.max() - logits.min())
-    assert float((lg - logits).abs().max()) < BF16_LOGIT_TOL * spread, (lg, logits)
+    assert _rel(lg, logits) < BF16_LOGIT_RTOL, (lg, logits)
 
 
 def test_cache_scores_equal_per_pair_forward(reference, test_split):

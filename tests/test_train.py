@@ -128,3 +128,29 @@ def test_presets_and_overrides():
         apply_overrides(t, ["steps=many"])
     with pytest.raises(ValueError, match="objective"):
         apply_overrides(t, ["objective=magic"])
+
+
+def test_l2_is_keras_penalty_as_weight_decay():
+    """Coupled weight decay 2*lambda on kernels == the gradient of Keras' lambda * sum(w^2)."""
+    from oneshot.models import build_model
+    from oneshot.train import _param_groups
+
+    cfg = TrainConfig(encoder="koch", head="l1", optimizer="sgd", lr=0.1, l2_conv=2e-4,
+                      l2_dense=1e-3, momentum=0.0, momentum_start=0.0)
+    model = build_model(cfg.model_spec, seed=0)
+    groups = _param_groups(model, cfg)
+    decay = {id(p): g["weight_decay"] for g in groups for p in g["params"]}
+    assert len(decay) == sum(1 for _ in model.parameters())  # every parameter, once
+    for m in model.encoder.modules():
+        if isinstance(m, torch.nn.Conv2d):
+            assert decay[id(m.weight)] == pytest.approx(4e-4) and decay[id(m.bias)] == 0
+        elif isinstance(m, torch.nn.Linear):
+            assert decay[id(m.weight)] == pytest.approx(2e-3) and decay[id(m.bias)] == 0
+    assert all(decay[id(p)] == 0 for p in model.head.parameters())
+    # one SGD step with zero data gradient moves w by -lr * 2 * lambda * w
+    opt = torch.optim.SGD(groups, momentum=0.0)
+    w0 = model.encoder.fc.weight.detach().clone()
+    for p in model.parameters():
+        p.grad = torch.zeros_like(p)
+    opt.step()
+    assert torch.allclose(model.encoder.fc.weight, w0 * (1 - 0.1 * 2e-3))
