@@ -11,7 +11,13 @@ from oneshot.models import ModelSpec, build_model, create_encoder, encoder_names
 from oneshot.models.heads import HEADS, create_head
 from oneshot.sampling import EpisodeSampler, PairSampler
 
-SMALL_ARGS = {"conv": {"input_size": 28, "width": 8}}
+SMALL_ARGS = {
+    "conv": {"input_size": 28, "width": 8},
+    "concat": {"members": [{"encoder": "conv", "encoder_args": {"input_size": 28, "width": 8}},
+                           {"encoder": "conv", "encoder_args": {"input_size": 28, "width": 4,
+                                                                "centre": True}}],
+               "weights": [1.0, 0.5]},
+}
 
 
 @pytest.mark.parametrize("name", encoder_names())
@@ -123,3 +129,25 @@ def test_episode_sampler(splits):
     assert len(set(ds.image_alphabet[np.concatenate([sup.ravel(), q])])) == 1
     assert (ds.labels[q] == ds.labels[sup[y, 0]]).all()
     assert not set(q) & set(sup.ravel())
+
+
+def test_ensemble_is_the_mean_of_member_logits():
+    from oneshot.models import ensemble
+
+    spec = ModelSpec("conv", {"input_size": 28, "width": 8, "centre": True}, "euclidean")
+    members = [build_model(spec, seed=s).eval() for s in (0, 1, 2)]
+    with torch.no_grad():
+        for i, m in enumerate(members):  # distinct head parameters
+            m.head.log_scale.fill_(0.1 * i - 0.2)
+            m.head.bias.fill_(float(i))
+    net = ensemble(members)
+    x1, x2 = torch.rand(5, 1, 28, 28), torch.rand(5, 1, 28, 28)
+    with torch.no_grad():
+        want = torch.stack([m(x1, x2) for m in members]).mean(0)
+        assert torch.allclose(net(x1, x2), want, rtol=1e-4, atol=1e-4)
+    rebuilt = build_model(net.spec)  # the spec alone rebuilds it (as a model file does)
+    rebuilt.load_state_dict(net.state_dict())
+    with torch.no_grad():
+        assert torch.allclose(rebuilt.eval()(x1, x2), want, rtol=1e-4, atol=1e-4)
+    with pytest.raises(ValueError, match="Euclidean"):
+        ensemble([build_model(ModelSpec("conv", {"input_size": 28, "width": 8}, "l1"))])

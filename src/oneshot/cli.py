@@ -5,6 +5,7 @@
     oneshot show-task --ways 9        draw a task as a PNG grid
     oneshot train --preset fast --out runs/NAME
     oneshot export RUN --out model.pt small model file from a run's best checkpoint
+    oneshot ensemble RUN RUN --out model.pt   one model averaging several runs' models
     oneshot verify A B                probability that two images show the same class
     oneshot enrol --gallery G.npz DIR one folder per class
     oneshot classify --gallery G.npz IMAGES...   (or --support DIR)
@@ -151,6 +152,20 @@ def cmd_export(args) -> int:
     return 0
 
 
+def cmd_ensemble(args) -> int:
+    from .checkpoint import export_model, load_model
+    from .inference import resolve_model_path
+    from .models import ensemble
+
+    loaded = [load_model(resolve_model_path(r)) for r in args.runs]
+    net = ensemble([m for m, _ in loaded])
+    export_model(net, args.out, {"members": [str(r) for r in args.runs],
+                                 "member_records": [rec for _, rec in loaded]}, half=args.half)
+    print(f"written: {args.out} ({len(loaded)} members, "
+          f"{Path(args.out).stat().st_size / 1e6:.2f} MB)")
+    return 0
+
+
 def _classifier(args):
     from .inference import OneShotClassifier
 
@@ -275,6 +290,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True)
     p.add_argument("--half", action="store_true", help="store weights as float16")
     p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("ensemble", help="one model file averaging several Euclidean-head models")
+    p.add_argument("runs", nargs="+", help="run folders, checkpoints or model files")
+    p.add_argument("--out", required=True)
+    p.add_argument("--half", action="store_true", help="store weights as float16")
+    p.set_defaults(func=cmd_ensemble)
 
     def recog(p):
         _add_model_args(p)

@@ -1,0 +1,38 @@
+"""The model shipped in the package: small, safe to load, and as good as its model card says."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from oneshot.checkpoint import load_model
+from oneshot.evaluation.lake import lake_benchmark
+from oneshot.evaluation.scorers import EncoderScorer
+from oneshot.inference import default_model_path
+
+CARD = Path(__file__).resolve().parents[1] / "docs" / "MODEL_CARD.md"
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    path = default_model_path()
+    if path is None:
+        pytest.fail("the package ships no default model (src/oneshot/weights/default.pt)")
+    return path, *load_model(path)
+
+
+def test_small_and_safe(shipped):
+    path, model, record = shipped
+    assert path.stat().st_size < 5_000_000
+    assert record["lake"]["tasks"] == 400
+
+
+def test_scores_lake_as_the_model_card_says(shipped, lake_runs):
+    _, model, record = shipped
+    acc = lake_benchmark(EncoderScorer(model), lake_runs).accuracy
+    assert acc.correct == record["lake"]["correct"]
+    m = re.search(r"Lake's 20 runs \(400 trials\): \*\*([\d.]+) %\*\*", CARD.read_text())
+    assert m, "the model card states no Lake accuracy"
+    assert float(m.group(1)) == pytest.approx(acc.value, abs=0.005)
