@@ -80,17 +80,18 @@ import torch.nn.functional as F
 
 import oneshot
 from oneshot import EncoderScorer, ModelSpec, PairSampler, build_model, load_split, sample_tasks
+from oneshot.config import preset
 from oneshot.evaluation.lake import lake_benchmark
 from oneshot.evaluation.nway import score_tasks
 from oneshot.preprocess import images_to_tensor
+from oneshot.train import build_optimizer
 
 log = logging.getLogger("speed")
 
 HERE = Path(__file__).resolve().parent
 KERAS_PEER = HERE / "keras_peer.py"
 KERAS_PREFIX = "@@keras "
-LR = 6e-5                 # the tutorial's Adam learning rate
-L2_CONV, L2_DENSE = 2e-4, 1e-3  # the tutorial's Keras L2 penalties
+TUTORIAL = preset("tutorial")  # Adam 6e-5, Keras L2 2e-4 (conv) / 1e-3 (dense), as the peer
 SEED = 0
 KOCH = ModelSpec("koch", {}, "l1")
 CONV = ModelSpec("conv", {"input_size": 56, "width": 64, "depth": 4}, "euclidean")
@@ -254,18 +255,6 @@ def prepare_inputs(s: Settings, data_dir: str | None) -> Inputs:
 
 # --------------------------------------------------------------------------- our side
 
-def l2_penalty(model: torch.nn.Module) -> torch.Tensor:
-    """The Keras regularisers' sum: L2_CONV * sum(w^2) over conv kernels, L2_DENSE over the
-    encoder's dense kernels (the head is not regularised, as in the tutorial)."""
-    pen = torch.zeros(())
-    for m in model.encoder.modules():
-        if isinstance(m, torch.nn.Conv2d):
-            pen = pen + L2_CONV * m.weight.pow(2).sum()
-        elif isinstance(m, torch.nn.Linear):
-            pen = pen + L2_DENSE * m.weight.pow(2).sum()
-    return pen
-
-
 def make_model(v: Variant) -> torch.nn.Module:
     model = build_model(v.spec, seed=SEED)
     if v.channels_last:
@@ -279,12 +268,12 @@ def _layout(x: torch.Tensor, v: Variant) -> torch.Tensor:
 
 def train_step(model, opt, xa, xb, target, v: Variant) -> float:
     """One full step, as ``oneshot.train._Run.step`` does it for pairs: autocast forward of both
-    images and the BCE loss, L2 penalty, zero_grad, backward, Adam step."""
+    images and the BCE loss, zero_grad, backward, and the trainer's own optimiser step (fused
+    Adam, the Keras L2 penalties as coupled weight decay: ``oneshot.train.build_optimizer``)."""
     model.train()
     with torch.autocast("cpu", dtype=torch.bfloat16, enabled=v.amp):
         logits = model(xa, xb)
         loss = F.binary_cross_entropy_with_logits(logits.float(), target)
-    loss = loss + l2_penalty(model)
     opt.zero_grad(set_to_none=True)
     loss.backward()
     opt.step()
@@ -323,7 +312,7 @@ def measure_ours(v: Variant, metric: str, inp: Inputs, s: Settings) -> dict:
         xa = [_layout(images_to_tensor(inp.train_images[r], size), v) for r in a]
         xb = [_layout(images_to_tensor(inp.train_images[r], size), v) for r in b]
         tt = [torch.from_numpy(r) for r in t]
-        opt = torch.optim.Adam(model.parameters(), lr=LR)
+        opt = build_optimizer(model, TUTORIAL, torch.device("cpu"))
         for i in range(s.warmup):
             train_step(model, opt, xa[i], xb[i], tt[i], v)
         steps = range(s.warmup, s.warmup + s.train_steps)

@@ -43,7 +43,7 @@ from .models import SiameseNet, build_model
 from .preprocess import images_to_tensor
 from .sampling import EpisodeSampler, PairSampler, TaskList, sample_tasks
 
-__all__ = ["TrainResult", "train", "resolve_device"]
+__all__ = ["TrainResult", "train", "resolve_device", "build_optimizer"]
 
 log = logging.getLogger(__name__)
 VAL_SEED_OFFSET = 1_000_003  # validation tasks use seed + this, apart from the training stream
@@ -164,6 +164,16 @@ def _param_groups(model: SiameseNet, cfg: TrainConfig) -> list[dict]:
     return groups
 
 
+def build_optimizer(model: SiameseNet, cfg: TrainConfig,
+                    device: torch.device) -> torch.optim.Optimizer:
+    """The config's optimiser over :func:`_param_groups` (per-layer rates, L2 as weight decay),
+    fused into one kernel per step where the device allows (4x faster on Koch's 39M weights)."""
+    fused = device.type in ("cpu", "cuda")
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(_param_groups(model, cfg), fused=fused)
+    return torch.optim.SGD(_param_groups(model, cfg), momentum=cfg.momentum_start, fused=fused)
+
+
 def _schedule(cfg: TrainConfig):
     if cfg.lr_schedule == "cosine":
         return lambda s: 0.5 * (1 + math.cos(math.pi * min(s, cfg.steps) / cfg.steps))
@@ -208,13 +218,7 @@ class _Run:
         self.rng = rng
         self.gen = torch.Generator().manual_seed(cfg.seed + 1)
         self.distortion = Distortion(p=cfg.distort_p) if cfg.distort else None
-        # fused: one kernel for the whole update (4x faster on the Koch network's 39M weights)
-        fused = device.type in ("cpu", "cuda")
-        if cfg.optimizer == "adam":
-            self.opt = torch.optim.Adam(_param_groups(self.model, cfg), fused=fused)
-        else:
-            self.opt = torch.optim.SGD(_param_groups(self.model, cfg),
-                                       momentum=cfg.momentum_start, fused=fused)
+        self.opt = build_optimizer(self.model, cfg, device)
         self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, _schedule(cfg))
 
     def rng_state(self) -> dict:
