@@ -75,3 +75,18 @@ def tiny_entries(alphabets=2, chars=2, drawers=20, top="images_tiny", size=105, 
                 out[f"{top}/Alpha{a}/character{c + 1:02d}/{cid:04d}_{d:02d}.png"] = png_bytes(img)
             cid += 1
     return out
+
+
+def glyph(kind: str, size: int = 105) -> np.ndarray:
+    """A synthetic character, float32 (size, size), ink = 1: "bar", "cross" or "eq"."""
+    img = np.zeros((size, size), np.float32)
+    s = size // 8
+    if kind == "bar":
+        img[2 * s: 6 * s, 3 * s: 4 * s] = 1
+    elif kind == "cross":
+        img[4 * s: 5 * s, s: 7 * s] = 1
+        img[s: 7 * s, 4 * s: 5 * s] = 1
+    else:
+        img[2 * s: 3 * s, 2 * s: 6 * s] = 1
+        img[5 * s: 6 * s, 2 * s: 6 * s] = 1
+    return img

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import glyph
 from PIL import Image
 from starlette.testclient import TestClient  # the dev extra installs the demo's packages
 
@@ -67,20 +68,6 @@ def data_url(raw: bytes, mime: str = "image/png") -> str:
 
 def decode_url(url: str) -> np.ndarray:
     return np.asarray(Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1]))))
-
-
-def glyph(kind: str, size: int = 105) -> np.ndarray:
-    img = np.zeros((size, size), np.float32)
-    s = size // 8
-    if kind == "bar":
-        img[2 * s: 6 * s, 3 * s: 4 * s] = 1
-    elif kind == "cross":
-        img[4 * s: 5 * s, s: 7 * s] = 1
-        img[s: 7 * s, 4 * s: 5 * s] = 1
-    else:
-        img[2 * s: 3 * s, 2 * s: 6 * s] = 1
-        img[5 * s: 6 * s, 2 * s: 6 * s] = 1
-    return img
 
 
 def drawer1(ds, alphabet: str) -> tuple[list[str], np.ndarray]:

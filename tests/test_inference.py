@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from conftest import glyph
 from PIL import Image
 
 from oneshot.checkpoint import CheckpointError, export_model
@@ -26,20 +27,6 @@ def model_file(tmp_path):
     return path
 
 
-def _glyph(kind: str, size: int = 105) -> np.ndarray:
-    img = np.zeros((size, size), np.float32)
-    s = size // 8
-    if kind == "bar":
-        img[2 * s: 6 * s, 3 * s: 4 * s] = 1
-    elif kind == "cross":
-        img[4 * s: 5 * s, s: 7 * s] = 1
-        img[s: 7 * s, 4 * s: 5 * s] = 1
-    else:
-        img[2 * s: 3 * s, 2 * s: 6 * s] = 1
-        img[5 * s: 6 * s, 2 * s: 6 * s] = 1
-    return img
-
-
 def _save(img: np.ndarray, path, mode="L", invert=True):
     a = ((1 - img) if invert else img) * 255
     Image.fromarray(a.astype(np.uint8)).convert(mode).save(path)
@@ -47,7 +34,7 @@ def _save(img: np.ndarray, path, mode="L", invert=True):
 
 
 def test_preprocessing_is_polarity_colour_and_size_invariant(tmp_path):
-    g = _glyph("cross")
+    g = glyph("cross")
     dark_on_light = _save(g, tmp_path / "a.png")
     light_on_dark = _save(g, tmp_path / "b.png", invert=False)
     colour = _save(g, tmp_path / "c.jpg", mode="RGB")
@@ -88,7 +75,7 @@ def test_bad_images(tmp_path):
 
 def test_enrol_predict_verify_round_trip(model_file, tmp_path):
     clf = OneShotClassifier.load(model_file)
-    glyphs = {k: _glyph(k) for k in ("bar", "cross", "eq")}
+    glyphs = {k: glyph(k) for k in ("bar", "cross", "eq")}
     clf.enrol(list(glyphs.values()), list(glyphs))
     assert clf.classes == ["bar", "cross", "eq"]
     preds = clf.predict(list(glyphs.values()), top_k=2)
@@ -96,7 +83,7 @@ def test_enrol_predict_verify_round_trip(model_file, tmp_path):
     assert all(len(p.top) == 2 and 0 <= p.probability <= 1 for p in preds)
     assert clf.verify(glyphs["bar"], glyphs["bar"]) >= clf.verify(glyphs["bar"], glyphs["cross"])
     # more later, then remove
-    clf.enrol([_glyph("bar")], ["bar"])
+    clf.enrol([glyph("bar")], ["bar"])
     assert len(clf) == 4 and clf.remove("bar") == 2 and clf.classes == ["cross", "eq"]
     with pytest.raises(KeyError):
         clf.remove("bar")
@@ -111,37 +98,37 @@ def test_enrol_predict_verify_round_trip(model_file, tmp_path):
 
 def test_unknown_threshold(model_file):
     clf = OneShotClassifier.load(model_file)
-    clf.enrol([_glyph("bar")], ["bar"])
-    p = clf.predict([_glyph("cross")])[0]
-    assert clf.predict([_glyph("cross")], threshold=min(1.0, p.probability + 1e-6))[0].label \
+    clf.enrol([glyph("bar")], ["bar"])
+    p = clf.predict([glyph("cross")])[0]
+    assert clf.predict([glyph("cross")], threshold=min(1.0, p.probability + 1e-6))[0].label \
         == UNKNOWN
-    assert clf.predict([_glyph("cross")], threshold=p.probability)[0].label == "bar"
+    assert clf.predict([glyph("cross")], threshold=p.probability)[0].label == "bar"
     with pytest.raises(ValueError, match="threshold"):
-        clf.predict([_glyph("bar")], threshold=2.0)
+        clf.predict([glyph("bar")], threshold=2.0)
 
 
 def test_bad_input_leaves_gallery_intact(model_file, tmp_path):
     clf = OneShotClassifier.load(model_file)
-    clf.enrol([_glyph("bar")], ["bar"])
+    clf.enrol([glyph("bar")], ["bar"])
     (tmp_path / "junk.png").write_bytes(b"\x89PNG broken")
     with pytest.raises(ImageError):
-        clf.enrol([_glyph("cross"), str(tmp_path / "junk.png")], ["cross", "junk"])
+        clf.enrol([glyph("cross"), str(tmp_path / "junk.png")], ["cross", "junk"])
     assert clf.classes == ["bar"] and len(clf) == 1
     with pytest.raises(ValueError, match="2 images but 1 labels"):
-        clf.enrol([_glyph("cross"), _glyph("eq")], ["x"])
+        clf.enrol([glyph("cross"), glyph("eq")], ["x"])
     empty = OneShotClassifier.load(model_file)
     with pytest.raises(ValueError, match="gallery is empty"):
-        empty.predict([_glyph("bar")])
+        empty.predict([glyph("bar")])
 
 
 def test_gallery_from_another_model_is_refused(model_file, tmp_path):
     clf = OneShotClassifier.load(model_file)
-    clf.enrol([_glyph("bar")], ["bar"])
+    clf.enrol([glyph("bar")], ["bar"])
     clf.save(tmp_path / "g.npz")
     before = (tmp_path / "g.npz").read_bytes()
     export_model(build_model(SPEC, seed=1), tmp_path / "other.pt")
     other = OneShotClassifier.load(tmp_path / "other.pt")
-    other.enrol([_glyph("eq")], ["eq"])
+    other.enrol([glyph("eq")], ["eq"])
     with pytest.raises(GalleryError, match="another model"):
         other.load_gallery(tmp_path / "g.npz")
     assert other.classes == ["eq"] and (tmp_path / "g.npz").read_bytes() == before
