@@ -80,11 +80,12 @@ def cmd_evaluate(args) -> int:
     from .report import write_report
 
     scorers = [] if args.no_baselines else default_scorers(args.seed)
-    header = [f"# oneshot evaluate\n\nCommand: `{' '.join(sys.argv)}`\n"]
+    header = [f"# oneshot evaluate\n\nCommand: `oneshot {' '.join(sys.argv[1:])}`\n"]
     if not args.baselines_only and (args.model or default_model_path()):
         sc, path = _load_scorer(args)
         scorers.append(sc)
-        header.append(f"Model: `{path}`\n")
+        header.append(f"Model: `{args.model}`\n" if args.model else
+                      "Model: the shipped model (`oneshot/weights/default.pt`)\n")
     if not scorers:
         raise SystemExit("nothing to evaluate: no model and --no-baselines")
     settings = EvalSettings(splits=tuple(args.split), modes=tuple(args.mode),
