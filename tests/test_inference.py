@@ -163,3 +163,13 @@ def test_predict_agrees_with_evaluation_harness(splits, model_file):
         scores, classes = c.class_scores(c.embed([ds.images[tl.query[t]].astype(np.float32)]))
         assert classes == [str(k) for k in range(tl.ways)]
         assert torch.allclose(scores[0], harness[t], rtol=1e-4, atol=1e-3)
+
+
+def test_empty_copy_shares_the_model(model_file):
+    clf = OneShotClassifier.load(model_file)
+    clf.enrol([glyph("bar")], ["bar"])
+    other = clf.empty_copy()
+    assert other.model is clf.model and other.fingerprint == clf.fingerprint
+    assert len(other) == 0 and clf.classes == ["bar"]
+    other.enrol([glyph("eq")], ["eq"])
+    assert clf.classes == ["bar"] and other.classes == ["eq"]

@@ -246,8 +246,7 @@ class DemoState:
         return [{"name": a, "characters": int(n)} for a, n in zip(ds.alphabets, counts)]
 
     def _gallery(self, emb: torch.Tensor, labels: list[str]) -> OneShotClassifier:
-        g = OneShotClassifier(self.clf.model, self.clf.record, crop=self.clf.crop,
-                              device=str(self.clf.device))
+        g = self.clf.empty_copy()  # shares the model; no re-hash of its weights
         g.enrol_embeddings(emb, labels)
         return g
 

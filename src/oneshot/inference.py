@@ -90,6 +90,13 @@ class OneShotClassifier:
         model, record = load_model(resolve_model_path(model_path))
         return cls(model, record, **kwargs)
 
+    def empty_copy(self) -> "OneShotClassifier":
+        """A classifier sharing this one's model (and its fingerprint) with an empty gallery."""
+        other = object.__new__(OneShotClassifier)
+        other.__dict__.update(self.__dict__)
+        other._emb, other._labels = self._emb[:0], []
+        return other
+
     @property
     def input_size(self) -> int:
         return self.model.encoder.input_size
