@@ -93,10 +93,10 @@ def _init_distributed(cfg: TrainConfig) -> tuple[_Dist, torch.device]:
         device = torch.device("cuda", local)
     if not torch.distributed.is_initialized():
         torch.distributed.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    for name, n in (("batch", cfg.batch), ("episodes_per_step", cfg.episodes_per_step)):
-        per = n if (name == "batch") == (cfg.objective == "pairs") else world
-        if per % world:
-            raise ValueError(f"config {name}={n} is not divisible by the {world} processes")
+    name = "batch" if cfg.objective == "pairs" else "episodes_per_step"
+    if getattr(cfg, name) % world:
+        raise ValueError(f"config {name}={getattr(cfg, name)} is not divisible by the "
+                         f"{world} processes (the global batch is split between them)")
     return _Dist(rank, world), device
 
 
