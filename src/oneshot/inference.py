@@ -157,7 +157,8 @@ class OneShotClassifier:
             raise ValueError("the gallery is empty: enrol at least one class first")
         logits = self.model.head.pairwise(query_emb.to(self.device), self._emb.to(self.device))
         classes = self.classes
-        idx = torch.tensor([classes.index(lab) for lab in self._labels])
+        position = {lab: i for i, lab in enumerate(classes)}
+        idx = torch.tensor([position[lab] for lab in self._labels])
         out = torch.full((len(query_emb), len(classes)), -torch.inf)
         out = out.scatter_reduce(1, idx.expand(len(query_emb), -1), logits.float().cpu(), "amax")
         return out, classes
