@@ -23,7 +23,6 @@ from __future__ import annotations
 import copy
 import functools
 import importlib.util
-import os
 import sys
 from pathlib import Path
 
@@ -55,8 +54,8 @@ def _speed_module():
 
 
 @pytest.fixture(scope="module")
-def test_split():
-    return load_split("test", data_dir=os.environ.get("ONESHOT_DATA"))
+def test_split(data_dir, cache_dir):
+    return load_split("test", data_dir, cache_dir)
 
 
 @pytest.fixture(scope="module")
