@@ -9,6 +9,7 @@ record. Both are ``torch.save`` dictionaries of tensors and plain values, loaded
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
@@ -105,8 +106,6 @@ def load_model(path: str | os.PathLike) -> tuple[SiameseNet, dict]:
 
 def model_fingerprint(model: SiameseNet) -> str:
     """SHA-256 over the spec and weights: identifies a model (galleries record it)."""
-    import hashlib
-
     h = hashlib.sha256(json.dumps(model.spec.to_dict(), sort_keys=True).encode())
     for k, v in sorted(model.state_dict().items()):
         h.update(k.encode())

@@ -54,7 +54,7 @@ from PIL import Image, UnidentifiedImageError
 from .data.omniglot import DataError
 from .data.splits import load_split
 from .inference import OneShotClassifier
-from .preprocess import ImageError, fit_square, images_to_tensor, resize_batch, to_ink
+from .preprocess import ImageError, fit_square, images_to_tensor, squares_to_tensor, to_ink
 
 try:
     from starlette.applications import Starlette
@@ -291,9 +291,8 @@ class DemoState:
             raise ApiError(400, "labels must be non-empty")
         crop = self.clf.crop
         views = [fit_square(to_ink(im, name), crop) for name, im in images]  # names the bad one
-        thumbs = [resize_batch(torch.from_numpy(v)[None, None], THUMB_SIZE)[0, 0].numpy()
-                  for v in views]
-        emb = self.clf.embed([im for _, im in images])
+        thumbs = squares_to_tensor(views, THUMB_SIZE)[:, 0].numpy()
+        emb = self.clf.embed_tensor(squares_to_tensor(views, self.clf.input_size))
         digest = hashlib.sha256(emb.numpy().tobytes() + json.dumps(labels).encode())
         key = "upload-" + digest.hexdigest()[:16]
         s = SupportSet(key, "your images", labels, [png_data_url(t) for t in thumbs],

@@ -33,6 +33,7 @@ __all__ = [
     "fit_square",
     "resize_batch",
     "images_to_tensor",
+    "squares_to_tensor",
     "preprocess",
 ]
 
@@ -123,15 +124,18 @@ def images_to_tensor(images: np.ndarray, size: int) -> torch.Tensor:
     return out
 
 
+def squares_to_tensor(squares: list[np.ndarray], size: int) -> torch.Tensor:
+    """Square float ink images (each (S_i, S_i), any sizes) -> float32 (B, 1, size, size)."""
+    return torch.stack([resize_batch(torch.from_numpy(sq)[None, None], size)[0]
+                        for sq in squares])
+
+
 def preprocess(images: ImageLike | list, size: int, crop: bool = False) -> torch.Tensor:
     """Any image(s) -> float32 (B, 1, size, size), ink = 1 (the steps in the module docstring)."""
     if not isinstance(images, (list, tuple)):
         images = [images]
     if not images:
         raise ImageError("no images given")
-    out = []
-    for k, img in enumerate(images):
-        name = str(img) if isinstance(img, (str, Path)) else f"image {k}"
-        sq = fit_square(to_ink(img, name), crop)
-        out.append(resize_batch(torch.from_numpy(sq)[None, None], size)[0])
-    return torch.stack(out)
+    squares = [fit_square(to_ink(img, str(img) if isinstance(img, (str, Path)) else f"image {k}"),
+                          crop) for k, img in enumerate(images)]
+    return squares_to_tensor(squares, size)

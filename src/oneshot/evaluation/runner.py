@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..data.lake import load_lake_runs
@@ -34,7 +34,6 @@ class EvalSettings:
     tasks: int = 400
     seed: int = 0
     lake: bool = True
-    extra: dict = field(default_factory=dict)
 
 
 def default_scorers(seed: int = 0) -> list[Scorer]:
