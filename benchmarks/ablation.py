@@ -12,7 +12,6 @@ Prints a Markdown table (accuracy %, 95 % CI, training minutes) and writes JSON.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import subprocess
@@ -20,10 +19,25 @@ import sys
 import time
 from pathlib import Path
 
+from _common import (
+    SCORING_MODE,
+    SCORING_WAYS,
+    ci,
+    markdown_table,
+    parser,
+    score_model,
+    set_threads,
+    write_json,
+)
+
+from oneshot.checkpoint import load_model
+from oneshot.training import apply_overrides, preset
+
 # Short runs: the fast preset with its schedule compressed to --steps, one validation at the end.
 BASE = {"val_every": 100_000, "val_tasks": 200, "threads": 1, "log_lake": False,
         "time_limit_min": 0.0}
-FAST_ENCODER = {"input_size": 28, "width": 64, "depth": 4, "centre": True}
+FAST_ENCODER = preset("fast").encoder_args
+POLL_SECONDS = 2
 
 VARIANTS: dict[str, dict] = {
     "fast": {},
@@ -41,86 +55,74 @@ VARIANTS: dict[str, dict] = {
 }
 
 
-def _sets(d: dict) -> list[str]:
-    return [f"{k}={json.dumps(v) if isinstance(v, (dict, list, bool)) else v}"
-            for k, v in d.items()]
-
-
-def run_variant(name: str, steps: int, out: Path) -> subprocess.Popen:
+def overrides(name: str, steps: int) -> dict:
+    """The variant's fields over the fast preset; checked here (unknown keys, bad values)."""
     cfg = {**BASE, **VARIANTS[name], "steps": steps}
+    apply_overrides(preset("fast"), cfg)
+    return cfg
+
+
+def run_variant(name: str, steps: int, out: Path, data: list[str]) -> subprocess.Popen:
+    sets = [f"{k}={json.dumps(v) if isinstance(v, (dict, list, bool)) else v}"
+            for k, v in overrides(name, steps).items()]
     cmd = [sys.executable, "-m", "oneshot", "--quiet", "train", "--preset", "fast",
-           "--out", str(out / name), "--set", *_sets(cfg)]
-    log = open(out / f"{name}.log", "w")
+           "--out", str(out / name), *data, "--set", *sets]
+    log = open(out / f"{name}.log", "w")  # noqa: SIM115 (the child writes it; closed on exit)
     return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
                             env={**os.environ, "OMP_NUM_THREADS": "1"})
 
 
-def score(run: Path, val_tasks: int) -> dict:
-    import torch
+def train_all(names: list[str], steps: int, out: Path, parallel: int, data: list[str]) -> None:
+    """Train the variants that have no ``last.pt`` yet, ``parallel`` at a time."""
+    pending = [v for v in names if not (out / v / "last.pt").exists()]
+    running: list[tuple[str, subprocess.Popen]] = []
+    t0 = time.time()
+    while pending or running:
+        while pending and len(running) < parallel:
+            name = pending.pop(0)
+            running.append((name, run_variant(name, steps, out, data)))
+        time.sleep(POLL_SECONDS)
+        for name, p in list(running):
+            if p.poll() is not None:
+                running.remove((name, p))
+                print(f"# {name} finished (rc {p.returncode}) at {time.time() - t0:.0f} s",
+                      file=sys.stderr)
 
-    from oneshot.checkpoint import load_model
-    from oneshot.data.lake import load_lake_runs
-    from oneshot.data.splits import load_split
-    from oneshot.evaluation.lake import lake_benchmark
-    from oneshot.evaluation.nway import evaluate_tasks
-    from oneshot.evaluation.runner import task_list_for
-    from oneshot.evaluation.scorers import EncoderScorer
 
-    torch.set_num_threads(1)
+def score(run: Path, args) -> dict:
     model, rec = load_model(run / "last.pt")
-    val = load_split("validation")
-    tl, path = task_list_for(val, 20, val_tasks, "within-alphabet", 12345, run.parent / "tasks")
-    sc = EncoderScorer(model)
-    acc = evaluate_tasks(sc, val.images, tl)
-    lake = lake_benchmark(sc, load_lake_runs()).accuracy
-    return {"val": acc.to_dict(), "val_task_file": path.name, "val_task_sha256": tl.sha256,
-            "lake": lake.to_dict(), "train_minutes": rec["metrics"]["train_seconds"] / 60,
-            "steps": rec["step"]}
+    return {**score_model(model, args.val_tasks, run.parent / "tasks", args.data_dir,
+                          args.cache),
+            "train_minutes": rec["metrics"]["train_seconds"] / 60, "steps": rec["step"]}
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = parser(__doc__, "threads", "data", "json", threads=1)
     ap.add_argument("--variants", nargs="+", default=["fast", "no-centre"],
                     choices=sorted(VARIANTS))
     ap.add_argument("--steps", type=int, default=3000)
     ap.add_argument("--val-tasks", type=int, default=3000)
     ap.add_argument("--parallel", type=int, default=2)
     ap.add_argument("--out", default="runs/ablation")
-    ap.add_argument("--json", help="also write the results here")
     args = ap.parse_args()
+    set_threads(args.threads)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    pending = [v for v in args.variants if not (out / v / "last.pt").exists()]
-    running: list[tuple[str, subprocess.Popen]] = []
-    t0 = time.time()
-    while pending or running:
-        while pending and len(running) < args.parallel:
-            name = pending.pop(0)
-            running.append((name, run_variant(name, args.steps, out)))
-        time.sleep(2)
-        for name, p in list(running):
-            if p.poll() is not None:
-                running.remove((name, p))
-                print(f"# {name} finished (rc {p.returncode}) at {time.time() - t0:.0f} s",
-                      file=sys.stderr)
-    results = {}
-    for name in args.variants:
-        if (out / name / "last.pt").exists():
-            results[name] = score(out / name, args.val_tasks)
-    print(f"| variant | steps | train min | validation 20-way within-alphabet, "
-          f"{args.val_tasks} tasks | Lake 400 trials |")
-    print("| --- | ---: | ---: | --- | --- |")
-    for name, r in results.items():
-        v, lk = r["val"], r["lake"]
-        print(f"| {name} | {r['steps']} | {r['train_minutes']:.1f} | {v['accuracy']:.1f} "
-              f"[{v['ci95_low']:.1f}, {v['ci95_high']:.1f}] | {lk['accuracy']:.1f} "
-              f"[{lk['ci95_low']:.1f}, {lk['ci95_high']:.1f}] |")
+    data = [f"--{k.replace('_', '-')}={v}" for k, v in
+            (("data_dir", args.data_dir), ("cache", args.cache)) if v]
+    train_all(args.variants, args.steps, out, args.parallel, data)
+    results = {name: score(out / name, args) for name in args.variants
+               if (out / name / "last.pt").exists()}
+    print(markdown_table(
+        ["variant", "steps", "train min",
+         f"validation {SCORING_WAYS}-way {SCORING_MODE}, {args.val_tasks} tasks",
+         "Lake 400 trials"],
+        [[name, r["steps"], f"{r['train_minutes']:.1f}", ci(r["validation"]), ci(r["lake"])]
+         for name, r in results.items()], align="lrrll"))
     if results:
-        first = next(iter(results.values()))
-        print(f"\nValidation task file: {first['val_task_file']} "
-              f"(SHA-256 {first['val_task_sha256'][:16]})")
-    if args.json:
-        Path(args.json).write_text(json.dumps(results, indent=2))
+        val = next(iter(results.values()))["validation"]
+        print(f"\nValidation task file: {val['task_file']} (SHA-256 {val['task_sha256'][:16]})")
+    write_json(args.json, results)
 
 
 if __name__ == "__main__":

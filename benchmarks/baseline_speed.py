@@ -9,10 +9,7 @@ accuracies alongside so the numbers can be checked (MHD on Lake: 61.25 %).
 
 from __future__ import annotations
 
-import argparse
-import json
-import statistics
-import time
+from _common import markdown_table, parser, repeat, set_threads, write_json
 
 from oneshot.data.lake import load_lake_runs
 from oneshot.data.splits import load_split
@@ -21,38 +18,30 @@ from oneshot.evaluation.nway import evaluate_tasks
 from oneshot.evaluation.runner import default_scorers
 from oneshot.sampling import sample_tasks
 
+WAYS, TASKS, MODE, TASK_SEED = 20, 400, "within-alphabet", 0
+
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--data-dir")
-    ap.add_argument("--reps", type=int, default=3)
-    ap.add_argument("--json")
+    ap = parser(__doc__, "reps", "threads", "data", "json")
     args = ap.parse_args()
-    runs = load_lake_runs(args.data_dir)
-    ev = load_split("evaluation", args.data_dir)
-    tasks = sample_tasks(ev, 20, 400, "within-alphabet", seed=0)
+    set_threads(args.threads)
+    runs = load_lake_runs(args.data_dir, args.cache)
+    ev = load_split("evaluation", args.data_dir, args.cache)
+    tasks = sample_tasks(ev, WAYS, TASKS, MODE, seed=TASK_SEED)
     rows = []
-    for sc in default_scorers(0):
-        tl, tt = [], []
-        for _ in range(args.reps):
-            t = time.perf_counter()
-            lake = lake_benchmark(sc, runs).accuracy
-            tl.append(time.perf_counter() - t)
-            t = time.perf_counter()
-            acc = evaluate_tasks(sc, ev.images, tasks)
-            tt.append(time.perf_counter() - t)
-        rows.append({"scorer": sc.name, "lake_s": statistics.median(tl), "lake": str(lake),
-                     "tasks_s": statistics.median(tt), "tasks": str(acc)})
-    print("| scorer | Lake 400 trials (s) | Lake accuracy | 400 20-way tasks (s) | accuracy |")
-    print("| --- | ---: | --- | ---: | --- |")
-    for r in rows:
-        print(f"| {r['scorer']} | {r['lake_s']:.2f} | {r['lake']} | {r['tasks_s']:.2f} | "
-              f"{r['tasks']} |")
-    print(f"\nmedians of {args.reps} runs; tasks: evaluation alphabets, within-alphabet, seed 0 "
+    for sc in default_scorers(TASK_SEED):
+        lake_s, lake = repeat(lambda sc=sc: lake_benchmark(sc, runs).accuracy, args.reps)
+        tasks_s, acc = repeat(lambda sc=sc: evaluate_tasks(sc, ev.images, tasks), args.reps)
+        rows.append({"scorer": sc.name, "lake_s": lake_s, "lake": str(lake),
+                     "tasks_s": tasks_s, "tasks": str(acc)})
+    print(markdown_table(
+        ["scorer", "Lake 400 trials (s)", "Lake accuracy", f"{TASKS} {WAYS}-way tasks (s)",
+         "accuracy"],
+        [[r["scorer"], f"{r['lake_s']:.2f}", r["lake"], f"{r['tasks_s']:.2f}", r["tasks"]]
+         for r in rows], align="lrlrl"))
+    print(f"\nmedians of {args.reps} runs; tasks: evaluation alphabets, {MODE}, seed {TASK_SEED} "
           f"(SHA-256 {tasks.sha256[:16]})")
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(rows, f, indent=2)
+    write_json(args.json, rows)
 
 
 if __name__ == "__main__":

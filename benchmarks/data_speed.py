@@ -9,43 +9,39 @@ Markdown table of medians over --reps repetitions. Targets: decode < 20 s, cache
 
 from __future__ import annotations
 
-import argparse
-import json
-import statistics
 import tempfile
-import time
+
+from _common import markdown_table, median, parser, timed, write_json
 
 from oneshot.data.omniglot import load_archive
 
+LOADS_PER_DECODE = 3
+
+
+def measure(split: str, data_dir: str | None, reps: int) -> tuple[float, float]:
+    """(median seconds of a first decode into a fresh cache, median seconds of a cache load)."""
+    decodes, loads = [], []
+    for _ in range(reps):
+        with tempfile.TemporaryDirectory() as cache:
+            decodes.append(timed(lambda cache=cache: load_archive(split, data_dir, cache))[0])
+            loads += [timed(lambda cache=cache: load_archive(split, data_dir, cache))[0]
+                      for _ in range(LOADS_PER_DECODE)]
+    return median(decodes), median(loads)
+
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--data-dir")
-    ap.add_argument("--reps", type=int, default=3)
-    ap.add_argument("--json")
+    ap = parser(__doc__, "reps", "json")
+    ap.add_argument("--data-dir", help="folder with the Omniglot zips (default: $ONESHOT_DATA)")
     args = ap.parse_args()
     decode, load = {}, {}
     for split in ("background", "evaluation"):
-        d, lo = [], []
-        for _ in range(args.reps):
-            with tempfile.TemporaryDirectory() as cache:
-                t = time.perf_counter()
-                load_archive(split, args.data_dir, cache)
-                d.append(time.perf_counter() - t)
-                for _ in range(3):
-                    t = time.perf_counter()
-                    load_archive(split, args.data_dir, cache)
-                    lo.append(time.perf_counter() - t)
-        decode[split], load[split] = statistics.median(d), statistics.median(lo)
-    print("| split | first decode + verify + cache write (s) | load from cache (s) |")
-    print("| --- | ---: | ---: |")
-    for s in decode:
-        print(f"| {s} | {decode[s]:.2f} | {load[s]:.3f} |")
-    print(f"| both | {sum(decode.values()):.2f} | {sum(load.values()):.3f} |")
-    print(f"\nmedians of {args.reps} decodes and {3 * args.reps} loads per split")
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"decode_s": decode, "load_s": load, "reps": args.reps}, f, indent=2)
+        decode[split], load[split] = measure(split, args.data_dir, args.reps)
+    rows = [[s, f"{decode[s]:.2f}", f"{load[s]:.3f}"] for s in decode]
+    rows.append(["both", f"{sum(decode.values()):.2f}", f"{sum(load.values()):.3f}"])
+    print(markdown_table(["split", "first decode + verify + cache write (s)",
+                          "load from cache (s)"], rows))
+    print(f"\nmedians of {args.reps} decodes and {LOADS_PER_DECODE * args.reps} loads per split")
+    write_json(args.json, {"decode_s": decode, "load_s": load, "reps": args.reps})
 
 
 if __name__ == "__main__":

@@ -8,7 +8,8 @@ the convolutions and 1e-3 on the dense layer; weights N(0, 1e-2), biases N(0.5, 
 encoder (shared weights) for both images, the L1 distance |a - b|, Dense(1, sigmoid); Adam
 (lr 6e-5) on binary cross-entropy. 38,951,745 parameters, like ``oneshot``'s ``koch`` model.
 
-What it measures (each function is one measurement primitive; ``speed.py`` does the timing):
+What it measures (each function is one measurement primitive; the worker times them with
+``_common.timed``, ``speed.py`` interleaves and summarises):
 
 - :func:`train_step`: one ``train_on_batch`` on a batch of pairs (forward both images, loss
   with the L2 penalties, backward, Adam step);
@@ -49,11 +50,11 @@ import argparse
 import json
 import os
 import sys
-import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
+from _common import timed  # noqa: E402 (stdlib only: no torch or oneshot in this venv)
 
 SIZE = 105
 EMBED_DIM = 4096
@@ -186,16 +187,14 @@ def _measure_one(siamese, encoder, data: dict, metric: str, settings: dict) -> d
         xa, xb = to_input(data["train_images"][a]), to_input(data["train_images"][b])
         for i in range(warm):
             train_step(siamese, xa[i], xb[i], t[i])
-        t0 = time.perf_counter()
-        for i in range(warm, warm + steps):
-            train_step(siamese, xa[i], xb[i], t[i])
-        return {"seconds": time.perf_counter() - t0, "count": steps * B}
+        sec, _ = timed(lambda: [train_step(siamese, xa[i], xb[i], t[i])
+                                for i in range(warm, warm + steps)])
+        return {"seconds": sec, "count": steps * B}
     if metric == "embed":
         x, batch = data["embed_images"], settings["embed_batch"]
         embed(encoder, to_input(x[:batch]), batch)
-        t0 = time.perf_counter()
-        embed(encoder, to_input(x), batch)
-        return {"seconds": time.perf_counter() - t0, "count": len(x)}
+        sec, _ = timed(lambda: embed(encoder, to_input(x), batch))
+        return {"seconds": sec, "count": len(x)}
     if metric in ("eval_tutorial", "eval_cache"):
         x = to_input(data["task_images"])
         q, s = data["task_query"], data["task_support"]
@@ -203,9 +202,7 @@ def _measure_one(siamese, encoder, data: dict, metric: str, settings: dict) -> d
         embed(encoder, x[:1])
         fn = evaluate_tutorial_way if metric == "eval_tutorial" else evaluate_cache_way
         args = (siamese, x, q, s) if metric == "eval_tutorial" else (siamese, encoder, x, q, s)
-        t0 = time.perf_counter()
-        scores = fn(*args)
-        sec = time.perf_counter() - t0
+        sec, scores = timed(lambda: fn(*args))
         acc = float((scores.argmax(1) == data["task_answer"]).mean())
         return {"seconds": sec, "count": len(q), "accuracy": acc}
     return {"error": f"metric {metric!r} not measured by the Keras peer"}

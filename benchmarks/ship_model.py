@@ -11,56 +11,46 @@ test checks the record and the model card against a fresh Lake evaluation.
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
 import torch
+from _common import ci, parser, score_model, set_threads
 
 from oneshot.checkpoint import export_model, load_model
-from oneshot.data.lake import load_lake_runs
-from oneshot.data.splits import load_split
-from oneshot.evaluation.lake import lake_benchmark
-from oneshot.evaluation.nway import evaluate_tasks
-from oneshot.evaluation.runner import task_list_for
-from oneshot.evaluation.scorers import EncoderScorer
 from oneshot.models import ensemble
 
 
+def member(run: Path) -> tuple[torch.nn.Module, dict]:
+    """A run's best model and what the record says of it."""
+    model, rec = load_model(run / "best.pt")
+    _, last = load_model(run / "last.pt")
+    cfg = json.loads((run / "config.json").read_text())
+    return model, {"run": run.name, "best_step": rec["step"], "best_val": rec["best"],
+                   "steps": last["step"],
+                   "train_minutes": round(last["metrics"]["train_seconds"] / 60, 2),
+                   "seed": cfg["config"]["seed"], "command": " ".join(cfg["command"]),
+                   "git_revision": cfg["git_revision"]}
+
+
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = parser(__doc__, "threads", "data")
     ap.add_argument("runs", nargs="+", type=Path)
     ap.add_argument("--out", required=True)
     ap.add_argument("--val-tasks", type=int, default=3000)
     ap.add_argument("--task-dir", default="runs/tasks")
     args = ap.parse_args()
-    members, info = [], []
-    for run in args.runs:
-        model, rec = load_model(run / "best.pt")
-        _, last = load_model(run / "last.pt")
-        cfg = json.loads((run / "config.json").read_text())
-        members.append(model)
-        info.append({"run": run.name, "best_step": rec["step"], "best_val": rec["best"],
-                     "steps": last["step"],
-                     "train_minutes": round(last["metrics"]["train_seconds"] / 60, 2),
-                     "seed": cfg["config"]["seed"], "command": " ".join(cfg["command"]),
-                     "git_revision": cfg["git_revision"]})
-    net = ensemble(members) if len(members) > 1 else members[0]
+    set_threads(args.threads)
+    members, info = zip(*(member(run) for run in args.runs))
+    net = ensemble(list(members)) if len(members) > 1 else members[0]
     # score exactly what ships: the float16 weights, loaded back as float32
     export_model(net, args.out, {}, half=True)
     net, _ = load_model(args.out)
-    scorer = EncoderScorer(net)
-    lake = lake_benchmark(scorer, load_lake_runs())
-    val = load_split("validation")
-    tl, path = task_list_for(val, 20, args.val_tasks, "within-alphabet", 12345, args.task_dir)
-    val_acc = evaluate_tasks(scorer, val.images, tl)
-    record = {"members": info, "lake": lake.to_dict(),
-              "validation": {**val_acc.to_dict(), "task_file": path.name,
-                             "task_sha256": tl.sha256},
-              "torch": torch.__version__}
+    scores = score_model(net, args.val_tasks, args.task_dir, args.data_dir, args.cache)
+    record = {"members": list(info), **scores, "torch": torch.__version__}
     export_model(net, args.out, record, half=True)
     print(json.dumps(record, indent=2))
-    print(f"Lake: {lake.accuracy}; validation: {val_acc}; "
+    print(f"Lake: {ci(scores['lake'])} %; validation: {ci(scores['validation'])} %; "
           f"{Path(args.out).stat().st_size / 1e3:.0f} kB")
 
 

@@ -112,3 +112,60 @@ def test_enrol_and_classify_folder(env, splits, tmp_path, capsys):
     assert main(["enrol", "--model", str(model), "--gallery", str(gallery), str(support)]) == 2
     assert "has no images" in capsys.readouterr().err
     assert gallery.read_bytes() == before
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["verify", "--device", "cuda", "a.png", "b.png"], "no CUDA device"),
+    (["verify", "--device", "tpu", "a.png", "b.png"], "unknown device 'tpu'"),
+    (["verify", "--threshold", "nan", "a.png", "b.png"], "threshold=nan"),
+    (["verify", "--threshold", "5", "a.png", "b.png"], "threshold=5.0"),
+    (["train", "--out", "R", "--set", "lr=nan"], "lr=nan"),
+    (["train", "--out", "R", "--set", "lr=inf"], "lr=inf"),
+    (["train", "--out", "R", "--set", "lr=-1"], "lr=-1.0"),
+    (["train", "--out", "R", "--set", "drawers=5"], "drawers=5"),
+    (["train", "--out", "R", "--set", "encoder_args=[1,2]"], "encoder_args=[1, 2]"),
+    (["train", "--out", "R", "--set", "threads=-1"], "threads=-1"),
+    (["train", "--out", "R", "--set", 'encoder_args={"width":0}', "--print-config"],
+     "encoder 'conv'"),
+    (["train", "--out", "R", "--device", "cuda"], "no CUDA device"),
+])
+def test_bad_options_are_one_line_errors(argv, message, tiny_model_file, tmp_path, capsys,
+                                         monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    if argv[0] == "verify":
+        argv = [argv[0], "--model", str(tiny_model_file), *argv[1:]]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and message in err and "Traceback" not in err, err
+    assert not (tmp_path / "R").exists()
+
+
+def test_bugs_surface_with_status_1(monkeypatch):
+    """Only user mistakes become 'error: ...' (2); a programming error keeps its traceback."""
+    import oneshot.cli as cli
+
+    def broken(args):
+        raise KeyError("a bug")
+
+    monkeypatch.setattr(cli, "cmd_data", broken)
+    r = subprocess.run([sys.executable, "-c", "import sys, oneshot.cli as c; "
+                        "c.cmd_data = lambda a: {}['bug']; sys.exit(c.main(['data']))"],
+                       capture_output=True, text=True)
+    assert r.returncode == 1 and "Traceback" in r.stderr and "KeyError" in r.stderr
+    with pytest.raises(KeyError):
+        cli.main(["data"])
+
+
+def test_global_options_after_the_subcommand(capsys):
+    args = build_parser().parse_args(["data", "--quiet", "-v"])
+    assert args.quiet and args.verbose
+    args = build_parser().parse_args(["--quiet", "data"])
+    assert args.quiet and not args.verbose
+
+
+def test_help_is_fast_and_imports_no_torch():
+    code = ("import sys, time; t = time.perf_counter(); from oneshot.cli import build_parser; "
+            "build_parser(); print(time.perf_counter() - t, 'torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout.split()
+    assert out[1] == "False" and float(out[0]) < 1.0, out

@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import glyph
 from PIL import Image
+from support import glyph
 
 from oneshot.checkpoint import CheckpointError, export_model
 from oneshot.evaluation.nway import score_tasks

@@ -21,7 +21,7 @@ def _block(kind: str) -> str:
 
 @pytest.fixture
 def workdir(tmp_path, data_dir, cache_dir, monkeypatch):
-    from oneshot.inference import default_model_path
+    from oneshot.checkpoint import default_model_path
 
     if default_model_path() is None:
         pytest.fail("the package ships no default model (src/oneshot/weights/default.pt)")

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
+from support import FIXTURES
 
-from oneshot.checkpoint import load_model
+from oneshot.checkpoint import default_model_path, load_model
 from oneshot.evaluation.lake import lake_benchmark
 from oneshot.evaluation.scorers import EncoderScorer
-from oneshot.inference import default_model_path
 
 CARD = Path(__file__).resolve().parents[1] / "docs" / "MODEL_CARD.md"
 
@@ -36,3 +38,12 @@ def test_scores_lake_as_the_model_card_says(shipped, lake_runs):
     m = re.search(r"Lake's 20 runs \(400 trials\): \*\*([\d.]+) %\*\*", CARD.read_text())
     assert m, "the model card states no Lake accuracy"
     assert float(m.group(1)) == pytest.approx(acc.value, abs=0.005)
+
+
+def test_lake_predictions_unchanged(shipped, lake_runs):
+    """Every one of the 400 choices equals the one recorded before the refactor of the
+    embedding path (tests/fixtures/shipped_lake_predictions.json)."""
+    _, model, _ = shipped
+    want = json.loads((FIXTURES / "shipped_lake_predictions.json").read_text())["predictions"]
+    got = lake_benchmark(EncoderScorer(model), lake_runs).predictions
+    np.testing.assert_array_equal(got, np.array(want))

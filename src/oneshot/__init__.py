@@ -1,37 +1,58 @@
 """oneshot: one-shot image recognition with Siamese networks (Koch et al. 2015) on Omniglot.
 
-The public API is re-exported here; everything else may change.
+The public API is re-exported here; everything else may change. Names are imported on first
+use (PEP 562), so ``import oneshot`` and ``oneshot --help`` do not pay for torch.
 """
 
-from .augment import Distortion, distort
-from .checkpoint import CheckpointError, export_model, load_model
-from .config import PRESETS, TrainConfig, apply_overrides, preset
-from .data.dataset import Dataset
-from .data.folder import load_folder
-from .data.lake import load_lake_runs
-from .data.omniglot import DataError, load_archive
-from .data.splits import load_split
-from .evaluation.baselines import ModifiedHausdorffScorer, NearestNeighbourScorer
-from .evaluation.lake import lake_benchmark
-from .evaluation.metrics import Accuracy, wilson_interval
-from .evaluation.nway import evaluate_tasks, score_tasks
-from .evaluation.runner import EvalSettings, evaluate
-from .evaluation.scorers import ConstantScorer, EncoderScorer, RandomScorer
-from .inference import UNKNOWN, GalleryError, OneShotClassifier, Prediction
-from .models import ModelSpec, SiameseNet, build_model, create_encoder, encoder_names
-from .preprocess import ImageError, preprocess
-from .sampling import EpisodeSampler, PairSampler, TaskList, sample_tasks
-from .train import train
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "Accuracy", "CheckpointError", "ConstantScorer", "DataError", "Dataset", "Distortion",
-    "EncoderScorer", "EpisodeSampler", "EvalSettings", "GalleryError", "ImageError",
-    "ModelSpec", "ModifiedHausdorffScorer", "NearestNeighbourScorer", "OneShotClassifier",
-    "PRESETS", "PairSampler", "Prediction", "RandomScorer", "SiameseNet", "TaskList",
-    "TrainConfig", "UNKNOWN", "apply_overrides", "build_model", "create_encoder", "distort",
-    "encoder_names", "evaluate", "evaluate_tasks", "export_model", "lake_benchmark",
-    "load_archive", "load_folder", "load_lake_runs", "load_model", "load_split", "preset",
-    "preprocess", "sample_tasks", "score_tasks", "train", "wilson_interval",
-]
+_EXPORTS = {
+    ".augment": ["Distortion", "distort"],
+    ".checkpoint": ["CheckpointError", "export_model", "load_model", "resolve_model_path",
+                    "default_model_path"],
+    ".training": ["PRESETS", "TrainConfig", "apply_overrides", "preset", "train", "Trainer",
+                  "Hook", "register_objective", "list_objectives", "Objective", "StepContext"],
+    ".data.dataset": ["Dataset"],
+    ".data.lake": ["load_lake_runs"],
+    ".data.omniglot": ["DataError", "load_archive"],
+    ".data.splits": ["load_split"],
+    ".data.images": ["ImageError"],
+    ".embedding": ["Embedder"],
+    ".errors": ["OneshotError", "ConfigError", "UsageError"],
+    ".evaluation.baselines": ["ModifiedHausdorffScorer", "NearestNeighbourScorer"],
+    ".evaluation.lake": ["lake_benchmark"],
+    ".evaluation.metrics": ["Accuracy", "wilson_interval"],
+    ".evaluation.nway": ["evaluate_tasks", "score_tasks"],
+    ".evaluation.runner": ["EvalSettings", "evaluate"],
+    ".evaluation.scorers": ["ConstantScorer", "EncoderScorer", "RandomScorer"],
+    ".inference": ["UNKNOWN", "GalleryError", "OneShotClassifier", "Prediction",
+                   "Verification"],
+    ".models": ["ModelSpec", "SiameseNet", "build_model", "create_encoder", "list_encoders",
+                "register_encoder", "create_head", "list_heads", "register_head", "Encoder",
+                "Head"],
+    ".plugins": ["load_plugins"],
+    ".preprocess": ["preprocess"],
+    ".report": ["evaluate_and_report"],
+    ".sampling": ["EpisodeSampler", "PairSampler", "TaskList", "sample_tasks"],
+}
+_WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
+
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'oneshot' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -13,23 +13,54 @@ import hashlib
 import io
 import json
 import os
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from .errors import OneshotError
 from .io import atomic_write_bytes
 from .models import SiameseNet, build_model
 
 __all__ = ["CheckpointError", "save_checkpoint", "load_checkpoint", "export_model",
-           "load_model", "model_fingerprint"]
+           "load_model", "model_fingerprint", "default_model_path", "resolve_model_path"]
 
 CHECKPOINT_FORMAT = "oneshot-checkpoint-1"
 MODEL_FORMAT = "oneshot-model-1"
 
 
-class CheckpointError(ValueError):
+class CheckpointError(OneshotError, ValueError):
     """A file is not a oneshot checkpoint/model, is damaged, or does not fit."""
+
+
+RUN_MODEL_FILES = ("best.pt", "last.pt", "model.pt")  # what a run folder offers, in order
+
+
+def default_model_path() -> Path | None:
+    """The model shipped inside the package, if this installation has one."""
+    p = Path(str(resources.files("oneshot").joinpath("weights/default.pt")))
+    return p if p.is_file() else None
+
+
+def resolve_model_path(model: str | os.PathLike | None) -> Path:
+    """A model file from a path, a run folder (its best.pt, else last.pt or model.pt), or
+    None / "default" (the shipped model). CheckpointError when there is nothing to load."""
+    if model is None or str(model) == "default":
+        p = default_model_path()
+        if p is None:
+            raise CheckpointError("no model given and this installation ships no default "
+                                  "model; train one (oneshot train) and pass --model")
+        return p
+    p = Path(model)
+    if p.is_dir():
+        for name in RUN_MODEL_FILES:
+            if (p / name).is_file():
+                return p / name
+        raise CheckpointError(f"{p}: run folder holds none of {', '.join(RUN_MODEL_FILES)}")
+    if not p.exists():
+        raise CheckpointError(f"{p}: no such model file or run folder")
+    return p
 
 
 def _save(obj: dict, path: str | os.PathLike) -> None:
@@ -80,27 +111,83 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
 
 
 def export_model(model: SiameseNet, path: str | os.PathLike, record: dict | None = None,
-                 half: bool = False) -> None:
-    """Write a small model file: spec, weights (fp16 with ``half``), and a JSON record."""
+                 half: bool = False, inputs: tuple[str | os.PathLike, ...] = ()) -> None:
+    """Write a small model file: spec, weights (fp16 with ``half``), and a JSON record.
+
+    Refuses (CheckpointError) to write over a folder, over a training checkpoint (it would
+    end the run's resumability) or over any of ``inputs`` (the files it was made from).
+    """
+    check_output_path(path, inputs)
     sd = {k: (v.half() if half and v.is_floating_point() else v)
           for k, v in model.state_dict().items()}
     _save({"format": MODEL_FORMAT, "model_spec": json.dumps(model.spec.to_dict()),
            "state_dict": sd, "record": json.dumps(record or {})}, path)
 
 
-def load_model(path: str | os.PathLike) -> tuple[SiameseNet, dict]:
-    """A SiameseNet (eval mode, float32) from a model file or a checkpoint, and its record."""
+def check_output_path(path: str | os.PathLike, inputs: tuple = ()) -> None:
+    """An output file must not be a folder, one of ``inputs``, or a training checkpoint."""
+    p = Path(path)
+    if p.is_dir():
+        raise CheckpointError(f"--out {p}: is a folder; a file name expected")
+    for src in inputs:
+        src = Path(src)
+        if p.exists() and src.exists() and p.resolve() == resolve_model_path(src).resolve():
+            raise CheckpointError(f"--out {p}: is the input {src}; write to another file")
+    if p.is_file():
+        try:
+            fmt = torch.load(p, map_location="cpu", weights_only=True, mmap=True).get("format")
+        except Exception:  # not ours: an unrelated file the user chose to replace
+            fmt = None
+        if fmt == CHECKPOINT_FORMAT:
+            raise CheckpointError(f"--out {p}: is a training checkpoint; exporting over it "
+                                  "would lose the run's state. Write to another file")
+
+
+MAX_PARAMETERS = 500_000_000  # a model file naming more is refused before anything is built
+
+
+def _build_checked(path: Path, spec: dict, state: dict) -> SiameseNet:
+    """Build the model ``spec`` names after checking it on the meta device (no memory): a
+    bounded size, and stored weights of exactly its names, shapes, and finite values."""
+    with torch.device("meta"):
+        skeleton = build_model(spec)
+    n = sum(p.numel() for p in skeleton.parameters())
+    if n > MAX_PARAMETERS:
+        raise CheckpointError(f"{path}: the model spec asks for {n:,} parameters, over the "
+                              f"limit of {MAX_PARAMETERS:,}")
+    want = {k: tuple(v.shape) for k, v in skeleton.state_dict().items()}
+    have = {k: tuple(v.shape) for k, v in state.items() if isinstance(v, torch.Tensor)}
+    if want != have or len(have) != len(state):
+        diff = sorted(k for k in set(want) | set(have) if want.get(k) != have.get(k))[:5]
+        raise CheckpointError(f"{path}: stored weights do not fit the model spec "
+                              f"(differences at {diff})")
+    bad = [k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    if bad:
+        raise CheckpointError(f"{path}: weights hold NaN or infinite values ({bad[:3]})")
+    model = build_model(spec)
+    model.load_state_dict({k: v.float() if v.is_floating_point() else v
+                           for k, v in state.items()})
+    return model
+
+
+def load_model(path: str | os.PathLike | None = None) -> tuple[SiameseNet, dict]:
+    """A SiameseNet (eval mode, float32) and its record, from a model file, a checkpoint, a run
+    folder or None (the shipped model; see :func:`resolve_model_path`)."""
+    path = resolve_model_path(path)
     obj = _load(path, (MODEL_FORMAT, CHECKPOINT_FORMAT))
     try:
         spec = json.loads(obj["model_spec"])
-        model = build_model(spec)
-        sd = {k: v.float() if v.is_floating_point() else v for k, v in obj["state_dict"].items()}
-        model.load_state_dict(sd)
-    except (KeyError, ValueError, RuntimeError, TypeError) as e:
-        raise CheckpointError(f"{path}: weights do not fit the model they name ({e})") from e
-    record = json.loads(obj.get("record", "{}")) if obj["format"] == MODEL_FORMAT else {
-        "config": json.loads(obj["config"]), "step": obj["step"], "best": obj["best"],
-        "metrics": json.loads(obj["metrics"]), "data_digest": obj["data_digest"]}
+        state = obj["state_dict"]
+        if not isinstance(state, dict):
+            raise TypeError(f"state_dict is a {type(state).__name__}")
+        model = _build_checked(path, spec, state)
+        record = json.loads(obj.get("record", "{}")) if obj["format"] == MODEL_FORMAT else {
+            "config": json.loads(obj["config"]), "step": obj["step"], "best": obj["best"],
+            "metrics": json.loads(obj["metrics"]), "data_digest": obj["data_digest"]}
+    except CheckpointError:
+        raise
+    except (KeyError, ValueError, RuntimeError, TypeError, AttributeError) as e:
+        raise CheckpointError(f"{path}: not a usable model ({type(e).__name__}: {e})") from e
     return model.eval(), record
 
 

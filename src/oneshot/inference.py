@@ -13,54 +13,24 @@ padded square, resized to the encoder's input size). Scores are the model's pair
 
 from __future__ import annotations
 
-import io
-import json
 import os
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from .checkpoint import load_model, model_fingerprint
-from .io import atomic_write_bytes
+from .data.folder import list_folder
+from .embedding import Embedder
+from .errors import UsageError
+from .gallery import GalleryError, gallery_lock, read_gallery, write_gallery
 from .models import SiameseNet
-from .preprocess import ImageLike, preprocess
+from .preprocess import ImageLike, images_to_tensor, preprocess
 
-__all__ = ["OneShotClassifier", "Prediction", "GalleryError", "default_model_path",
-           "resolve_model_path", "UNKNOWN"]
+__all__ = ["OneShotClassifier", "Prediction", "Verification", "GalleryError", "UNKNOWN",
+           "enrol_into_gallery"]
 
 UNKNOWN = "unknown"
-GALLERY_FORMAT = "oneshot-gallery-1"
-EMBED_BATCH = 256
-
-
-class GalleryError(ValueError):
-    """A gallery file is unreadable or belongs to another model."""
-
-
-def default_model_path() -> Path | None:
-    """The model shipped inside the package, if this installation has one."""
-    p = Path(str(resources.files("oneshot").joinpath("weights/default.pt")))
-    return p if p.is_file() else None
-
-
-def resolve_model_path(model: str | os.PathLike | None) -> Path:
-    """A model file from a path, a run folder (its best.pt) or None (the shipped model)."""
-    if model is None or str(model) == "default":
-        p = default_model_path()
-        if p is None:
-            raise FileNotFoundError("no model given and this installation ships no default "
-                                    "model; train one (oneshot train) and pass --model")
-        return p
-    p = Path(model)
-    if p.is_dir():
-        for name in ("best.pt", "last.pt", "model.pt"):
-            if (p / name).is_file():
-                return p / name
-        raise FileNotFoundError(f"{p}: run folder holds no best.pt, last.pt or model.pt")
-    return p
 
 
 @dataclass(frozen=True)
@@ -72,13 +42,28 @@ class Prediction:
     top: list[tuple[str, float]]
 
 
+@dataclass(frozen=True)
+class Verification:
+    """probability that two images show the same class; same: probability >= threshold."""
+
+    probability: float
+    same: bool
+    threshold: float
+
+
 class OneShotClassifier:
-    def __init__(self, model: SiameseNet, record: dict | None = None, crop: bool = False,
+    """``crop``: crop images to their ink first; None (the default) means "as the loaded
+    gallery says, else no". A crop given explicitly that differs from a loaded gallery's is an
+    error: the gallery's embeddings were made the other way."""
+
+    def __init__(self, model: SiameseNet, record: dict | None = None, crop: bool | None = None,
                  device: str = "cpu") -> None:
-        self.model = model.eval().to(device)
+        self.embedder = Embedder(model.encoder, device)
+        self.device = self.embedder.device
+        self.model = model.eval().to(self.device)
         self.record = record or {}
-        self.crop = crop
-        self.device = torch.device(device)
+        self._crop_given = crop is not None
+        self.crop = bool(crop)
         self.fingerprint = model_fingerprint(model)
         d = model.encoder.embedding_dim
         self._emb = torch.empty(0, d)
@@ -87,7 +72,7 @@ class OneShotClassifier:
     @classmethod
     def load(cls, model_path: str | os.PathLike | None = None, **kwargs) -> "OneShotClassifier":
         """From a model file, a checkpoint, a run folder, or None for the shipped model."""
-        model, record = load_model(resolve_model_path(model_path))
+        model, record = load_model(model_path)
         return cls(model, record, **kwargs)
 
     def empty_copy(self) -> "OneShotClassifier":
@@ -109,12 +94,14 @@ class OneShotClassifier:
     def __len__(self) -> int:
         return len(self._labels)
 
-    @torch.no_grad()
     def embed_tensor(self, x: torch.Tensor) -> torch.Tensor:
-        """float (B, 1, S, S) model inputs -> float32 (B, D) embeddings."""
-        out = [self.model.encoder(x[i: i + EMBED_BATCH].to(self.device)).float().cpu()
-               for i in range(0, len(x), EMBED_BATCH)]
-        return torch.cat(out) if out else torch.empty(0, self.model.encoder.embedding_dim)
+        """float (B, 1, S, S) model inputs -> float32 (B, D) embeddings on the CPU."""
+        return self.embedder.embed_tensor(x, cpu=True)
+
+    def embed_ink_arrays(self, images) -> torch.Tensor:
+        """Ink-1 arrays already in the dataset convention (N, H, W) (e.g. Omniglot's, no
+        polarity or contrast step needed) -> float32 (N, D), resized as the evaluation does."""
+        return self.embed_tensor(images_to_tensor(images, self.input_size))
 
     def embed(self, images: ImageLike | list) -> torch.Tensor:
         """Images (paths, PIL images or arrays) -> float32 (B, D) embeddings."""
@@ -125,18 +112,26 @@ class OneShotClassifier:
         images = images if isinstance(images, (list, tuple)) else [images]
         labels = [labels] * len(images) if isinstance(labels, str) else list(labels)
         if len(images) != len(labels):
-            raise ValueError(f"{len(images)} images but {len(labels)} labels")
+            raise UsageError(f"{len(images)} images but {len(labels)} labels")
         if any(not str(lab) or str(lab) == UNKNOWN for lab in labels):
-            raise ValueError(f"class labels must be non-empty and not {UNKNOWN!r}")
+            raise UsageError(f"class labels must be non-empty and not {UNKNOWN!r}")
         emb = self.embed(list(images))  # all checked before the gallery changes
-        self._emb = torch.cat([self._emb, emb])
-        self._labels += [str(lab) for lab in labels]
+        self.enrol_embeddings(emb, [str(lab) for lab in labels])
+
+    def enrol_folder(self, root: str | os.PathLike) -> int:
+        """Enrol every image of ``root/<class>/<image>`` under its folder's name; returns how
+        many images were enrolled."""
+        items = list_folder(root)
+        self.enrol([str(p) for p, _ in items], [c for _, c in items])
+        return len(items)
 
     def enrol_embeddings(self, emb: torch.Tensor, labels: list[str]) -> None:
         """Add precomputed embeddings (B, D) of this model."""
         if emb.ndim != 2 or emb.shape[1] != self._emb.shape[1] or len(emb) != len(labels):
-            raise ValueError(f"embeddings {tuple(emb.shape)} do not fit {len(labels)} labels "
+            raise UsageError(f"embeddings {tuple(emb.shape)} do not fit {len(labels)} labels "
                              f"of dimension {self._emb.shape[1]}")
+        if not torch.isfinite(emb).all():
+            raise UsageError("embeddings hold NaN or infinite values; nothing was enrolled")
         self._emb = torch.cat([self._emb, emb.float()])
         self._labels += [str(lab) for lab in labels]
 
@@ -154,7 +149,7 @@ class OneShotClassifier:
     def class_scores(self, query_emb: torch.Tensor) -> tuple[torch.Tensor, list[str]]:
         """Logits (B, K) of each query against each enrolled class (best image of the class)."""
         if not self._labels:
-            raise ValueError("the gallery is empty: enrol at least one class first")
+            raise UsageError("the gallery is empty: enrol at least one class first")
         logits = self.model.head.pairwise(query_emb.to(self.device), self._emb.to(self.device))
         classes = self.classes
         position = {lab: i for i, lab in enumerate(classes)}
@@ -165,10 +160,10 @@ class OneShotClassifier:
 
     def predict_embeddings(self, query_emb: torch.Tensor, top_k: int = 1,
                            threshold: float | None = None) -> list[Prediction]:
-        if top_k < 1:
-            raise ValueError(f"top_k={top_k}; at least 1 expected")
-        if threshold is not None and not 0.0 <= threshold <= 1.0:
-            raise ValueError(f"threshold={threshold}; a probability in [0, 1] expected")
+        if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
+            raise UsageError(f"top_k={top_k!r}; a whole number of at least 1 expected")
+        if threshold is not None:
+            _check_threshold(threshold)
         scores, classes = self.class_scores(query_emb)
         prob = torch.sigmoid(scores)
         k = min(top_k, len(classes))
@@ -188,35 +183,54 @@ class OneShotClassifier:
     @torch.no_grad()
     def verify(self, a: ImageLike, b: ImageLike) -> float:
         """Probability that two images show the same class."""
-        e = self.embed([a, b])
+        e = self.embed([a, b]).to(self.device)
         return float(torch.sigmoid(self.model.head(e[:1], e[1:])).item())
+
+    def verify_pair(self, a: ImageLike, b: ImageLike, threshold: float = 0.5) -> Verification:
+        """:meth:`verify` with a decision: same when the probability reaches ``threshold``."""
+        _check_threshold(threshold)
+        p = self.verify(a, b)
+        return Verification(p, p >= threshold, threshold)
 
     def save(self, path: str | os.PathLike) -> None:
         """Write the gallery (embeddings, labels, model fingerprint, preprocessing) atomically."""
-        buf = io.BytesIO()
-        meta = {"format": GALLERY_FORMAT, "model_fingerprint": self.fingerprint,
-                "model_spec": self.model.spec.to_dict(),
-                "preprocessing": {"input_size": self.input_size, "crop": self.crop},
-                "labels": self._labels}
-        np.savez(buf, embeddings=self._emb.numpy(), meta=np.array(json.dumps(meta)))
-        atomic_write_bytes(path, buf.getvalue())
+        write_gallery(path, self._emb, self._labels, self.fingerprint,
+                      self.model.spec.to_dict(), self.input_size, self.crop)
 
     def load_gallery(self, path: str | os.PathLike) -> None:
-        """Replace the gallery with the one saved at ``path`` (refused if for another model)."""
-        try:
-            with np.load(Path(path), allow_pickle=False) as z:
-                emb = torch.from_numpy(z["embeddings"].copy())
-                meta = json.loads(str(z["meta"]))
-        except (OSError, ValueError, KeyError) as e:
-            raise GalleryError(f"{path}: not a readable gallery ({e})") from e
-        if meta.get("format") != GALLERY_FORMAT:
-            raise GalleryError(f"{path}: format {meta.get('format')!r}, {GALLERY_FORMAT} expected")
-        if meta.get("model_fingerprint") != self.fingerprint:
+        """Replace the gallery with the one saved at ``path`` (refused if for another model,
+        damaged, or enrolled with the other ``crop`` than the one this classifier was given)."""
+        g = read_gallery(path)
+        if g.fingerprint != self.fingerprint:
             raise GalleryError(f"{path}: gallery was made with another model "
-                               f"({meta.get('model_spec')}); re-enrol with this model")
-        if len(meta["labels"]) != len(emb):
-            raise GalleryError(f"{path}: {len(emb)} embeddings but {len(meta['labels'])} labels")
-        self.crop = meta["preprocessing"]["crop"]
-        self._emb, self._labels = emb, list(meta["labels"])
+                               f"({g.meta.get('model_spec')}); re-enrol with this model")
+        if g.embeddings.shape[1] != self._emb.shape[1]:
+            raise GalleryError(f"{path}: embeddings of dimension {g.embeddings.shape[1]}, the "
+                               f"model's are {self._emb.shape[1]}")
+        if self._crop_given and g.crop != self.crop:
+            raise GalleryError(f"{path}: gallery was enrolled with crop={g.crop}; crop="
+                               f"{self.crop} cannot apply to it (drop the option, or enrol "
+                               "into a new gallery)")
+        self.crop = g.crop
+        self._emb, self._labels = g.embeddings, list(g.labels)
 
 
+def enrol_into_gallery(clf: OneShotClassifier, gallery: str | os.PathLike,
+                       folder: str | os.PathLike, replace: bool = False) -> int:
+    """Enrol ``folder`` (DIR/<class>/<image>) into the gallery file, under its lock: concurrent
+    writers wait for each other, so no update is lost. ``replace`` starts a new gallery.
+    Returns the number of images enrolled."""
+    with gallery_lock(gallery):
+        if Path(gallery).exists() and not replace:
+            try:
+                clf.load_gallery(gallery)
+            except GalleryError as e:
+                raise GalleryError(f"{e} (use --replace to start a new gallery)") from e
+        n = clf.enrol_folder(folder)
+        clf.save(gallery)
+    return n
+
+
+def _check_threshold(threshold: float) -> None:
+    if not isinstance(threshold, (int, float)) or not 0.0 <= threshold <= 1.0:
+        raise UsageError(f"threshold={threshold!r}; a probability in [0, 1] expected")

@@ -24,7 +24,9 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
+
+from .data.images import MAX_PIXELS, ImageError, read_grey
 
 __all__ = [
     "ImageError",
@@ -34,6 +36,7 @@ __all__ = [
     "resize_batch",
     "images_to_tensor",
     "squares_to_tensor",
+    "ink_squares",
     "preprocess",
 ]
 
@@ -43,24 +46,9 @@ _MIN_CONTRAST = 1e-3
 _CHUNK = 2048
 
 
-class ImageError(ValueError):
-    """An input image cannot be read or holds no usable character."""
-
-
 def _as_grey(img: ImageLike, name: str) -> np.ndarray:
-    if isinstance(img, (str, os.PathLike)):
-        try:
-            with Image.open(img) as im:
-                im.load()
-                return _as_grey(im, str(img))
-        except (UnidentifiedImageError, OSError, ValueError) as e:
-            raise ImageError(f"{img}: not a readable image ({e})") from e
-    if isinstance(img, Image.Image):
-        if img.mode in ("RGBA", "LA", "PA") or "transparency" in img.info:
-            rgba = img.convert("RGBA")
-            white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-            img = Image.alpha_composite(white, rgba)
-        return np.asarray(img.convert("L"), dtype=np.float32) / 255.0
+    if isinstance(img, (str, os.PathLike, Image.Image)):
+        return read_grey(img, name if isinstance(img, Image.Image) else None)
     a = np.asarray(img)
     if a.ndim == 3 and a.shape[-1] in (3, 4):
         a = a[..., :3].astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
@@ -69,6 +57,11 @@ def _as_grey(img: ImageLike, name: str) -> np.ndarray:
         a = a.astype(np.float32) / (255.0 if a.dtype == np.uint8 else 1.0)
     else:
         raise ImageError(f"{name}: array of shape {a.shape}; (H, W) or (H, W, 3|4) expected")
+    if a.size > MAX_PIXELS:
+        raise ImageError(f"{name}: array of {a.size / 1e6:.1f} megapixels, over the limit of "
+                         f"{MAX_PIXELS / 1e6:.0f}")
+    if not np.isfinite(a).all():
+        raise ImageError(f"{name}: array holds NaN or infinite values")
     return a
 
 
@@ -130,12 +123,21 @@ def squares_to_tensor(squares: list[np.ndarray], size: int) -> torch.Tensor:
                         for sq in squares])
 
 
-def preprocess(images: ImageLike | list, size: int, crop: bool = False) -> torch.Tensor:
-    """Any image(s) -> float32 (B, 1, size, size), ink = 1 (the steps in the module docstring)."""
+def ink_squares(images: ImageLike | list, crop: bool = False,
+                names: list[str] | None = None) -> list[np.ndarray]:
+    """Steps 1-4: any image(s) -> square float32 ink images (S_i, S_i), not yet resized (the
+    demo shows them as thumbnails). ``names`` label the images in errors (default: the path,
+    or "image K")."""
     if not isinstance(images, (list, tuple)):
         images = [images]
     if not images:
         raise ImageError("no images given")
-    squares = [fit_square(to_ink(img, str(img) if isinstance(img, (str, Path)) else f"image {k}"),
-                          crop) for k, img in enumerate(images)]
-    return squares_to_tensor(squares, size)
+    if names is None:
+        names = [str(img) if isinstance(img, (str, Path)) else f"image {k}"
+                 for k, img in enumerate(images)]
+    return [fit_square(to_ink(img, name), crop) for img, name in zip(images, names)]
+
+
+def preprocess(images: ImageLike | list, size: int, crop: bool = False) -> torch.Tensor:
+    """Any image(s) -> float32 (B, 1, size, size), ink = 1 (the steps in the module docstring)."""
+    return squares_to_tensor(ink_squares(images, crop), size)

@@ -1,16 +1,20 @@
-"""Reports of evaluation results: Markdown tables, CSV and JSON (all written atomically)."""
+"""Reports of evaluation results: Markdown tables, CSV, JSON and figures (written atomically),
+and :func:`evaluate_and_report`, what ``oneshot evaluate`` does."""
 
 from __future__ import annotations
 
 import csv
 import io
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 from .evaluation.lake import PUBLISHED, LakeResult
+from .evaluation.runner import EvalSettings, default_scorers, evaluate
 from .io import atomic_write_bytes, atomic_write_json
 
-__all__ = ["nway_markdown", "lake_markdown", "write_report"]
+__all__ = ["nway_markdown", "lake_markdown", "write_report", "write_figures",
+           "evaluate_and_report", "EvaluationReport"]
 
 
 def _cell(r: dict) -> str:
@@ -47,7 +51,7 @@ def lake_markdown(results: list[LakeResult]) -> str:
         out.append(f"| {r.name} | {r.accuracy.value:.2f} | [{lo:.1f}, {hi:.1f}] | "
                    f"{100 - r.accuracy.value:.2f} | measured here |")
     for name, acc in PUBLISHED.items():
-        out.append(f"| {name} | {acc:.1f} | | {100 - acc:.1f} | published (REFERENCE.md) |")
+        out.append(f"| {name} | {acc:.1f} | | {100 - acc:.1f} | published |")
     return "\n".join(out) + "\n"
 
 
@@ -69,3 +73,56 @@ def write_report(out: str | os.PathLike, rows: list[dict], lake: list[LakeResult
         atomic_write_bytes(out / "results.csv", buf.getvalue().encode())
     atomic_write_json(out / "results.json", {"nway": rows, "lake": [r.to_dict() for r in lake]})
     return out / "results.md"
+
+
+def write_figures(out: str | os.PathLike, rows: list[dict]) -> list[Path]:
+    """One N-way figure per (split, mode) in ``rows``: ``nway-<split>-<mode>.png``."""
+    from .plots import plot_nway
+
+    paths = []
+    for split, mode in dict.fromkeys((r["split"], r["mode"]) for r in rows):
+        sel = [r for r in rows if r["split"] == split and r["mode"] == mode]
+        path = Path(out) / f"nway-{split}-{mode}.png"
+        plot_nway(sel, path, f"{split} alphabets, {mode}, {sel[0]['tasks']} tasks per point")
+        paths.append(path)
+    return paths
+
+
+@dataclass(frozen=True)
+class EvaluationReport:
+    """What :func:`evaluate_and_report` wrote: rows, Lake results, the files."""
+
+    rows: list[dict]
+    lake: list[LakeResult]
+    markdown: Path
+    files: list[Path]
+
+
+def evaluate_and_report(out: str | os.PathLike, settings: EvalSettings, model=None,
+                        model_label: str | None = None, baselines: bool = True,
+                        data_dir=None, cache=None, device: str = "cpu", progress: bool = False,
+                        command: str | None = None) -> EvaluationReport:
+    """Score the baselines (``baselines``) and ``model`` (a path, run folder, "default" or
+    None for none) on the saved tasks under ``out/tasks`` and Lake's runs; write results.md,
+    .csv, .json and the figures into ``out``."""
+    from .checkpoint import load_model, resolve_model_path
+    from .evaluation.scorers import EncoderScorer
+
+    scorers = default_scorers(settings.seed) if baselines else []
+    header = ["# oneshot evaluate\n"]
+    if command:
+        header.append(f"Command: `{command}`\n")
+    if model is not None:
+        path = resolve_model_path(model)
+        net, _ = load_model(path)
+        scorers.append(EncoderScorer(net, name=model_label or f"siamese ({path.name})",
+                                     device=device))
+        header.append(f"Model: `{path.name}`" + (f" ({model_label})\n" if model_label else "\n"))
+    if not scorers:
+        from .errors import UsageError
+
+        raise UsageError("nothing to evaluate: no model and no baselines")
+    rows, lake = evaluate(scorers, settings, Path(out) / "tasks", data_dir, cache, progress)
+    md = write_report(out, rows, lake, "\n".join(header))
+    figures = write_figures(out, rows) if rows else []
+    return EvaluationReport(rows, lake, md, [md] + figures)

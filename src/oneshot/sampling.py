@@ -10,17 +10,20 @@ import hashlib
 import io
 import json
 import os
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from .data.dataset import Dataset
+from .errors import ConfigError, OneshotError
 from .io import atomic_write_bytes
 
 __all__ = [
     "MODES",
     "TaskList",
+    "TaskFileError",
     "sample_tasks",
     "character_grid",
     "PairSampler",
@@ -49,6 +52,10 @@ def character_grid(ds: Dataset) -> np.ndarray:
 
 def _rng(seed: int | np.random.Generator) -> np.random.Generator:
     return seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+
+
+class TaskFileError(OneshotError, ValueError):
+    """A task file is unreadable or was drawn for other data or settings."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -91,22 +98,31 @@ class TaskList:
         return hashlib.sha256(data).hexdigest()
 
     @classmethod
-    def load(cls, path: str | os.PathLike, dataset: Dataset | None = None) -> "TaskList":
-        """Read a task file; with ``dataset``, check that it was drawn from that data."""
+    def load(cls, path: str | os.PathLike, dataset: Dataset | None = None,
+             expect: dict | None = None) -> "TaskList":
+        """Read a task file; with ``dataset``, check that it was drawn from that data; with
+        ``expect`` ({meta key: value}, e.g. ways, tasks, mode, seed), that it was drawn with
+        those settings. TaskFileError otherwise."""
         try:
             with np.load(Path(path), allow_pickle=False) as z:
                 tl = cls(z["query"], z["support"], z["answer"], json.loads(str(z["meta"])))
-        except (OSError, ValueError, KeyError) as e:
-            raise ValueError(f"{path}: not a readable task list ({e})") from e
-        if tl.meta.get("format") != TASK_FORMAT:
-            raise ValueError(f"{path}: task format {tl.meta.get('format')!r}, "
-                             f"{TASK_FORMAT} expected")
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
+            raise TaskFileError(f"{path}: not a readable task list ({e})") from e
+        if not isinstance(tl.meta, dict) or tl.meta.get("format") != TASK_FORMAT:
+            raise TaskFileError(f"{path}: not a task list of format {TASK_FORMAT}")
+        want = dict(expect or {})
         if dataset is not None:
-            for key, have in (("split", dataset.name), ("digest", dataset.digest),
-                              ("images", len(dataset))):
-                if tl.meta.get(key) != have:
-                    raise ValueError(f"{path}: tasks were drawn for {key}={tl.meta.get(key)!r}, "
-                                     f"not for this dataset's {have!r}")
+            want.update(split=dataset.name, digest=dataset.digest, images=len(dataset))
+        for key, have in want.items():
+            if tl.meta.get(key) != have:
+                raise TaskFileError(f"{path}: tasks were drawn with {key}={tl.meta.get(key)!r}, "
+                                    f"not {have!r}")
+        n = len(tl.query)
+        if tl.support.shape != (n, tl.meta.get("ways")) or tl.answer.shape != (n,):
+            raise TaskFileError(f"{path}: arrays of shapes {tl.query.shape}, {tl.support.shape},"
+                                f" {tl.answer.shape} do not fit {tl.meta.get('ways')}-way tasks")
+        if dataset is not None and n and max(tl.query.max(), tl.support.max()) >= len(dataset):
+            raise TaskFileError(f"{path}: image indices beyond the dataset's {len(dataset)}")
         return tl
 
 
@@ -120,16 +136,16 @@ def sample_tasks(ds: Dataset, ways: int, n_tasks: int, mode: str = "within-alpha
     so the answer's position is uniform over 0..N-1.
     """
     if mode not in MODES:
-        raise ValueError(f"mode {mode!r}; expected one of {MODES}")
+        raise ConfigError(f"mode {mode!r}; expected one of {MODES}")
     if ways < 1:
-        raise ValueError(f"ways={ways}; at least 1 needed")
+        raise ConfigError(f"ways={ways}; at least 1 needed")
     grid = character_grid(ds)
     rng = _rng(seed)
     C, K = grid.shape
     by_alpha = [np.flatnonzero(ds.char_alphabet == a) for a in range(len(ds.alphabets))]
     pools = [p for p in by_alpha if len(p) >= ways] if mode == "within-alphabet" else [np.arange(C)]
     if not pools or max(len(p) for p in pools) < ways:
-        raise ValueError(f"{mode} {ways}-way tasks need an alphabet with at least {ways} "
+        raise ConfigError(f"{mode} {ways}-way tasks need an alphabet with at least {ways} "
                          f"characters; dataset {ds.name!r} has at most "
                          f"{max((len(p) for p in by_alpha), default=0)}")
     query = np.empty(n_tasks, np.int64)
@@ -215,7 +231,7 @@ class EpisodeSampler:
     def __init__(self, ds: Dataset, ways: int, shots: int = 1, queries: int = 1,
                  mode: str = "within-alphabet", seed: int | np.random.Generator = 0):
         if mode not in MODES:
-            raise ValueError(f"mode {mode!r}; expected one of {MODES}")
+            raise ConfigError(f"mode {mode!r}; expected one of {MODES}")
         self.grid = character_grid(ds)
         if shots + queries > self.grid.shape[1]:
             raise ValueError(f"shots + queries = {shots + queries} exceeds the "

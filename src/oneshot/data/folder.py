@@ -7,24 +7,11 @@ is an error naming it, as is a class folder with no image.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
-import torch
+from .images import ImageError
 
-from ..preprocess import ImageError, preprocess
-
-__all__ = ["FolderImages", "list_folder", "load_folder"]
-
-
-@dataclass(frozen=True)
-class FolderImages:
-    """images: float32 (N, 1, S, S), ink = 1; labels: int64 (N,) into ``classes``."""
-
-    images: torch.Tensor
-    labels: torch.Tensor
-    classes: tuple[str, ...]
-    paths: tuple[Path, ...]
+__all__ = ["list_folder"]
 
 
 def list_folder(root: str | os.PathLike) -> list[tuple[Path, str]]:
@@ -42,13 +29,3 @@ def list_folder(root: str | os.PathLike) -> list[tuple[Path, str]]:
             raise ImageError(f"{c}: class {c.name!r} has no images")
         items += [(f, c.name) for f in files]
     return items
-
-
-def load_folder(root: str | os.PathLike, size: int, crop: bool = False) -> FolderImages:
-    """Read and preprocess every image under ``root`` (see :mod:`oneshot.preprocess`)."""
-    items = list_folder(root)
-    classes = tuple(sorted({c for _, c in items}))
-    paths = tuple(p for p, _ in items)
-    images = preprocess(list(paths), size, crop)
-    labels = torch.tensor([classes.index(c) for _, c in items], dtype=torch.int64)
-    return FolderImages(images, labels, classes, paths)

@@ -8,22 +8,24 @@ file is the one ``class_labels.txt`` pairs it with.
 
 from __future__ import annotations
 
-import io
 import os
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
-from .omniglot import ENV_DATA, DataError
+from .images import ImageError, read_binary
+from .omniglot import IMAGE_SIZE, DataError, find_file
 
-__all__ = ["LakeRun", "load_lake_runs", "find_lake_archive"]
+__all__ = ["LakeRun", "load_lake_runs", "find_lake_archive", "RUNS", "ITEMS"]
 
-RUNS = 20
-ITEMS = 20
+RUNS = 20   # runs in all_runs.zip
+ITEMS = 20  # training images (= test images = classes) per run
 LAKE_FILENAME = "all_runs.zip"
+LAKE_URL = ("https://github.com/brendenlake/omniglot/raw/master/python/one-shot-classification/"
+            + LAKE_FILENAME)
+LAKE_MD5 = "e8996daecdf12afeeb4a53a179f06b19"  # the official file's MD5
 
 
 @dataclass(frozen=True)
@@ -39,33 +41,31 @@ class LakeRun:
     answers: np.ndarray
 
 
-def find_lake_archive(data_dir: str | os.PathLike | None = None) -> Path:
-    """``all_runs.zip`` in ``data_dir`` or ``$ONESHOT_DATA``; DataError if absent."""
-    for d in (data_dir, os.environ.get(ENV_DATA)):
-        if d and (Path(d) / LAKE_FILENAME).is_file():
-            return Path(d) / LAKE_FILENAME
-    raise DataError(
-        f"{LAKE_FILENAME} not found in data_dir={data_dir!r} or ${ENV_DATA}; get it from "
-        "github.com/brendenlake/omniglot (python/one-shot-classification/all_runs.zip)"
-    )
+def find_lake_archive(data_dir: str | os.PathLike | None = None,
+                      cache: str | os.PathLike | None = None,
+                      allow_download: bool = True) -> Path:
+    """``all_runs.zip``, found like the Omniglot archives (:func:`.omniglot.find_file`)."""
+    return find_file(LAKE_FILENAME, LAKE_URL, LAKE_MD5, data_dir, cache, allow_download)
 
 
 def _image(zf: zipfile.ZipFile, name: str) -> np.ndarray:
     try:
-        with Image.open(io.BytesIO(zf.read(name))) as im:
-            a = np.asarray(im.convert("L"))
+        data = zf.read(name)
     except KeyError as e:
         raise DataError(f"{zf.filename}: missing {name}") from e
-    except Exception as e:
-        raise DataError(f"{zf.filename}: {name} is not a readable image ({e})") from e
-    return (a < 128).astype(np.uint8)
+    try:
+        return read_binary(data, f"{zf.filename}:{name}", IMAGE_SIZE).astype(np.uint8)
+    except ImageError as e:
+        raise DataError(str(e)) from e
 
 
-def load_lake_runs(path: str | os.PathLike | None = None) -> list[LakeRun]:
-    """The 20 runs from ``all_runs.zip`` (a path to the zip or its folder)."""
-    p = Path(path) if path is not None else find_lake_archive()
-    if p.is_dir():
-        p = find_lake_archive(p)
+def load_lake_runs(path: str | os.PathLike | None = None, cache: str | os.PathLike | None = None,
+                   allow_download: bool = True) -> list[LakeRun]:
+    """The 20 runs from ``all_runs.zip``: a path to the zip, or a data folder / None (found
+    like the Omniglot archives: that folder, ``$ONESHOT_DATA``, the cache, a download)."""
+    p = Path(path) if path is not None else None
+    if p is None or p.is_dir():
+        p = find_lake_archive(p, cache, allow_download)
     try:
         zf = zipfile.ZipFile(p)
     except (zipfile.BadZipFile, OSError) as e:

@@ -26,11 +26,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
+from ..errors import OneshotError
 from ..io import atomic_write, atomic_write_json, sha256_file
 from .dataset import Dataset
 from .download import download
+from .images import ImageError, read_binary
 
 __all__ = [
     "ARCHIVES",
@@ -38,6 +39,7 @@ __all__ = [
     "ArchiveSpec",
     "cache_dir",
     "find_archive",
+    "find_file",
     "decode_archive",
     "load_archive",
 ]
@@ -52,7 +54,7 @@ ENV_CACHE = "ONESHOT_CACHE"
 OFFICIAL_URL = "https://github.com/brendenlake/omniglot/raw/master/python/{name}"
 
 
-class DataError(Exception):
+class DataError(OneshotError):
     """An archive, image or cache does not meet the expected structure or content."""
 
 
@@ -123,6 +125,40 @@ def _spec(split: "str | ArchiveSpec") -> ArchiveSpec:
     return ARCHIVES[split]
 
 
+def find_file(
+    filename: str,
+    url: str,
+    md5: str | None,
+    data_dir: str | os.PathLike | None = None,
+    cache: str | os.PathLike | None = None,
+    allow_download: bool = True,
+) -> Path:
+    """The one data lookup: ``filename`` in ``data_dir``, ``$ONESHOT_DATA``, the cache's
+    ``archives`` folder, else downloaded from ``url`` (MD5-checked) into that folder.
+
+    Raises DataError naming every place looked when the file is nowhere and download is off.
+    """
+    looked: list[str] = []
+    for d, why in ((data_dir, "data_dir"), (os.environ.get(ENV_DATA), f"${ENV_DATA}")):
+        if d:
+            p = Path(d) / filename
+            if p.is_file():
+                return p
+            looked.append(f"{p} ({why})")
+    target = cache_dir(cache) / "archives" / filename
+    if target.is_file():
+        return target
+    looked.append(str(target))
+    if not allow_download:
+        raise DataError(
+            f"{filename} not found; looked in: {', '.join(looked)}. Put the file in one of "
+            f"these folders (or set ${ENV_DATA}), or allow the download from {url}"
+        )
+    log.info("downloading %s to %s", url, target)
+    download(url, target, md5=md5)
+    return target
+
+
 def find_archive(
     split: str,
     data_dir: str | os.PathLike | None = None,
@@ -130,52 +166,19 @@ def find_archive(
     allow_download: bool = True,
     base_url: str | None = None,
 ) -> Path:
-    """Path of the zip for ``split``, looking in ``data_dir``, ``$ONESHOT_DATA``, the cache, then
-    downloading it (official URL, or ``base_url/<filename>``) into ``<cache>/archives``.
-
-    Raises DataError naming every place looked when the archive is nowhere and download is off.
-    """
+    """Path of the zip for ``split`` (see :func:`find_file`); ``base_url`` replaces the
+    official download location."""
     spec = _spec(split)
-    looked: list[str] = []
-    for d, why in ((data_dir, "data_dir"), (os.environ.get(ENV_DATA), f"${ENV_DATA}")):
-        if d:
-            p = Path(d) / spec.filename
-            if p.is_file():
-                return p
-            looked.append(f"{p} ({why})")
-    target = cache_dir(cache) / "archives" / spec.filename
-    if target.is_file():
-        return target
-    looked.append(str(target))
-    if not allow_download:
-        raise DataError(
-            f"Omniglot archive {spec.filename} not found; looked in: {', '.join(looked)}. "
-            f"Put the file in one of these folders (or set ${ENV_DATA}), "
-            f"or allow the download from {spec.url}"
-        )
     url = f"{base_url.rstrip('/')}/{spec.filename}" if base_url else spec.url
-    log.info("downloading %s to %s", url, target)
-    download(url, target, md5=spec.md5)
-    return target
+    return find_file(spec.filename, url, spec.md5, data_dir, cache, allow_download)
 
 
 def _read_png(data: bytes, name: str) -> np.ndarray:
+    """An Omniglot PNG -> bool (105, 105), ink = True; DataError if it is not one."""
     try:
-        with Image.open(io.BytesIO(data)) as im:
-            im.load()
-            if im.size != (IMAGE_SIZE, IMAGE_SIZE):
-                raise DataError(
-                    f"{name}: image is {im.size[0]}x{im.size[1]}, "
-                    f"{IMAGE_SIZE}x{IMAGE_SIZE} expected"
-                )
-            a = np.asarray(im.convert("L"))
-    except DataError:
-        raise
-    except Exception as e:  # PIL raises several types for undecodable data
-        raise DataError(f"{name}: not a readable PNG image ({e})") from e
-    if not np.isin(a, (0, 255)).all():
-        raise DataError(f"{name}: image is not binary (grey levels other than 0 and 255)")
-    return a == 0  # ink is black in the PNGs
+        return read_binary(data, name, IMAGE_SIZE)
+    except ImageError as e:
+        raise DataError(str(e)) from e
 
 
 def decode_archive(path: str | os.PathLike, split: "str | ArchiveSpec",

@@ -11,14 +11,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..data.lake import LakeRun
+from ..data.lake import ITEMS, LakeRun
 from .metrics import Accuracy
 from .nway import predict_positions
 from .scorers import Scorer, score_pairs
 
 __all__ = ["LakeResult", "lake_benchmark", "PUBLISHED"]
 
-# Published 20-way within-alphabet accuracies (percent) on the same 20 runs; see REFERENCE.md.
+# Published 20-way within-alphabet accuracies (percent) on the same 20 runs: Lake, Salakhutdinov
+# & Tenenbaum 2015 (Science); Koch, Zemel & Salakhutdinov 2015 (Table 2).
 PUBLISHED = {
     "Humans (Lake et al. 2015)": 95.5,
     "BPL (Lake et al. 2015)": 96.7,
@@ -33,14 +34,18 @@ class LakeResult:
     name: str
     per_run_correct: np.ndarray  # int (20,), of 20 trials each
 
+    trials_per_run: int = ITEMS
+    predictions: np.ndarray | None = None  # int (runs, trials): chosen training image per trial
+
     @property
     def accuracy(self) -> Accuracy:
-        return Accuracy(int(self.per_run_correct.sum()), 20 * len(self.per_run_correct))
+        return Accuracy(int(self.per_run_correct.sum()),
+                        self.trials_per_run * len(self.per_run_correct))
 
     @property
     def per_run_error(self) -> np.ndarray:
         """Percent error of each run."""
-        return 100.0 * (1 - self.per_run_correct / 20.0)
+        return 100.0 * (1 - self.per_run_correct / self.trials_per_run)
 
     def to_dict(self) -> dict:
         return {"scorer": self.name, **self.accuracy.to_dict(),
@@ -52,16 +57,18 @@ def lake_benchmark(scorer: Scorer, runs: list[LakeRun]) -> LakeResult:
     """Score ``scorer`` on Lake's runs; every image is embedded once (800 in all)."""
     images = np.concatenate([np.concatenate([r.train_images, r.test_images]) for r in runs])
     cache = scorer.embed(images)
-    a, b = [], []
-    for k, r in enumerate(runs):
+    a, b, base = [], [], 0
+    for r in runs:
         n_tr, n_te = len(r.train_images), len(r.test_images)
-        base = 40 * k
-        test_idx = base + n_tr + np.arange(n_te)
-        train_idx = base + np.arange(n_tr)
-        a.append(np.repeat(test_idx, n_tr))
-        b.append(np.tile(train_idx, n_te))
+        a.append(np.repeat(base + n_tr + np.arange(n_te), n_tr))
+        b.append(np.tile(base + np.arange(n_tr), n_te))
+        base += n_tr + n_te
     scores = score_pairs(scorer, cache, np.concatenate(a), np.concatenate(b))
-    scores = scores.reshape(len(runs), 20, 20)
-    correct = np.array([(predict_positions(scores[k]) == r.answers).sum()
-                        for k, r in enumerate(runs)])
-    return LakeResult(scorer.name, correct)
+    correct, preds, pos = [], [], 0
+    for r in runs:
+        n_tr, n_te = len(r.train_images), len(r.test_images)
+        preds.append(predict_positions(scores[pos: pos + n_tr * n_te].reshape(n_te, n_tr)))
+        correct.append(int((preds[-1] == r.answers).sum()))
+        pos += n_tr * n_te
+    return LakeResult(scorer.name, np.array(correct), len(runs[0].test_images) if runs else ITEMS,
+                      np.stack(preds) if preds else None)

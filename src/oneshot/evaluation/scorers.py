@@ -12,7 +12,7 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
-from ..preprocess import images_to_tensor
+from ..embedding import DEFAULT_BATCH, Embedder
 
 __all__ = ["Scorer", "EncoderScorer", "RandomScorer", "ConstantScorer", "score_pairs"]
 
@@ -67,32 +67,18 @@ class ConstantScorer:
 
 
 class EncoderScorer:
-    """A Siamese network: encoder embeddings scored by its pair head (logits).
-
-    The images are resized to the encoder's input size (``oneshot.preprocess.images_to_tensor``),
-    embedded in batches without gradients, optionally under bf16 autocast.
-    """
+    """A Siamese network: encoder embeddings (through :class:`oneshot.embedding.Embedder`)
+    scored by its pair head (logits). ``embedder`` overrides device, amp and batch."""
 
     def __init__(self, model: torch.nn.Module, name: str = "siamese", device: str = "cpu",
-                 batch: int = 256, amp: bool = False):
+                 batch: int = DEFAULT_BATCH, amp: bool = False,
+                 embedder: Embedder | None = None):
         self.model = model
         self.name = name
-        self.device = torch.device(device)
-        self.batch = batch
-        self.amp = amp
+        self.embedder = embedder or Embedder(model.encoder, device, amp=amp, batch=batch)
 
-    @torch.no_grad()
     def embed(self, images: np.ndarray) -> torch.Tensor:
-        enc = self.model.encoder
-        was_training = self.model.training
-        self.model.eval()
-        x = images_to_tensor(images, enc.input_size)
-        out = []
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
-            for i in range(0, len(x), self.batch):
-                out.append(enc(x[i: i + self.batch].to(self.device)).float())
-        self.model.train(was_training)
-        return torch.cat(out) if out else torch.empty(0, enc.embedding_dim)
+        return self.embedder.embed_images(images)
 
     @torch.no_grad()
     def score(self, cache: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:

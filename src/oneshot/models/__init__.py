@@ -1,8 +1,28 @@
-from .encoders import ENCODERS, ConvEncoder, Encoder, KochEncoder, create_encoder, encoder_names
-from .ensemble import ConcatEncoder, ensemble  # registers the "concat" encoder
-from .heads import EuclideanHead, L1Head, create_head
+"""Models: encoders and heads by name (registries), SiameseNet, exact ensembles.
+
+The built-in components are registered here, in one place: encoders ``koch``, ``conv`` and
+``concat`` (ensembles); heads ``l1`` and ``euclidean``. Register your own with
+``register_encoder`` / ``register_head`` from anywhere, no edit to the package needed.
+"""
+
+from .encoders import (
+                       ConvEncoder,
+                       Encoder,
+                       KochEncoder,
+                       create_encoder,
+                       list_encoders,
+                       register_encoder,
+)
+from .ensemble import ConcatEncoder, ensemble
+from .heads import EuclideanHead, Head, L1Head, create_head, list_heads, register_head
 from .siamese import ModelSpec, SiameseNet, build_model
 
-__all__ = ["ENCODERS", "ConvEncoder", "Encoder", "KochEncoder", "create_encoder", "encoder_names",
-           "EuclideanHead", "L1Head", "create_head", "ModelSpec", "SiameseNet", "build_model",
-           "ConcatEncoder", "ensemble"]
+register_encoder("koch", KochEncoder)
+register_encoder("conv", ConvEncoder)
+register_encoder("concat", ConcatEncoder)
+register_head("l1", L1Head)
+register_head("euclidean", EuclideanHead)
+
+__all__ = ["ConcatEncoder", "ConvEncoder", "Encoder", "EuclideanHead", "Head", "KochEncoder",
+           "L1Head", "ModelSpec", "SiameseNet", "build_model", "create_encoder", "create_head",
+           "ensemble", "list_encoders", "list_heads", "register_encoder", "register_head"]

@@ -11,18 +11,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["Encoder", "KochEncoder", "ConvEncoder", "ENCODERS", "create_encoder",
-           "register_encoder", "encoder_names"]
+from ..errors import ConfigError
+from ..registry import Registry
+
+__all__ = ["Encoder", "KochEncoder", "ConvEncoder", "create_encoder", "register_encoder",
+           "list_encoders", "centre_ink", "koch_layer_macs"]
 
 
 class Encoder(nn.Module):
-    """Base class: subclasses set ``input_size`` (pixels, square) and ``embedding_dim``."""
+    """Base class: ``forward`` maps float (B, 1, S, S) images, ink = 1, to (B, D) embeddings;
+    subclasses set ``input_size`` (S, pixels, square) and ``embedding_dim`` (D)."""
 
     input_size: int
     embedding_dim: int
@@ -59,6 +61,19 @@ class KochEncoder(Encoder):
         return torch.sigmoid(self.fc(self.features(x).flatten(1)))
 
 
+def koch_layer_macs() -> dict[str, int]:
+    """Multiply-accumulates of one 105x105 image through :class:`KochEncoder` (convs and fc
+    only; pooling, ReLU and sigmoid are < 0.1 % and left out): out_h * out_w * c_out * k * k *
+    c_in per conv, in_features * out_features for fc."""
+    layers = {  # name: (output side, c_out, kernel, c_in)
+        "conv1": (96, 64, 10, 1), "conv2": (42, 128, 7, 64),
+        "conv3": (18, 128, 4, 128), "conv4": (6, 256, 4, 128),
+    }
+    macs = {n: s * s * co * k * k * ci for n, (s, co, k, ci) in layers.items()}
+    macs["fc"] = 256 * 6 * 6 * 4096
+    return macs
+
+
 def centre_ink(x: torch.Tensor) -> torch.Tensor:
     """Translate each image of float (B, 1, S, S) so that its ink's centre of mass sits at the
     image centre (bilinear, zero padding); blank images are left as they are."""
@@ -85,10 +100,16 @@ class ConvEncoder(Encoder):
     def __init__(self, input_size: int = 28, width: int = 64, depth: int = 4,
                  dim: int | None = None, pool: str = "flatten", centre: bool = False) -> None:
         super().__init__()
+        for name, v in (("input_size", input_size), ("width", width), ("depth", depth),
+                        ("dim", dim or 1)):
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ConfigError(f"encoder 'conv': {name}={v!r}; a whole number >= 1 expected")
         if input_size >> depth < 1:
-            raise ValueError(f"input_size={input_size} is too small for depth={depth}")
+            raise ConfigError(f"encoder 'conv': input_size={input_size} is too small for "
+                              f"depth={depth}")
         if pool not in ("flatten", "max", "avg"):
-            raise ValueError(f"pool={pool!r}; expected 'flatten', 'max' or 'avg'")
+            raise ConfigError(f"encoder 'conv': pool={pool!r}; expected 'flatten', 'max' or "
+                              "'avg'")
         self.input_size = input_size
         self.pool = pool
         self.centre = centre
@@ -118,27 +139,26 @@ class ConvEncoder(Encoder):
         return self.proj(f.flatten(1))
 
 
-ENCODERS: dict[str, Callable[..., Encoder]] = {}
+_ENCODERS = Registry("encoder")
 
 
-def register_encoder(name: str, factory: Callable[..., Encoder]) -> None:
-    """Make ``create_encoder(name, **kwargs)`` build ``factory(**kwargs)``."""
-    ENCODERS[name] = factory
+def register_encoder(name: str, factory=None, *, replace: bool = False):
+    """Make ``create_encoder(name, **kwargs)`` build ``factory(**kwargs)``, an :class:`Encoder`.
+
+    Usable as a decorator (``@register_encoder("mine")``); taken names need ``replace=True``.
+    """
+    return _ENCODERS.register(name, factory, replace=replace)
 
 
-def encoder_names() -> list[str]:
-    return sorted(ENCODERS)
+def list_encoders() -> list[str]:
+    """Names of the registered encoders, sorted."""
+    return _ENCODERS.names()
 
 
 def create_encoder(name: str, **kwargs) -> Encoder:
-    """Build a registered encoder; unknown names and arguments are errors."""
-    if name not in ENCODERS:
-        raise ValueError(f"unknown encoder {name!r}; registered: {encoder_names()}")
-    try:
-        return ENCODERS[name](**kwargs)
-    except TypeError as e:
-        raise ValueError(f"encoder {name!r} does not accept {sorted(kwargs)}: {e}") from e
-
-
-register_encoder("koch", KochEncoder)
-register_encoder("conv", ConvEncoder)
+    """Build a registered encoder; unknown names and arguments are ConfigErrors."""
+    enc = _ENCODERS.create(name, **kwargs)
+    for attr in ("input_size", "embedding_dim"):
+        if not isinstance(getattr(enc, attr, None), int):
+            raise TypeError(f"encoder {name!r} does not set an integer {attr}")
+    return enc

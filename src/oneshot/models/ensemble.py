@@ -16,7 +16,7 @@ import math
 import torch
 from torch import nn
 
-from .encoders import Encoder, create_encoder, register_encoder
+from .encoders import Encoder, create_encoder
 from .heads import EuclideanHead
 from .siamese import ModelSpec, SiameseNet, build_model
 
@@ -46,8 +46,6 @@ class ConcatEncoder(Encoder):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.cat([w * m(x) for w, m in zip(self.weights, self.members)], dim=1)
 
-
-register_encoder("concat", ConcatEncoder)
 
 
 def ensemble(models: list[SiameseNet]) -> SiameseNet:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 
 import torch
 from torch import nn
 
+from ..errors import ConfigError
 from .encoders import create_encoder
 from .heads import create_head
 
@@ -15,14 +16,38 @@ __all__ = ["ModelSpec", "SiameseNet", "build_model"]
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """What a checkpoint needs to rebuild the network: encoder name and arguments, head name."""
+    """What a checkpoint needs to rebuild the network: registered encoder and head names and
+    their keyword arguments."""
 
-    encoder: str = "koch"
+    encoder: str
     encoder_args: dict = field(default_factory=dict)
-    head: str = "l1"
+    head: str = "euclidean"
+    head_args: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """Plain dict; ``head_args`` only when set, so older model files keep their spec (and
+        fingerprint) unchanged."""
+        d = {"encoder": self.encoder, "encoder_args": dict(self.encoder_args),
+             "head": self.head}
+        if self.head_args:
+            d["head_args"] = dict(self.head_args)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> ModelSpec:
+        """From a dict with the keys of :meth:`to_dict`; unknown or missing keys are errors."""
+        if not isinstance(d, dict):
+            raise ConfigError(f"model spec must be a dict, got {type(d).__name__}")
+        names = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - names)
+        if unknown:
+            raise ConfigError(f"unknown model spec keys {unknown}; known: {sorted(names)}")
+        if "encoder" not in d:
+            raise ConfigError("model spec names no encoder")
+        for key in ("encoder_args", "head_args"):
+            if not isinstance(d.get(key, {}), dict):
+                raise ConfigError(f"model spec {key} must be a dict, got {d[key]!r}")
+        return cls(**d)
 
 
 class SiameseNet(nn.Module):
@@ -33,7 +58,7 @@ class SiameseNet(nn.Module):
         super().__init__()
         self.spec = spec
         self.encoder = create_encoder(spec.encoder, **spec.encoder_args)
-        self.head = create_head(spec.head, self.encoder.embedding_dim)
+        self.head = create_head(spec.head, self.encoder.embedding_dim, **spec.head_args)
 
     def forward(self, x1: torch.Tensor, x2: torch.Tensor | None = None) -> torch.Tensor:
         if x2 is None:
@@ -44,12 +69,10 @@ class SiameseNet(nn.Module):
 
 
 def build_model(spec: ModelSpec | dict, seed: int | None = None) -> SiameseNet:
-    """Build a SiameseNet from its spec; ``seed`` makes the initialisation reproducible."""
+    """Build a SiameseNet from its spec; ``seed`` makes the initialisation reproducible (the
+    global torch RNG is forked, so the caller's stream is left as it was)."""
     if isinstance(spec, dict):
-        unknown = set(spec) - {"encoder", "encoder_args", "head"}
-        if unknown:
-            raise ValueError(f"unknown model spec keys {sorted(unknown)}")
-        spec = ModelSpec(**spec)
+        spec = ModelSpec.from_dict(spec)
     if seed is None:
         return SiameseNet(spec)
     with torch.random.fork_rng(devices=[]):

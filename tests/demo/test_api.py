@@ -1,80 +1,21 @@
-"""The browser demo: its JSON API (Starlette's test client, real Omniglot test alphabets, a tiny
-random model), bad input, the CLI wrapper, and one end-to-end run in headless Chromium."""
+"""The browser demo's JSON API (Starlette's test client, real Omniglot test alphabets, a tiny
+random model), bad input, and the CLI wrapper."""
 
 from __future__ import annotations
 
-import base64
 import io
 import os
-import re
-import socket
-import threading
-import time
-from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
-from conftest import glyph
 from PIL import Image
 from starlette.testclient import TestClient  # the dev extra installs the demo's packages
+from support import data_url, decode_url, drawer1, glyph, png
 
 from oneshot import demo
-from oneshot.checkpoint import export_model
+from oneshot.checkpoint import CheckpointError
 from oneshot.cli import main
-from oneshot.data.splits import load_split
 from oneshot.inference import OneShotClassifier
-from oneshot.models import ModelSpec, build_model
-
-SPEC = ModelSpec("conv", {"input_size": 28, "width": 8}, "euclidean")
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-
-
-@pytest.fixture(scope="module")
-def model_file(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("model") / "model.pt"
-    export_model(build_model(SPEC, seed=0), path, {"note": "random init"})
-    return path
-
-
-@pytest.fixture(scope="module")
-def test_split(data_dir, cache_dir):
-    return load_split("test", data_dir, cache_dir)
-
-
-@pytest.fixture(scope="module")
-def app(model_file, data_dir, cache_dir):
-    return demo.create_app(model_file, data_dir, cache_dir)
-
-
-@pytest.fixture(scope="module")
-def client(app):
-    with TestClient(app) as c:
-        yield c
-
-
-def png(ink: np.ndarray) -> bytes:
-    """ink (H, W) in [0, 1] -> PNG bytes, black on white."""
-    buf = io.BytesIO()
-    Image.fromarray((255 * (1 - ink)).astype(np.uint8)).save(buf, format="PNG")
-    return buf.getvalue()
-
-
-def data_url(raw: bytes, mime: str = "image/png") -> str:
-    return f"data:{mime};base64," + base64.b64encode(raw).decode()
-
-
-def decode_url(url: str) -> np.ndarray:
-    return np.asarray(Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1]))))
-
-
-def drawer1(ds, alphabet: str) -> tuple[list[str], np.ndarray]:
-    """Short labels and drawer-1 images (C, 105, 105) of an alphabet's characters."""
-    chars = np.flatnonzero(ds.char_alphabet == ds.alphabets.index(alphabet))
-    rows = [int(np.flatnonzero((ds.labels == c) & (ds.drawers == 1))[0]) for c in chars]
-    return [ds.characters[c].split("/")[-1] for c in chars], ds.images[rows]
 
 
 def test_page_and_static_files(client):
@@ -224,7 +165,7 @@ def test_bad_input_gets_a_clear_4xx_and_the_server_keeps_serving(app, client):
     assert client.get("/api/alphabets").status_code == 200  # still serving
 
     small = demo.create_app(app.state.demo.clf, max_upload_bytes=1000)
-    with TestClient(small) as c:
+    with TestClient(small, base_url="http://127.0.0.1") as c:
         r = c.post("/api/classify", files={"image": ("q.png", os.urandom(5000))},
                    data={"support": "Tengwar"})
         assert r.status_code == 413 and "1000 bytes" in r.json()["error"]
@@ -233,7 +174,7 @@ def test_bad_input_gets_a_clear_4xx_and_the_server_keeps_serving(app, client):
 def test_missing_dataset_is_a_503_and_uploads_still_work(app, tmp_path, monkeypatch):
     monkeypatch.delenv("ONESHOT_DATA", raising=False)
     other = demo.create_app(app.state.demo.clf, data_dir=tmp_path / "none", cache=tmp_path)
-    with TestClient(other) as c:
+    with TestClient(other, base_url="http://127.0.0.1") as c:
         r = c.get("/api/alphabets")
         assert r.status_code == 503 and "oneshot data" in r.json()["error"]
         r = c.post("/api/support", files={"image": ("bar.png", png(glyph("bar")))})
@@ -246,107 +187,35 @@ def test_cli_demo_is_a_thin_wrapper_over_serve(model_file, monkeypatch, capsys):
     assert main(["demo", "--model", str(model_file), "--port", "8123", "--data-dir", "D"]) == 0
     assert calls == [("127.0.0.1", 8123, str(model_file), "D", None)]
     monkeypatch.undo()
-    monkeypatch.setattr("oneshot.inference.default_model_path", lambda: None)
+    monkeypatch.setattr("oneshot.checkpoint.default_model_path", lambda: None)
     assert main(["demo"]) == 2
     assert "ships no default model" in capsys.readouterr().err
-    with pytest.raises(FileNotFoundError, match="--model"):
+    with pytest.raises(CheckpointError, match="--model"):
         demo.create_app()
 
 
-def test_serve_prints_its_address(app, monkeypatch, capsys):
-    import uvicorn
-
-    ran = {}
-    monkeypatch.setattr(uvicorn, "run", lambda a, **kw: ran.update(kw, app=a))
-    st = app.state.demo
-    threads = torch.get_num_threads()
-    try:
-        demo.serve("127.0.0.1", 8765, st.clf, st.data_dir, st.cache)
-        assert torch.get_num_threads() == demo.SERVE_TORCH_THREADS
-    finally:
-        torch.set_num_threads(threads)  # serve() sets it for its process; not for the suite's
-    assert "http://127.0.0.1:8765/" in capsys.readouterr().out
-    assert ran["port"] == 8765 and ran["host"] == "127.0.0.1"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def test_other_hosts_and_cross_site_posts_are_refused(client):
+    """DNS rebinding sends another Host; a page elsewhere sends its own Origin."""
+    r = client.get("/api/info", headers={"host": "attacker.example:8000"})
+    assert r.status_code == 403 and "attacker.example" in r.json()["error"]
+    body = {"support": "Tengwar", "image": data_url(png(glyph("bar")))}
+    r = client.post("/api/classify", json=body, headers={"origin": "http://evil.example"})
+    assert r.status_code == 403 and "evil.example" in r.json()["error"]
+    r = client.post("/api/classify", json=body, headers={"origin": "http://127.0.0.1:8000"})
+    assert r.status_code == 200, r.text
+    assert client.get("/api/info", headers={"host": "localhost:8000"}).status_code == 200
 
 
-@pytest.fixture(scope="module")
-def server(app):
-    import uvicorn
-
-    port = _free_port()
-    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not srv.started:
-        assert time.monotonic() < deadline and thread.is_alive(), "demo server did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    srv.should_exit = True
-    thread.join(10)
-
-
-def _stroke(page, box, points):
-    """Drag the mouse through points given as fractions of the canvas box."""
-    xy = [(box["x"] + fx * box["width"], box["y"] + fy * box["height"]) for fx, fy in points]
-    page.mouse.move(*xy[0])
-    page.mouse.down()
-    for x, y in xy[1:]:
-        page.mouse.move(x, y, steps=6)
-    page.mouse.up()
-
-
-def test_browser_draw_and_see_matches(server, tmp_path):
-    if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} is absent (.ci/install-chromium installs it)")
-    from playwright import sync_api  # the dev extra installs it (no browser download)
-
-    expect = sync_api.expect
-    shot = Path(os.environ.get("ONESHOT_DEMO_SCREENSHOT") or tmp_path / "demo.png")
-    problems, foreign = [], []
-    with sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1180, "height": 900})
-            page.on("pageerror", lambda e: problems.append(str(e)))
-            page.on("console", lambda m: m.type == "error" and problems.append(m.text))
-            page.on("request", lambda r: r.url.startswith((server, "data:"))
-                    or foreign.append(r.url))
-            page.goto(server + "/")
-            page.wait_for_selector("#grid figure.item >> nth=25")  # Atlantean: 26 characters
-            assert page.locator("#grid figure.item").count() == 26
-            box = page.locator("#pad").bounding_box()
-            _stroke(page, box, [(0.3, 0.2), (0.3, 0.8), (0.7, 0.8)])
-            page.wait_for_selector("#matches li >> nth=4", timeout=10_000)
-            _stroke(page, box, [(0.2, 0.5), (0.75, 0.35)])
-            expect(page.locator("#status")).to_have_text(re.compile("^best: "))
-            page.wait_for_selector("#grid figure.item.best")
-            assert page.locator("#matches li").count() == 5
-            assert page.locator("#grid figure.item.match").count() == 5
-            probs = [float(t.rstrip("%")) for t in page.locator("#matches .prob").all_inner_texts()]
-            assert probs == sorted(probs, reverse=True) and 0 <= probs[-1] <= probs[0] <= 100
-            shot.parent.mkdir(parents=True, exist_ok=True)
-            page.screenshot(path=str(shot), full_page=True)
-
-            page.click("#clear")
-            assert page.locator("#matches li").count() == 0
-            assert page.locator("#grid figure.item.best").count() == 0
-            page.click("#another")
-            expect(page.locator("#support-title")).not_to_contain_text("Atlantean")
-            expect(page.locator("#status")).to_have_text("draw a character")
-            _stroke(page, box, [(0.5, 0.2), (0.5, 0.8)])
-            page.wait_for_selector("#matches li")
-            page.click("#clear")
-            page.mouse.click(box["x"] + 5, box["y"] + 5)  # a dot: drawn, so classified
-            page.wait_for_selector("#matches li")
-        finally:
-            browser.close()
-    assert not problems, problems
-    assert not foreign, f"the page fetched from elsewhere: {foreign}"
-    assert shot.stat().st_size > 10_000
+def test_deep_json_and_loose_top_k_are_400(client):
+    deep = "[" * 100_000 + "]" * 100_000
+    r = client.post("/api/classify", content=deep, headers={"content-type": "application/json"})
+    assert r.status_code == 400 and "nested" in r.json()["error"]
+    img = data_url(png(glyph("bar")))
+    for top_k in (2.7, True, "5.0", -1):
+        r = client.post("/api/classify", json={"support": "Tengwar", "image": img,
+                                               "top_k": top_k})
+        assert r.status_code == 400 and "top_k" in r.json()["error"], (top_k, r.text)
+    r = client.post("/api/classify", json={"support": "Tengwar", "image": img, "top_k": 3})
+    assert r.status_code == 200 and len(r.json()["top"]) == 3

@@ -6,8 +6,7 @@ import sys
 
 import torch
 
-from oneshot.config import TrainConfig
-from oneshot.train import train
+from oneshot.training import TrainConfig, train
 
 cfg = TrainConfig.from_dict(json.loads(sys.argv[2]))
 result = train(cfg, sys.argv[1], progress=False)

@@ -78,7 +78,7 @@ def test_task_list_round_trip(splits, tmp_path):
     assert back.meta["seed"] == 7 and back.meta["mode"] == "unstructured"
     again = sample_tasks(ds, 5, 50, "unstructured", seed=7)
     assert again.sha256 == sha  # the same seed gives the same tasks
-    with pytest.raises(ValueError, match="drawn for split"):
+    with pytest.raises(ValueError, match="drawn with split"):
         TaskList.load(tmp_path / "t.npz", splits["validation"])
 
 

@@ -1,17 +1,52 @@
 """Training configuration: one frozen dataclass, named presets, explicit overrides.
 
-Unknown keys are errors; overrides from the CLI (``--set field=value``) are parsed with the
-field's type (numbers, booleans, JSON for dicts and lists).
+Unknown keys are errors, and so are values of the wrong type or out of range; overrides from the
+CLI (``--set field=value``) are parsed with the field's type (numbers, booleans, JSON for dicts
+and lists). Names of registered components (``encoder``, ``head``, ``objective``,
+``optimizer``, ``lr_schedule``) are checked against their registries when a config is made, so
+register your own components before making a config that names them.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
-__all__ = ["TrainConfig", "PRESETS", "preset", "apply_overrides"]
+from ..errors import ConfigError
+from ..models import ModelSpec, list_encoders, list_heads
+from .objectives import list_objectives
+from .optim import OPTIMIZERS, SCHEDULES
+
+__all__ = ["TrainConfig", "PRESETS", "preset", "apply_overrides", "config_diff",
+           "registered_names"]
+
+
+def registered_names(cfg) -> dict[str, tuple[str, list[str]]]:
+    """{field: (value, registered names)} for the config's registry-backed fields."""
+    return {"encoder": (cfg.encoder, list_encoders()), "head": (cfg.head, list_heads()),
+            "objective": (cfg.objective, list_objectives()),
+            "optimizer": (cfg.optimizer, OPTIMIZERS.names()),
+            "lr_schedule": (cfg.lr_schedule, SCHEDULES.names())}
+
+
+def _kind(f: dataclasses.Field) -> str:
+    return f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
+
+
+def _check_type(f: dataclasses.Field, value: Any) -> None:
+    kind = _kind(f)
+    ok = {"bool": lambda v: isinstance(v, bool),
+          "int": lambda v: isinstance(v, int) and not isinstance(v, bool),
+          "float": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+          "str": lambda v: isinstance(v, str),
+          "dict": lambda v: isinstance(v, dict),
+          "list | None": lambda v: v is None or isinstance(v, list)}.get(kind)
+    if ok is not None and not ok(value):
+        raise ConfigError(f"config {f.name}={value!r}: a {kind} expected")
+
 
 
 @dataclass(frozen=True)
@@ -20,10 +55,13 @@ class TrainConfig:
     encoder: str = "conv"
     encoder_args: dict = field(default_factory=dict)
     head: str = "euclidean"
-    # objective: "pairs" (binary cross-entropy on same/different pairs) or "episodes"
-    # (cross-entropy of each query over an N-way support set, plus ``bce_weight`` x pairwise BCE
-    # on the same logits so that sigmoid(logit) stays a calibrated "same" probability)
+    head_args: dict = field(default_factory=dict)
+    # objective (a registered name, see oneshot.training.objectives): "pairs" (binary
+    # cross-entropy on same/different pairs) or "episodes" (cross-entropy of each query over an
+    # N-way support set, plus ``bce_weight`` x pairwise BCE on the same logits so that
+    # sigmoid(logit) stays a calibrated "same" probability); ``objective_args`` go to its factory
     objective: str = "episodes"
+    objective_args: dict = field(default_factory=dict)
     batch: int = 32                 # pairs per step (objective "pairs")
     same_alphabet: float = 0.5      # share of negatives from the anchor's alphabet
     balance: str = "character"      # anchors uniform over "character" or "alphabet"
@@ -68,22 +106,35 @@ class TrainConfig:
     log_every: int = 1
 
     def __post_init__(self) -> None:
-        checks = {
-            "objective": (self.objective, ("pairs", "episodes")),
-            "optimizer": (self.optimizer, ("adam", "sgd")),
-            "lr_schedule": (self.lr_schedule, ("constant", "cosine", "koch")),
-            "balance": (self.balance, ("character", "alphabet")),
-            "device": (self.device, ("auto", "cpu", "cuda")),
-        }
+        for f in fields(self):
+            _check_type(f, getattr(self, f.name))
+        checks = {"balance": (self.balance, ("character", "alphabet")),
+                  "val_mode": (self.val_mode, ("within-alphabet", "unstructured")),
+                  **registered_names(self)}
         for name, (value, allowed) in checks.items():
             if value not in allowed:
-                raise ValueError(f"config {name}={value!r}; expected one of {allowed}")
+                raise ConfigError(f"config {name}={value!r}; expected one of {list(allowed)}")
         for name in ("batch", "ways", "queries", "episodes_per_step", "steps", "val_every",
                      "val_tasks", "val_ways", "epoch_steps", "log_every"):
             if getattr(self, name) < 1:
-                raise ValueError(f"config {name}={getattr(self, name)}; at least 1 expected")
-        if self.objective == "pairs" and self.batch < 2:
-            raise ValueError("config batch must be >= 2 for pairs (one positive, one negative)")
+                raise ConfigError(f"config {name}={getattr(self, name)}; at least 1 expected")
+        for name in ("lr", "distort_p", "same_alphabet", "momentum", "momentum_start",
+                     "l2_conv", "l2_dense", "bce_weight", "time_limit_min"):
+            v = getattr(self, name)
+            if not math.isfinite(v) or v < 0 or (name == "lr" and v == 0):
+                raise ConfigError(f"config {name}={v}; a finite number "
+                                  f"{'> 0' if name == 'lr' else '>= 0'} expected")
+        if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
+            raise ConfigError(f"config device={self.device!r}; auto, cpu, cuda or cuda:N "
+                              "expected")
+        for name in ("threads", "patience"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"config {name}={getattr(self, name)}; 0 or more expected")
+        if self.drawers is not None and (
+                not self.drawers or not all(isinstance(d, int) and 1 <= d <= 20
+                                            for d in self.drawers)):
+            raise ConfigError(f"config drawers={self.drawers}; a non-empty list of drawer "
+                              "numbers 1..20 (or null for all) expected")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -93,13 +144,12 @@ class TrainConfig:
         names = {f.name for f in fields(cls)}
         unknown = sorted(set(d) - names)
         if unknown:
-            raise ValueError(f"unknown config keys {unknown}")
+            raise ConfigError(f"unknown config keys {unknown}")
         return cls(**d)
 
     @property
-    def model_spec(self) -> dict:
-        return {"encoder": self.encoder, "encoder_args": dict(self.encoder_args),
-                "head": self.head}
+    def model_spec(self) -> ModelSpec:
+        return ModelSpec(self.encoder, dict(self.encoder_args), self.head, dict(self.head_args))
 
 
 PRESETS: dict[str, TrainConfig] = {
@@ -133,13 +183,14 @@ PRESETS: dict[str, TrainConfig] = {
 
 
 def preset(name: str) -> TrainConfig:
+    """The named preset (see ``PRESETS``)."""
     if name not in PRESETS:
-        raise ValueError(f"unknown preset {name!r}; expected one of {sorted(PRESETS)}")
+        raise ConfigError(f"unknown preset {name!r}; expected one of {sorted(PRESETS)}")
     return PRESETS[name]
 
 
 def _parse(f: dataclasses.Field, text: str) -> Any:
-    kind = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
+    kind = _kind(f)
     try:
         if kind.startswith("bool"):
             if text.lower() in ("1", "true", "yes", "on"):
@@ -155,7 +206,7 @@ def _parse(f: dataclasses.Field, text: str) -> Any:
             return json.loads(text)
         return text
     except ValueError as e:
-        raise ValueError(f"config {f.name}={text!r}: not a valid {kind} ({e})") from e
+        raise ConfigError(f"config {f.name}={text!r}: not a valid {kind} ({e})") from e
 
 
 def apply_overrides(cfg: TrainConfig, overrides: list[str] | dict) -> TrainConfig:
@@ -166,8 +217,16 @@ def apply_overrides(cfg: TrainConfig, overrides: list[str] | dict) -> TrainConfi
         o.split("=", 1) if "=" in o else (o, None) for o in overrides)
     for key, value in items:
         if key not in by_name:
-            raise ValueError(f"unknown config key {key!r}; known: {sorted(by_name)}")
+            raise ConfigError(f"unknown config key {key!r}; known: {sorted(by_name)}")
         if value is None:
-            raise ValueError(f"override {key!r} has no value; use {key}=VALUE")
+            raise ConfigError(f"override {key!r} has no value; use {key}=VALUE")
         values[key] = _parse(by_name[key], value) if isinstance(value, str) else value
     return replace(cfg, **values)
+
+
+def config_diff(old: dict, new: dict) -> dict[str, tuple[Any, Any]]:
+    """Keys whose values differ between two config dicts: {key: (old, new)}. A key missing from
+    ``old`` (a run made before the field existed) counts as its default."""
+    defaults = TrainConfig().to_dict()
+    return {k: (old.get(k, defaults.get(k)), new.get(k)) for k in sorted(set(old) | set(new))
+            if json.dumps(old.get(k, defaults.get(k))) != json.dumps(new.get(k))}

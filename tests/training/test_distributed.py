@@ -35,7 +35,7 @@ def test_two_process_training_via_cli(env, tmp_path):
                       "val_every=20", "val_tasks=40", "val_ways=5", "ways=10", "queries=2",
                       "episodes_per_step=2", "threads=1", "amp=false", "lr=2e-3"]
     subprocess.run(cmd, check=True, env=env, timeout=300)
-    files = sorted(p.name for p in out.iterdir())
+    files = sorted(p.name for p in out.iterdir() if not p.name.startswith("."))
     assert files == ["best.pt", "config.json", "last.pt", "metrics.jsonl", "training.png",
                      "val_tasks.npz"]
     rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]

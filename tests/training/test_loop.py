@@ -13,8 +13,8 @@ import pytest
 import torch
 
 from oneshot.checkpoint import CheckpointError, load_checkpoint, load_model
-from oneshot.config import PRESETS, TrainConfig, apply_overrides, preset
-from oneshot.train import train
+from oneshot.errors import UsageError
+from oneshot.training import PRESETS, TrainConfig, apply_overrides, preset, train
 
 TINY = dict(encoder="conv", encoder_args={"input_size": 28, "width": 16}, head="euclidean",
             objective="episodes", ways=10, queries=2, lr=2e-3, val_ways=5, val_tasks=40,
@@ -82,9 +82,9 @@ def test_resume_after_kill_is_exact(tmp_path, data_dir, cache_dir):
 def test_refuses_to_overwrite_and_bad_resume(tmp_path, data_dir, cache_dir):
     cfg = TrainConfig(**{**TINY, "steps": 10})
     train(cfg, tmp_path / "r", data_dir, cache_dir, progress=False)
-    with pytest.raises(FileExistsError):
+    with pytest.raises(UsageError, match="holds a run; use --resume"):
         train(cfg, tmp_path / "r", data_dir, cache_dir, progress=False)
-    with pytest.raises(ValueError, match="another config"):
+    with pytest.raises(ValueError, match="another config; differences .*lr: 0.001 -> 0.5"):
         train(apply_overrides(cfg, ["lr=0.5"]), tmp_path / "r", data_dir, cache_dir,
               progress=False, resume=True)
 
@@ -133,12 +133,12 @@ def test_presets_and_overrides():
 def test_l2_is_keras_penalty_as_weight_decay():
     """Coupled weight decay 2*lambda on kernels == the gradient of Keras' lambda * sum(w^2)."""
     from oneshot.models import build_model
-    from oneshot.train import _param_groups
+    from oneshot.training import param_groups
 
     cfg = TrainConfig(encoder="koch", head="l1", optimizer="sgd", lr=0.1, l2_conv=2e-4,
                       l2_dense=1e-3, momentum=0.0, momentum_start=0.0)
     model = build_model(cfg.model_spec, seed=0)
-    groups = _param_groups(model, cfg)
+    groups = param_groups(model, cfg)
     decay = {id(p): g["weight_decay"] for g in groups for p in g["params"]}
     assert len(decay) == sum(1 for _ in model.parameters())  # every parameter, once
     for m in model.encoder.modules():

@@ -21,10 +21,6 @@ vacuous) and head weights -U(0, 1), so that logits weigh every distance like a t
 from __future__ import annotations
 
 import copy
-import functools
-import importlib.util
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -32,9 +28,9 @@ import torch
 
 from oneshot import EncoderScorer, ModelSpec, build_model, load_split, sample_tasks
 from oneshot.evaluation.nway import score_tasks
+from oneshot.models.encoders import koch_layer_macs
 from oneshot.preprocess import images_to_tensor
 
-REPO = Path(__file__).resolve().parents[1]
 FP32_RTOL = 1e-4          # channels_last fp32: max |diff| / max |reference|
 BF16_COSINE = 0.99        # bf16 autocast: per-image cosine similarity of embeddings
 BF16_LOGIT_RTOL = 0.15    # bf16 autocast: max |logit diff| / max |reference logit|
@@ -42,15 +38,14 @@ N_IMAGES = 8
 SPEC = ModelSpec("koch", {"fc_std": 0.01}, "l1")
 
 
-@functools.cache
-def _speed_module():
-    """benchmarks/speed.py (not a package) loaded as the module ``oneshot_bench_speed``."""
-    name = "oneshot_bench_speed"
-    spec = importlib.util.spec_from_file_location(name, REPO / "benchmarks" / "speed.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[name] = mod  # dataclasses look their module up while the file executes
-    spec.loader.exec_module(mod)
-    return mod
+def _per_pair_forward(model, x, query, support) -> torch.Tensor:
+    """The tutorial's way, the brute-force reference: per task, one siamese forward over its N
+    (query, candidate) pairs. float32 (T, N) logits."""
+    model.eval()
+    with torch.no_grad():
+        return torch.stack([model(x[int(q)].expand(len(s), -1, -1, -1),
+                                  x[torch.from_numpy(s)]).float()
+                            for q, s in zip(query, support)])
 
 
 @pytest.fixture(scope="module")
@@ -114,12 +109,10 @@ def test_cache_scores_equal_per_pair_forward(reference, test_split):
     model = reference[0]
     tasks = sample_tasks(test_split, 5, 3, "within-alphabet", seed=0)
     cached = score_tasks(EncoderScorer(model), test_split.images, tasks).scores
-    speed = _speed_module()
     used, inverse = np.unique(np.concatenate([tasks.query, tasks.support.ravel()]),
                               return_inverse=True)
     x = images_to_tensor(test_split.images[used], 105)
-    per_pair = speed.eval_tutorial_way(model, x, inverse[:3], inverse[3:].reshape(3, 5),
-                                       speed.Variant("koch fp32", SPEC))
+    per_pair = _per_pair_forward(model, x, inverse[:3], inverse[3:].reshape(3, 5))
     assert cached.shape == per_pair.shape == (3, 5)
     assert _rel(cached, per_pair) < FP32_RTOL
     assert (cached.argmax(1) == per_pair.argmax(1)).all()
@@ -144,5 +137,5 @@ def test_analytic_flops_match_layers(reference):
     finally:
         for h in hs:
             h.remove()
-    macs = _speed_module().koch_layer_macs()
+    macs = koch_layer_macs()
     assert list(macs.values()) == counted

@@ -1,0 +1,175 @@
+"""The ``oneshot`` argument parser: every subcommand, its options and their defaults.
+
+Imports nothing heavy. Global options (``--quiet``, ``-v``, ``--plugin``) are accepted before
+or after the subcommand; every option's help states its default.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+__all__ = ["build_parser"]
+
+WAYS_DEFAULT = list(range(1, 20, 2))
+
+
+class HELP(argparse.HelpFormatter):
+    """Appends "(default: X)" to an option's help unless it has no default or says it."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if ("default" in text or action.default in (None, False, argparse.SUPPRESS)
+                or not action.option_strings):
+            return text
+        return text + " (default: %(default)s)"
+
+
+def _global_options(p: argparse.ArgumentParser, top: bool) -> None:
+    """On the top parser with real defaults; on subparsers with SUPPRESS, so that a value given
+    after the subcommand wins and one given before is not reset."""
+    d = {} if top else {"default": argparse.SUPPRESS}
+    p.add_argument("--quiet", action="store_true", help="no progress bars, warnings only",
+                   **({"default": False} if top else d))
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging",
+                   **({"default": False} if top else d))
+    p.add_argument("--plugin", action="append", metavar="MODULE|FILE.py",
+                   help="import a plugin that registers encoders, heads or objectives "
+                   "(repeatable; also $ONESHOT_PLUGINS and the 'oneshot.plugins' entry points)",
+                   **({"default": []} if top else d))
+
+
+def _data_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data-dir", help="folder with the Omniglot zips and all_runs.zip "
+                   "(default: $ONESHOT_DATA, then the cache, then a download)")
+    p.add_argument("--cache", help="cache folder (default: $ONESHOT_CACHE or ~/.cache/oneshot)")
+
+
+def _model_args(p: argparse.ArgumentParser, what: str = "model file, checkpoint or run "
+                "folder (default: the shipped model)") -> None:
+    p.add_argument("--model", help=what)
+    p.add_argument("--device", default="auto",
+                   help="auto (cuda when available, else cpu), cpu, cuda or cuda:N")
+
+
+def _sub(sub, name: str, func: str, help: str, **kw) -> argparse.ArgumentParser:
+    p = sub.add_parser(name, help=help, description=kw.pop("description", help),
+                       formatter_class=HELP, **kw)
+    _global_options(p, top=False)
+    p.set_defaults(func_name=func)
+    return p
+
+
+def _add_data_and_evaluation(sub) -> None:
+    p = _sub(sub, "data", "cmd_data", "find, verify, decode and cache Omniglot; print counts")
+    _data_args(p)
+    p.add_argument("--split", nargs="+", default=["background", "evaluation"],
+                   help="splits to load")
+    p.add_argument("--lake", action="store_true", help="also read Lake's 20 runs")
+
+    p = _sub(sub, "evaluate", "cmd_evaluate", "N-way one-shot figure and Lake's benchmark")
+    _data_args(p)
+    _model_args(p)
+    p.add_argument("--baselines-only", action="store_true", help="ignore the shipped model")
+    p.add_argument("--no-baselines", action="store_true", help="score only the model")
+    p.add_argument("--split", nargs="+", default=["test", "background"], help="splits")
+    p.add_argument("--mode", nargs="+", default=["within-alphabet", "unstructured"],
+                   choices=["within-alphabet", "unstructured"], help="task modes")
+    p.add_argument("--ways", nargs="+", type=int, default=WAYS_DEFAULT, help="values of N")
+    p.add_argument("--tasks", type=int, default=400, help="tasks per point")
+    p.add_argument("--seed", type=int, default=0, help="task seed (N is added per point)")
+    p.add_argument("--no-lake", action="store_true", help="skip Lake's benchmark")
+    p.add_argument("--out", default="results", help="output folder")
+
+    p = _sub(sub, "show-task", "cmd_show_task",
+             "draw an N-way task (query and support) as a PNG")
+    _data_args(p)
+    _model_args(p, "model whose pair logits are printed under the candidates "
+                "(default: the shipped model)")
+    p.add_argument("--no-model", action="store_true", help="draw the task without scores")
+    p.add_argument("--ways", type=int, default=9, choices=[4, 9, 16, 25], help="N")
+    p.add_argument("--split", default="test", help="split")
+    p.add_argument("--mode", default="within-alphabet",
+                   choices=["within-alphabet", "unstructured"], help="task mode")
+    p.add_argument("--seed", type=int, default=0, help="task seed")
+    p.add_argument("--out", default="task.png", help="PNG to write")
+
+
+def _add_training(sub) -> None:
+    p = _sub(sub, "train", "cmd_train", "train a Siamese network from a preset")
+    _data_args(p)
+    p.add_argument("--preset", default="fast", help="tutorial, koch or fast")
+    p.add_argument("--out", required=True, help="run folder")
+    p.add_argument("--set", nargs="*", metavar="FIELD=VALUE",
+                   help="override config fields, e.g. --set lr=3e-4 amp=false")
+    p.add_argument("--steps", type=int, help="the config's steps (default: the preset's)")
+    p.add_argument("--device", help="auto, cpu, cuda or cuda:N (default: the preset's, auto)")
+    p.add_argument("--seed", type=int, help="the config's seed (default: the preset's, 0)")
+    p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt exactly")
+    p.add_argument("--overwrite", action="store_true",
+                   help="start a new run in a folder that is not empty (replaces a run's files)")
+    p.add_argument("--print-config", action="store_true", help="print the resolved config")
+
+    p = _sub(sub, "export", "cmd_export", "write a small model file from a run or checkpoint")
+    p.add_argument("run", help="run folder or checkpoint")
+    p.add_argument("--out", required=True, help="model file to write")
+    p.add_argument("--half", action="store_true", help="store weights as float16")
+
+    p = _sub(sub, "ensemble", "cmd_ensemble",
+             "one model file averaging several Euclidean-head models")
+    p.add_argument("runs", nargs="+", help="run folders, checkpoints or model files")
+    p.add_argument("--out", required=True, help="model file to write")
+    p.add_argument("--half", action="store_true", help="store weights as float16")
+
+
+def _add_recognition(sub) -> None:
+    def recog(p):
+        _model_args(p)
+        p.add_argument("--crop", action="store_true", help="crop images to their ink first")
+        p.add_argument("--json", action="store_true", help="machine-readable output")
+
+    p = _sub(sub, "verify", "cmd_verify", "probability that two images show the same class")
+    recog(p)
+    p.add_argument("image_a", help="first image")
+    p.add_argument("image_b", help="second image")
+    p.add_argument("--threshold", type=float, default=0.5,
+                   help="probability at or above which the pair is 'same'")
+
+    p = _sub(sub, "enrol", "cmd_enrol",
+             "add a folder of classes (DIR/<class>/<image>) to a gallery")
+    recog(p)
+    p.add_argument("--gallery", required=True, help="gallery file (.npz) to create or extend")
+    p.add_argument("--replace", action="store_true", help="start a new gallery")
+    p.add_argument("folder", help="DIR/<class>/<image>")
+
+    p = _sub(sub, "classify", "cmd_classify",
+             "classify images against a gallery or a support folder")
+    recog(p)
+    g = p.add_mutually_exclusive_group(required=True)
+    g.add_argument("--gallery", help="gallery file made by 'oneshot enrol'")
+    g.add_argument("--support", help="folder DIR/<class>/<image>, enrolled on the fly")
+    p.add_argument("--top-k", type=int, default=1, help="best classes to list")
+    p.add_argument("--threshold", type=float,
+                   help="below this probability the answer is 'unknown' (default: none)")
+    p.add_argument("images", nargs="+", help="images to classify")
+
+    p = _sub(sub, "demo", "cmd_demo", "browser demo: draw a character, see its one-shot matches",
+             description="Serve the browser demo (docs/demo.md). It uses the test alphabets "
+             "and never downloads them: run 'oneshot data' once first.")
+    _data_args(p)
+    p.add_argument("--model", help="model file, checkpoint, or run folder "
+                   "(default: the shipped model)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (this machine "
+                   "only by default)")
+    p.add_argument("--port", type=int, default=8000, help="port")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="oneshot", formatter_class=HELP,
+                                 description="One-shot image recognition with Siamese "
+                                 "networks on Omniglot and on your own images.")
+    _global_options(ap, top=True)
+    sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_data_and_evaluation(sub)
+    _add_training(sub)
+    _add_recognition(sub)
+    return ap

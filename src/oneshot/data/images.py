@@ -1,0 +1,103 @@
+"""The one image decoder: files, bytes or PIL images -> grey float arrays, with a pixel limit.
+
+Every image the project reads (Omniglot's PNGs, Lake's runs, users' files through
+:mod:`oneshot.preprocess`, uploads to the demo) is decoded here. The pixel count is checked from
+the header, before any pixel is decoded, against ``MAX_PIXELS`` (documented in
+docs/reliability.md); JPEGs larger than the limit's side are reduced while they are decoded.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import warnings
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from ..errors import OneshotError
+
+__all__ = ["ImageError", "ImageTooLargeError", "MAX_PIXELS", "read_grey", "read_binary",
+           "pil_to_grey"]
+
+MAX_PIXELS = 40_000_000  # 40 megapixels: about 160 MB as RGBA while decoding
+DRAFT_SIDE = 2048  # JPEGs are decoded at a reduced scale to about this side when larger
+
+
+class ImageError(OneshotError, ValueError):
+    """An input image cannot be read, is too large, or holds no usable character."""
+
+
+class ImageTooLargeError(ImageError):
+    """An image has more pixels than allowed."""
+
+
+def pil_to_grey(img: Image.Image, max_side: int | None = None) -> np.ndarray:
+    """A PIL image -> float32 (H, W) luminance in [0, 1]; transparency composited onto white;
+    with ``max_side``, reduced (box filter, integer factor) while still one byte per pixel
+    until its longer side is at most ``max_side``."""
+    if img.mode in ("RGBA", "LA", "PA") or "transparency" in img.info:
+        rgba = img.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        img = Image.alpha_composite(white, rgba)
+    grey = img.convert("L")
+    if max_side and max(grey.size) > max_side:
+        grey = grey.reduce(-(-max(grey.size) // max_side))
+    return np.asarray(grey, dtype=np.float32) / 255.0
+
+
+def read_grey(source: str | os.PathLike | bytes | Image.Image, name: str | None = None,
+              max_pixels: int = MAX_PIXELS, formats: tuple[str, ...] | None = None,
+              max_side: int | None = None) -> np.ndarray:
+    """Decode ``source`` (a path, encoded bytes or a PIL image) to float32 (H, W) in [0, 1].
+
+    ImageError naming ``name`` (default: the path) for unreadable data (or a format not in
+    ``formats``, when given), ImageTooLargeError for images over ``max_pixels`` (checked from
+    the header, before decoding). ``max_side`` reduces large images right after decoding, before
+    the float conversion (JPEGs already while decoding).
+    """
+    if isinstance(source, Image.Image):
+        _check_size(source.size, name or "image", max_pixels)
+        return pil_to_grey(source, max_side)
+    name = name or (str(source) if isinstance(source, (str, os.PathLike)) else "image")
+    fp = io.BytesIO(source) if isinstance(source, (bytes, bytearray)) else source
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(fp, formats=formats) as im:
+                _check_size(im.size, name, max_pixels)
+                side = min(DRAFT_SIDE, max_side or DRAFT_SIDE)
+                if im.format == "JPEG" and max(im.size) > side:
+                    im.draft("L", (side, side))
+                im.load()
+                return pil_to_grey(im, max_side)
+    except ImageError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        raise ImageTooLargeError(f"{name}: image too large ({e})") from e
+    except UnidentifiedImageError as e:
+        accepted = f"; {', '.join(formats)} accepted" if formats else ""
+        raise ImageError(f"{name}: not a readable image{accepted}") from e
+    except (OSError, ValueError, SyntaxError, EOFError) as e:
+        raise ImageError(f"{name}: not a readable image (broken file: {e})") from e
+
+
+def _check_size(size: tuple[int, int], name: str, max_pixels: int) -> None:
+    w, h = size
+    if w * h > max_pixels:
+        raise ImageTooLargeError(f"{name}: image is {w}x{h} = {w * h / 1e6:.1f} megapixels, "
+                                 f"over the limit of {max_pixels / 1e6:g}; reduce it first")
+
+
+def read_binary(data: bytes, name: str, size: int | None = None) -> np.ndarray:
+    """A black-on-white binary image (Omniglot's and Lake's PNGs) -> bool (H, W), ink = True.
+
+    ImageError unless it decodes, is ``size`` x ``size`` (when given) and has only black and
+    white pixels.
+    """
+    g = read_grey(data, name)
+    if size is not None and g.shape != (size, size):
+        raise ImageError(f"{name}: image is {g.shape[1]}x{g.shape[0]}, {size}x{size} expected")
+    if not np.isin(g, (0.0, 1.0)).all():
+        raise ImageError(f"{name}: image is not binary (grey levels other than black and white)")
+    return g == 0.0

@@ -1,0 +1,221 @@
+"""The training loop: a small :class:`Trainer` (step, validate, checkpoint, resume) with hooks.
+
+The objective (pairs, episodes, or one you register) computes each step's loss; validation is
+N-way one-shot on a saved task list of held-out alphabets; ``best.pt`` and ``last.pt`` are
+written atomically at each validation; ``resume`` continues exactly (same batches, same
+distortions, same losses). Under ``torchrun`` every rank steps and joins the collectives and
+only rank 0 validates, runs the hooks and writes (see :mod:`.distributed`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..augment import Distortion
+from ..checkpoint import load_checkpoint, save_checkpoint
+from ..data.splits import load_split
+from ..errors import ConfigError
+from ..evaluation.nway import evaluate_tasks
+from ..evaluation.scorers import EncoderScorer
+from ..models import SiameseNet, build_model
+from ..sampling import TaskList, sample_tasks
+from .config import TrainConfig, config_diff
+from .data import TrainingImages
+from .distributed import init_distributed
+from .hooks import Hook, StepInfo, default_hooks
+from .objectives import StepContext, batch_field, create_objective
+from .optim import apply_momentum, build_optimizer, build_scheduler
+from .runfolder import RunFolder
+
+__all__ = ["Trainer", "TrainResult", "VAL_SEED_OFFSET"]
+
+log = logging.getLogger("oneshot.training")
+VAL_SEED_OFFSET = 1_000_003  # validation tasks use seed + this, apart from the training stream
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """out: the run folder; steps done; best validation accuracy (%) and its step (rank 0 only;
+    NaN and -1 on other ranks); seconds spent in training steps; the model as it ended."""
+
+    out: Path
+    steps: int
+    best_val: float
+    best_step: int
+    train_seconds: float
+    model: SiameseNet
+
+
+class Trainer:
+    """Everything one run holds. Build it, then ``fit()``; ``step()`` does one update."""
+
+    def __init__(self, cfg: TrainConfig, out: str | os.PathLike, data_dir=None, cache=None,
+                 progress: bool = True, hooks: list[Hook] | None = None) -> None:
+        self.cfg, self.folder = cfg, RunFolder(out)
+        self.data_dir, self.cache = data_dir, cache
+        self.dist, self.device = init_distributed(cfg.device, (batch_field(cfg),
+                                                  getattr(cfg, batch_field(cfg))))
+        self.train_ds, self.val_ds = self._load_data(progress)
+        self.model = build_model(cfg.model_spec, seed=cfg.seed).to(self.device)
+        if cfg.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.net = self.dist.wrap(self.model, self.device)
+        self.rng = np.random.default_rng(cfg.seed)
+        self.objective = create_objective(cfg, self.train_ds, self.rng)
+        self.gen = torch.Generator().manual_seed(cfg.seed + 1)
+        self.data = TrainingImages(
+            self.train_ds, self.model.encoder.input_size, self.device,
+            Distortion(p=cfg.distort_p) if cfg.distort else None, self.gen, cfg.channels_last)
+        self.opt = build_optimizer(self.model, cfg, self.device)
+        self.sched = build_scheduler(self.opt, cfg)
+        self.scorer = EncoderScorer(self.model, device=str(self.device), amp=cfg.amp)
+        self.hooks = default_hooks(cfg.log_lake, progress) if hooks is None else list(hooks)
+        self.step_count, self.best, self.best_step, self.train_seconds = 0, -1.0, -1, 0.0
+        self.val_tasks: TaskList | None = None
+
+    def _load_data(self, progress: bool):
+        """Training split (drawers, rotations) and validation split; rank 0 decodes and caches
+        first, the other ranks then read the cache."""
+        cfg, dist = self.cfg, self.dist
+        if not dist.main:
+            dist.barrier()
+        ds = load_split(cfg.train_split, self.data_dir, self.cache, drawers=cfg.drawers,
+                        progress=progress)
+        if cfg.rotations:
+            ds = ds.with_rotations()
+        val = load_split(cfg.val_split, self.data_dir, self.cache, progress=progress)
+        if dist.main:
+            dist.barrier()
+        return ds, val
+
+    def context(self) -> StepContext:
+        return StepContext(self.net, self.model.head, self.data.images, self.device,
+                           self.dist.rank, self.dist.world)
+
+    def step(self) -> tuple[float, int]:
+        """One optimisation step: this rank's loss and the pairs the global step scored."""
+        apply_momentum(self.opt, self.cfg, self.step_count)
+        self.model.train()
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.cfg.amp):
+            loss, pairs = self.objective.loss(self.context())
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt.step()
+        self.sched.step()
+        self.step_count += 1
+        return float(loss.detach()), pairs
+
+    # --- validation and checkpoints (rank 0) ---
+
+    def prepare_validation(self, resume: bool = False) -> None:
+        """Draw the validation tasks from the config and save them; a resumed run reloads its
+        saved tasks, which must be the ones its config draws (split, N, count, mode, seed)."""
+        cfg, path = self.cfg, self.folder.val_tasks
+        want = {"ways": cfg.val_ways, "tasks": cfg.val_tasks, "mode": cfg.val_mode,
+                "seed": cfg.seed + VAL_SEED_OFFSET}
+        if resume and path.exists():
+            self.val_tasks = TaskList.load(path, self.val_ds, expect=want)
+            return
+        self.val_tasks = sample_tasks(self.val_ds, cfg.val_ways, cfg.val_tasks, cfg.val_mode,
+                                      seed=cfg.seed + VAL_SEED_OFFSET)
+        self.val_tasks.save(path)
+
+    def validate(self) -> dict:
+        """Score the validation tasks, update best, run the hooks, write the checkpoints."""
+        acc = evaluate_tasks(self.scorer, self.val_ds.images, self.val_tasks)
+        improved = acc.value > self.best
+        if improved:
+            self.best, self.best_step = acc.value, self.step_count
+        record = {"step": self.step_count, "val": acc.to_dict(), "best": self.best,
+                  "train_seconds": round(self.train_seconds, 3)}
+        for h in self.hooks:
+            h.on_validate(self, record)
+        log.info("step %d: validation %s (best %.2f at %d)", self.step_count, acc, self.best,
+                 self.best_step)
+        if improved:
+            self.save(self.folder.best, acc.to_dict())
+        self.save(self.folder.last, acc.to_dict())
+        return record
+
+    def rng_state(self) -> dict:
+        return {"numpy": json.dumps(self.rng.bit_generator.state),
+                "distort": self.gen.get_state(), "torch": torch.get_rng_state()}
+
+    def save(self, path: Path, val: dict) -> None:
+        save_checkpoint(path, model=self.model, optimizer=self.opt, scheduler=self.sched,
+                        step=self.step_count, best=self.best, config=self.cfg.to_dict(),
+                        data_digest=self.train_ds.digest, rng=self.rng_state(),
+                        metrics={"val": val, "best_step": self.best_step,
+                                 "train_seconds": self.train_seconds})
+
+    def resume(self) -> None:
+        """Continue from ``last.pt``: weights, optimiser, schedule, RNG streams, counters."""
+        ck = load_checkpoint(self.folder.last)
+        diff = config_diff(ck["config"], json.loads(json.dumps(self.cfg.to_dict())))
+        if diff:
+            raise ConfigError(f"--resume: {self.folder.last} was trained with another config; "
+                              "differences (checkpoint -> now): " + ", ".join(
+                                  f"{k}: {a!r} -> {b!r}" for k, (a, b) in diff.items()))
+        self.model.load_state_dict(ck["state_dict"])
+        self.opt.load_state_dict(ck["optimizer"])
+        self.sched.load_state_dict(ck["scheduler"])
+        self.rng.bit_generator.state = json.loads(ck["rng"]["numpy"])
+        self.gen.set_state(ck["rng"]["distort"])
+        torch.set_rng_state(ck["rng"]["torch"])
+        self.step_count, self.best = ck["step"], ck["best"]
+        self.best_step = ck["metrics"].get("best_step", -1)
+        self.train_seconds = ck["metrics"].get("train_seconds", 0.0)
+        log.info("resuming %s at step %d (best %.2f)", self.folder.root, self.step_count,
+                 self.best)
+
+    def fit(self, stop_after: int | None = None) -> TrainResult:
+        """Step until ``cfg.steps`` (or ``stop_after``), validating every ``val_every`` steps
+        and at the end; stops early on ``patience`` or ``time_limit_min``."""
+        cfg, dist, main = self.cfg, self.dist, self.dist.main
+        end = cfg.steps if stop_after is None else min(cfg.steps, stop_after)
+        for h in self.hooks if main else ():
+            h.on_start(self)
+        while self.step_count < end:
+            t0 = time.perf_counter()
+            loss, pairs = self.step()
+            self.train_seconds += time.perf_counter() - t0
+            step = self.step_count
+            if not math.isfinite(loss):
+                raise FloatingPointError(f"loss became {loss} at step {step}; lower the lr")
+            logged = dist.mean(loss, self.device) if step % cfg.log_every == 0 else None
+            info = StepInfo(step, loss, logged, pairs, self.train_seconds)
+            for h in self.hooks if main else ():
+                h.on_step(self, info)
+            timed_out = bool(cfg.time_limit_min) and dist.from_main(
+                self.train_seconds >= 60 * cfg.time_limit_min, self.device)
+            if step % cfg.val_every == 0 or step == cfg.steps or timed_out:
+                stop = self._validate_and_decide(timed_out) if main else False
+                if dist.from_main(stop, self.device) or timed_out:
+                    break
+        for h in self.hooks if main else ():
+            h.on_end(self)
+        best, best_step = (self.best, self.best_step) if main else (float("nan"), -1)
+        return TrainResult(self.folder.root, self.step_count, best, best_step,
+                           self.train_seconds, self.model)
+
+    def _validate_and_decide(self, timed_out: bool) -> bool:
+        """Validate; True when patience says stop."""
+        self.validate()
+        stale = (self.step_count - self.best_step) // self.cfg.val_every
+        stop = bool(self.cfg.patience and stale >= self.cfg.patience)
+        if stop:
+            log.info("early stop at step %d: %d validations without improvement",
+                     self.step_count, stale)
+        if timed_out:
+            log.info("time limit of %.1f min reached at step %d", self.cfg.time_limit_min,
+                     self.step_count)
+        return stop

@@ -1,0 +1,159 @@
+"""Training objectives: what one optimisation step computes, as a registry.
+
+An objective is created once per run by ``factory(cfg, dataset, rng, **cfg.objective_args)``
+and then asked for ``loss(ctx)`` at every step. It draws its own batch with ``rng`` (a seeded
+``numpy.random.Generator`` whose state the checkpoint saves, so resume is exact), fetches images
+through ``ctx.images`` (distorted as the config says, this rank's share only) and runs the
+network through ``ctx.net`` (DDP-wrapped when distributed; ``net(x)`` gives embeddings,
+``net(x1, x2)`` pair logits) and ``ctx.head``.
+
+Built in: ``pairs`` (binary cross-entropy on same/different pairs, Koch et al. 2015 and the
+tutorial) and ``episodes`` (N-way episodes: cross-entropy of each query over the support set).
+Add one with ``@register_objective("name")`` from anywhere, then ``--set objective=name``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..errors import ConfigError
+from ..registry import Registry
+from ..sampling import EpisodeSampler, PairSampler
+
+if TYPE_CHECKING:
+    from ..data.dataset import Dataset
+    from .config import TrainConfig
+
+__all__ = ["Objective", "StepContext", "PairsObjective", "EpisodesObjective",
+           "register_objective", "list_objectives", "create_objective", "batch_field"]
+
+
+@dataclass(frozen=True)
+class StepContext:
+    """What an objective may use in one step.
+
+    images(idx, mine): float (len(idx[mine]), 1, S, S) on ``device`` for dataset positions
+    ``idx`` (the global batch; distortions are drawn for all of it so every rank follows one
+    stream) of which this rank keeps ``mine`` (a slice or boolean mask).
+    """
+
+    net: nn.Module
+    head: nn.Module
+    images: Callable[..., torch.Tensor]
+    device: torch.device
+    rank: int = 0
+    world: int = 1
+
+
+class Objective(Protocol):
+    """``batch_field``: the config field holding the global batch, split between processes."""
+
+    batch_field: str
+
+    def loss(self, ctx: StepContext) -> tuple[torch.Tensor, int]:
+        """This rank's mean loss (a scalar tensor with a graph) and the number of image pairs
+        the global step scored (for pairs/s)."""
+        ...
+
+
+class PairsObjective:
+    """``batch`` pairs, half same-character; binary cross-entropy on the pair logits."""
+
+    batch_field = "batch"
+
+    def __init__(self, cfg: TrainConfig, dataset: Dataset, rng: np.random.Generator) -> None:
+        if cfg.batch < 2:
+            raise ConfigError(f"config batch={cfg.batch}; pairs need at least 2 "
+                              "(one positive, one negative)")
+        self.batch = cfg.batch
+        self.sampler = PairSampler(dataset, cfg.same_alphabet, cfg.balance, seed=rng)
+
+    def loss(self, ctx: StepContext) -> tuple[torch.Tensor, int]:
+        a, b, t = self.sampler.sample(self.batch)
+        mine = slice(ctx.rank, None, ctx.world)
+        logits = ctx.net(ctx.images(a, mine), ctx.images(b, mine))
+        target = torch.from_numpy(t[mine]).to(ctx.device)
+        return F.binary_cross_entropy_with_logits(logits.float(), target), len(t)
+
+
+class EpisodesObjective:
+    """``episodes_per_step`` N-way episodes (``ways`` characters of one alphabet, one support
+    and ``queries`` query images each): cross-entropy of each query over the support set, plus
+    ``bce_weight`` x the pairwise binary cross-entropy of the same logits (positives weighted
+    N - 1), which keeps sigmoid(logit) a calibrated probability of "same class"."""
+
+    batch_field = "episodes_per_step"
+
+    def __init__(self, cfg: TrainConfig, dataset: Dataset, rng: np.random.Generator) -> None:
+        self.episodes = cfg.episodes_per_step
+        self.bce_weight = cfg.bce_weight
+        self.sampler = EpisodeSampler(dataset, cfg.ways, 1, cfg.queries, seed=rng)
+
+    def loss(self, ctx: StepContext) -> tuple[torch.Tensor, int]:
+        drawn = [self.sampler.sample() for _ in range(self.episodes)]
+        sizes = [s.size + len(q) for s, q, _ in drawn]
+        owner = np.repeat(np.arange(len(drawn)) % ctx.world, sizes)
+        idx = np.concatenate([np.concatenate([s.ravel(), q]) for s, q, _ in drawn])
+        emb = ctx.net(ctx.images(idx, owner == ctx.rank)).float()
+        loss, pos, pairs = 0.0, 0, 0
+        mine = drawn[ctx.rank::ctx.world]
+        for s, q, y in mine:
+            n = len(s)
+            se, qe = emb[pos: pos + n], emb[pos + n: pos + n + len(q)]
+            pos += n + len(q)
+            logits = ctx.head(qe[:, None, :], se[None, :, :])
+            loss = loss + self._episode_loss(logits, torch.from_numpy(y).to(ctx.device))
+            pairs += logits.numel() * ctx.world
+        return loss / len(mine), pairs
+
+    def _episode_loss(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """logits (Q, N) of queries against the support set; target (Q,) positions."""
+        loss = F.cross_entropy(logits, target)
+        if self.bce_weight:
+            n = logits.shape[1]
+            onehot = F.one_hot(target, n).float()
+            loss = loss + self.bce_weight * F.binary_cross_entropy_with_logits(
+                logits, onehot, pos_weight=torch.tensor(float(n - 1), device=logits.device))
+        return loss
+
+
+_OBJECTIVES = Registry("objective")
+
+
+def register_objective(name: str, factory=None, *, replace: bool = False):
+    """Make ``objective=name`` build ``factory(cfg, dataset, rng, **cfg.objective_args)``, an
+    :class:`Objective`. Usable as a decorator; taken names need ``replace=True``."""
+    return _OBJECTIVES.register(name, factory, replace=replace)
+
+
+def list_objectives() -> list[str]:
+    """Names of the registered objectives, sorted."""
+    return _OBJECTIVES.names()
+
+
+def batch_field(cfg: TrainConfig) -> str:
+    """The config field that holds the objective's global batch (read from its factory's
+    ``batch_field``, so the batch can be checked before the objective is built)."""
+    field = getattr(_OBJECTIVES.get(cfg.objective), "batch_field", None)
+    if not isinstance(field, str) or not hasattr(cfg, field):
+        raise ConfigError(f"objective {cfg.objective!r} names no config field as its global "
+                          f"batch (batch_field={field!r})")
+    return field
+
+
+def create_objective(cfg: TrainConfig, dataset: Dataset,
+                     rng: np.random.Generator) -> Objective:
+    """The config's objective for a training ``dataset``, drawing with ``rng``."""
+    batch_field(cfg)
+    return _OBJECTIVES.create(cfg.objective, cfg, dataset, rng, **cfg.objective_args)
+
+
+register_objective("pairs", PairsObjective)
+register_objective("episodes", EpisodesObjective)

@@ -1,0 +1,102 @@
+"""``train``: check the config, take the run folder, train, release it.
+
+The caller's torch thread count and global RNG state are restored afterwards; the run folder is
+locked while the run lasts (see :class:`.runfolder.RunFolder`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+
+import torch
+
+from ..embedding import resolve_device
+from ..errors import ConfigError
+from ..models import build_model
+from .config import TrainConfig, registered_names
+from .distributed import shut_down
+from .hooks import Hook
+from .loop import VAL_SEED_OFFSET, Trainer, TrainResult
+from .runfolder import RunFolder
+
+__all__ = ["train", "check_config"]
+
+
+@contextlib.contextmanager
+def _torch_state(threads: int, seed: int):
+    """Threads and the global torch seed for the run, restored afterwards."""
+    before = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def train(cfg: TrainConfig, out: str | os.PathLike, data_dir=None, cache=None,
+          resume: bool = False, progress: bool = True, stop_after: int | None = None,
+          command: list[str] | None = None, hooks: list[Hook] | None = None,
+          overwrite: bool = False) -> TrainResult:
+    """Train a Siamese network as ``cfg`` says, writing the run folder ``out``.
+
+    ``resume`` continues from ``out/last.pt`` exactly (same batches, same distortions, same
+    losses). A new run needs an empty (or absent) ``out``, or ``overwrite``; the folder is
+    locked while the run lasts. ``stop_after`` ends the run after that many steps (as if killed
+    after its last checkpoint); ``cfg.steps`` still defines the schedule. ``hooks`` replace the
+    default ones (:func:`oneshot.training.hooks.default_hooks`). The caller's torch thread
+    count and global RNG state are restored afterwards.
+    """
+    check_config(cfg)
+    folder = RunFolder(out)
+    main = os.environ.get("RANK", "0") == "0"
+    if main:
+        folder.open(resume, overwrite)
+    try:
+        with _torch_state(cfg.threads, cfg.seed):
+            return _run(cfg, out, data_dir, cache, resume, progress, stop_after, command, hooks)
+    finally:
+        if main:
+            folder.close()
+
+
+def _run(cfg, out, data_dir, cache, resume, progress, stop_after, command, hooks
+         ) -> TrainResult:
+    t = Trainer(cfg, out, data_dir, cache, progress, hooks)
+    try:
+        if resume:
+            t.resume()  # first: a config that differs is refused before any file changes
+        if t.dist.main:
+            t.prepare_validation(resume)
+            t.folder.write_config(
+                cfg.to_dict(), command,
+                {"training": cfg.seed, "validation_tasks": cfg.seed + VAL_SEED_OFFSET},
+                data_digest=t.train_ds.digest, val_tasks_sha256=t.val_tasks.sha256,
+                device=str(t.device), world_size=t.dist.world)
+        result = t.fit(stop_after)
+    except BaseException:
+        shut_down(t.dist, wait=False)
+        raise
+    shut_down(t.dist)
+    return result
+
+
+def check_config(cfg: TrainConfig) -> None:
+    """Registered names (encoder, head, objective, optimizer, schedule) still exist (a config
+    is checked when made; this re-checks before a run), the model can be built from its
+    arguments, the device exists. ConfigError naming what is wrong otherwise."""
+    for name, (value, known) in registered_names(cfg).items():
+        if value not in known:
+            raise ConfigError(f"config {name}={value!r}; registered: {known}")
+    try:
+        with torch.device("meta"):  # shapes only: no memory, no time
+            build_model(cfg.model_spec)
+    except ConfigError:
+        raise
+    except (ValueError, TypeError, RuntimeError) as e:
+        raise ConfigError(f"config encoder={cfg.encoder!r} encoder_args={cfg.encoder_args} "
+                          f"head={cfg.head!r}: the model cannot be built ({e})") from e
+    resolve_device(cfg.device)

@@ -1,0 +1,101 @@
+"""Helpers shared by the tests (importable as ``support``: pytest's pythonpath has tests/)."""
+
+from __future__ import annotations
+
+import base64
+import io
+import os
+import zipfile
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+REPO = Path(__file__).resolve().parents[1]
+TINY_SPEC = {"encoder": "conv", "encoder_args": {"input_size": 28, "width": 8},
+             "head": "euclidean"}
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+
+
+def find_data_dir() -> Path:
+    """The Omniglot archives: $ONESHOT_DATA, else ../shared/omniglot beside the repository."""
+    env = os.environ.get("ONESHOT_DATA")
+    d = Path(env) if env else REPO.parent / "shared" / "omniglot"
+    if not (d / "images_background.zip").is_file():
+        raise RuntimeError(f"Omniglot archives not found at {d}; set ONESHOT_DATA")
+    return d
+
+
+def png_bytes(img: np.ndarray, mode: str = "1") -> bytes:
+    """PNG of an ink-1 array in Omniglot's convention (black ink on white)."""
+    buf = io.BytesIO()
+    Image.fromarray(((1 - img) * 255).astype(np.uint8)).convert(mode).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def make_zip(path: Path, entries: dict[str, bytes]) -> Path:
+    with zipfile.ZipFile(path, "w") as z:
+        for name, data in entries.items():
+            z.writestr(name, data)
+    return path
+
+
+def tiny_entries(alphabets=2, chars=2, drawers=20, top="images_tiny", size=105, seed=0):
+    """A synthetic archive in Omniglot's layout: {zip name: PNG bytes}."""
+    rng = np.random.default_rng(seed)
+    out = {}
+    cid = 1
+    for a in range(alphabets):
+        for c in range(chars):
+            for d in range(1, drawers + 1):
+                img = (rng.random((size, size)) < 0.1).astype(np.uint8)
+                out[f"{top}/Alpha{a}/character{c + 1:02d}/{cid:04d}_{d:02d}.png"] = png_bytes(img)
+            cid += 1
+    return out
+
+
+def glyph(kind: str, size: int = 105) -> np.ndarray:
+    """A synthetic character, float32 (size, size), ink = 1: "bar", "cross" or "eq"."""
+    img = np.zeros((size, size), np.float32)
+    s = size // 8
+    if kind == "bar":
+        img[2 * s: 6 * s, 3 * s: 4 * s] = 1
+    elif kind == "cross":
+        img[4 * s: 5 * s, s: 7 * s] = 1
+        img[s: 7 * s, 4 * s: 5 * s] = 1
+    else:
+        img[2 * s: 3 * s, 2 * s: 6 * s] = 1
+        img[5 * s: 6 * s, 2 * s: 6 * s] = 1
+    return img
+
+
+# --- the demo tests ---
+def png(ink: np.ndarray) -> bytes:
+    """ink (H, W) in [0, 1] -> PNG bytes, black on white."""
+    buf = io.BytesIO()
+    Image.fromarray((255 * (1 - ink)).astype(np.uint8)).save(buf, format="PNG")
+    return buf.getvalue()
+
+def data_url(raw: bytes, mime: str = "image/png") -> str:
+    return f"data:{mime};base64," + base64.b64encode(raw).decode()
+
+def decode_url(url: str) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1]))))
+
+def drawer1(ds, alphabet: str) -> tuple[list[str], np.ndarray]:
+    """Short labels and drawer-1 images (C, 105, 105) of an alphabet's characters."""
+    chars = np.flatnonzero(ds.char_alphabet == ds.alphabets.index(alphabet))
+    rows = [int(np.flatnonzero((ds.labels == c) & (ds.drawers == 1))[0]) for c in chars]
+    return [ds.characters[c].split("/")[-1] for c in chars], ds.images[rows]
+
+
+def class_folder(root: Path, classes: list[str], per_class: int = 1, seed: int = 0) -> Path:
+    """root/<class>/<k>.png: random-stroke glyphs, one look per class (for enrol/classify)."""
+    rng = np.random.default_rng(seed)
+    for c in classes:
+        (root / c).mkdir(parents=True, exist_ok=True)
+        base = (rng.random((28, 28)) < 0.15).astype(np.float32)
+        for k in range(per_class):
+            img = np.clip(base + (rng.random((28, 28)) < 0.02), 0, 1)
+            Image.fromarray(((1 - img) * 255).astype(np.uint8)).save(root / c / f"{k}.png")
+    return root

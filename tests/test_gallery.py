@@ -1,0 +1,104 @@
+"""Galleries keep what users enrolled: concurrent writers (real processes) lose nothing, damaged
+or crafted files are refused with a clear error, NaN never enters, ``--crop`` never silently
+mismatches a gallery."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from support import class_folder, glyph
+
+from oneshot.cli import main
+from oneshot.data.images import ImageError
+from oneshot.errors import UsageError
+from oneshot.gallery import GALLERY_FORMAT, GalleryError, read_gallery
+from oneshot.inference import OneShotClassifier
+
+
+def _enrol_cmd(model, gallery, folder) -> list[str]:
+    return [sys.executable, "-m", "oneshot", "enrol", "--model", str(model), "--gallery",
+            str(gallery), str(folder), "--json"]
+
+
+def test_concurrent_enrol_loses_no_class(tiny_model_file, tmp_path):
+    gallery = tmp_path / "g.npz"
+    base = class_folder(tmp_path / "base", [f"base{i}" for i in range(5)])
+    assert main(["enrol", "--model", str(tiny_model_file), "--gallery", str(gallery),
+                 str(base)]) == 0
+    folders = [class_folder(tmp_path / f"w{w}", [f"w{w}c{i}" for i in range(3)], seed=w)
+               for w in range(4)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    procs = [subprocess.Popen(_enrol_cmd(tiny_model_file, gallery, f), env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for f in folders]
+    for p in procs:
+        out, err = p.communicate(timeout=300)
+        assert p.returncode == 0, err
+    g = read_gallery(gallery)
+    assert len(set(g.labels)) == 5 + 4 * 3, sorted(set(g.labels))
+    assert len(g.labels) == 17  # and nothing twice
+
+
+def test_damaged_and_crafted_galleries_are_refused(tiny_model_file, tmp_path, capsys):
+    clf = OneShotClassifier.load(tiny_model_file)
+    clf.enrol([glyph("bar"), glyph("cross")], ["bar", "cross"])
+    good = tmp_path / "good.npz"
+    clf.save(good)
+    raw = good.read_bytes()
+    bad = {"empty": b"", "truncated": raw[: len(raw) // 2], "text": b"not a gallery"}
+    with np.load(good) as z:
+        emb, meta = z["embeddings"], json.loads(str(z["meta"]))
+    crafted = {"labels-int": {**meta, "labels": [1, 2]},
+               "no-preprocessing": {k: v for k, v in meta.items() if k != "preprocessing"},
+               "meta-list": [1, 2]}
+    for name, m in crafted.items():
+        buf = io.BytesIO()
+        np.savez(buf, embeddings=emb, meta=np.array(json.dumps(m)))
+        bad[name] = buf.getvalue()
+    buf = io.BytesIO()
+    np.savez(buf, embeddings=np.full_like(emb, np.nan), meta=np.array(json.dumps(meta)))
+    bad["nan"] = buf.getvalue()
+    for name, data in bad.items():
+        path = tmp_path / f"{name}.npz"
+        path.write_bytes(data)
+        with pytest.raises(GalleryError, match=str(path)):
+            clf.load_gallery(path)
+        rc = main(["classify", "--model", str(tiny_model_file), "--gallery", str(path),
+                   str(good)])  # the image argument is never reached
+        err = capsys.readouterr().err
+        assert rc == 2 and err.startswith("error: ") and "Traceback" not in err, (name, err)
+    assert meta["format"] == GALLERY_FORMAT
+
+
+def test_nan_never_enters_a_gallery(tiny_model_file):
+    import torch
+
+    clf = OneShotClassifier.load(tiny_model_file)
+    with pytest.raises(ImageError, match="NaN"):
+        clf.enrol([np.full((105, 105), np.nan)], ["poison"])
+    with pytest.raises(UsageError, match="NaN"):
+        clf.enrol_embeddings(torch.full((1, clf.embedder.embedding_dim), float("nan")), ["p"])
+    assert len(clf) == 0
+    clf.enrol([glyph("bar")], ["bar"])
+    assert clf.predict([glyph("bar")])[0].label == "bar"
+
+
+def test_crop_that_cannot_apply_is_an_error(tiny_model_file, tmp_path, capsys):
+    support = class_folder(tmp_path / "s", ["a", "b"])
+    gallery = tmp_path / "g.npz"
+    m = ["--model", str(tiny_model_file)]
+    assert main(["enrol", *m, "--gallery", str(gallery), str(support)]) == 0
+    q = str(support / "a" / "0.png")
+    assert main(["classify", *m, "--crop", "--gallery", str(gallery), q]) == 2
+    assert "enrolled with crop=False" in capsys.readouterr().err
+    before = gallery.read_bytes()
+    assert main(["enrol", *m, "--crop", "--gallery", str(gallery), str(support)]) == 2
+    assert "crop=False" in capsys.readouterr().err and gallery.read_bytes() == before
+    # without the option, the gallery's own setting applies
+    assert main(["classify", *m, "--gallery", str(gallery), q]) == 0
