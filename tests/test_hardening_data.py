@@ -1,0 +1,119 @@
+"""Hardening of the data and I/O layer (issue 15): zip limits, download deadline, unwritable cache,
+umask and stale temporary files, recomputed cache digest. See docs/reliability.md."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+import oneshot
+import oneshot.io as oio
+from oneshot.data import omniglot as og
+
+DataError = og.DataError  # defined in oneshot.data.dataset, re-exported
+
+SRC = Path(oneshot.__file__).resolve().parents[1]
+
+# A child process that imports the data layer without the package's __init__ (which pulls in
+# torch and takes seconds): a bare package object whose __path__ is the source folder. Its peak
+# RSS is the kernel's high-water mark of its own memory (VmHWM): getrusage's ru_maxrss would
+# carry over the parent's (pytest's) peak through fork and exec.
+_CHILD_PRELUDE = textwrap.dedent(f"""
+    import json, sys, types
+    pkg = types.ModuleType("oneshot"); pkg.__path__ = [{str(SRC / "oneshot")!r}]
+    sys.modules["oneshot"] = pkg
+
+    def peak_rss_kib():
+        with open("/proc/self/status") as f:
+            return next(int(line.split()[1]) for line in f if line.startswith("VmHWM:"))
+""")
+
+
+def _run_child(code: str, *args: str, timeout: float = 60) -> dict:
+    out = subprocess.run([sys.executable, "-c", _CHILD_PRELUDE + textwrap.dedent(code), *args],
+                         capture_output=True, text=True, timeout=timeout,
+                         env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+# ---- 18. umask, stale temporary files ------------------------------------------------------
+
+@pytest.mark.parametrize("umask,mode", [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])
+def test_atomic_write_respects_umask(tmp_path, umask, mode):
+    old = os.umask(umask)
+    try:
+        oio.atomic_write_bytes(tmp_path / "g.npz", b"x")
+        oio.atomic_write_json(tmp_path / "config.json", {"a": 1})
+    finally:
+        os.umask(old)
+    for name in ("g.npz", "config.json"):
+        assert (tmp_path / name).stat().st_mode & 0o777 == mode
+
+
+_WRITER_CHILD = _CHILD_PRELUDE + textwrap.dedent("""
+    import oneshot.io as oio
+    with oio.atomic_write(sys.argv[1]) as f:
+        f.write(b"from the child")
+        f.flush()
+        print("ready", flush=True)
+        sys.stdin.readline()  # the parent says when to finish (or kills us)
+""")
+
+
+def _writer(target: Path) -> subprocess.Popen:
+    p = subprocess.Popen([sys.executable, "-c", _WRITER_CHILD, str(target)],
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert p.stdout.readline().strip() == "ready"
+    return p
+
+
+def _temps(folder: Path, name: str) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if p.name.startswith(f".{name}."))
+
+
+def test_killed_writers_temp_is_cleaned_but_a_live_writers_is_kept(tmp_path):
+    target = tmp_path / "g.npz"
+    killed = _writer(target)
+    killed.send_signal(signal.SIGKILL)
+    killed.wait(timeout=10)
+    left = _temps(tmp_path, "g.npz")
+    assert len(left) == 1 and str(killed.pid) in left[0]  # what a SIGKILL leaves behind
+    live = _writer(target)
+    try:
+        live_temp = [t for t in _temps(tmp_path, "g.npz") if t not in left]
+        oio.atomic_write_bytes(target, b"from the parent")
+        assert _temps(tmp_path, "g.npz") == live_temp  # the dead writer's went, the live one's not
+        assert target.read_bytes() == b"from the parent"
+        live.stdin.write("done\n")
+        live.stdin.flush()
+        assert live.wait(timeout=10) == 0
+    finally:
+        live.kill()
+        live.wait()
+    assert target.read_bytes() == b"from the child" and _temps(tmp_path, "g.npz") == []
+
+
+def test_old_style_and_foreign_temps_are_cleaned_only_when_old(tmp_path):
+    target = tmp_path / "last.pt"
+    names = {"old_legacy": ".last.pt.ab12cd_3.tmp", "new_legacy": ".last.pt.zz99yy00.tmp",
+             "old_foreign": ".last.pt.otherhost-1.0123456789abcdef.tmp",
+             "old_unrelated": ".last.pt.bak", "old_other_target": ".last.pt.old.ab12cd_3.tmp"}
+    for key, name in names.items():
+        (tmp_path / name).write_bytes(b"partial")
+        if key.startswith("old"):
+            past = time.time() - 2 * 86400  # two days
+            os.utime(tmp_path / name, (past, past))
+    oio.atomic_write_bytes(target, b"x")
+    left = {p.name for p in tmp_path.iterdir()} - {target.name}
+    assert left == {names["new_legacy"], names["old_unrelated"], names["old_other_target"]}
+
+
