@@ -7,7 +7,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Dataset"]
+__all__ = ["DataError", "Dataset"]
+
+
+class DataError(Exception):
+    """An archive, image, cache or download does not meet the expected structure or content."""
 
 
 @dataclass(frozen=True, eq=False)

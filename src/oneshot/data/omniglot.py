@@ -29,8 +29,8 @@ import numpy as np
 from PIL import Image
 
 from ..io import atomic_write, atomic_write_json, sha256_file
-from .dataset import Dataset
-from .download import download
+from .dataset import DataError, Dataset
+from .download import DownloadError, download
 
 __all__ = [
     "ARCHIVES",
@@ -50,10 +50,6 @@ CACHE_FORMAT = 1
 ENV_DATA = "ONESHOT_DATA"
 ENV_CACHE = "ONESHOT_CACHE"
 OFFICIAL_URL = "https://github.com/brendenlake/omniglot/raw/master/python/{name}"
-
-
-class DataError(Exception):
-    """An archive, image or cache does not meet the expected structure or content."""
 
 
 @dataclass(frozen=True)
@@ -155,7 +151,14 @@ def find_archive(
         )
     url = f"{base_url.rstrip('/')}/{spec.filename}" if base_url else spec.url
     log.info("downloading %s to %s", url, target)
-    download(url, target, md5=spec.md5)
+    try:
+        download(url, target, md5=spec.md5)
+    except DownloadError as e:
+        raise DownloadError(
+            f"{e}. To do without the download, fetch {spec.filename} from {spec.url} (on any "
+            f"machine) and put it in a folder given as data_dir (--data-dir on the command line) "
+            f"or named by ${ENV_DATA}; looked in: {', '.join(looked)}"
+        ) from e
     return target
 
 
