@@ -4,6 +4,8 @@ Sources, in order: an explicit ``data_dir`` argument, the ``ONESHOT_DATA`` envir
 archives previously downloaded into the cache folder, then a download of the official archives
 (MD5-checked). An archive is verified by *content*, not by zip bytes: folder structure, counts,
 105x105 binary images, and a SHA-256 digest over the sorted (name, pixels) that this module pins.
+Archives are read within :class:`~oneshot.io.ZipLimits` (entry count, entry and total sizes,
+directory size, checked before anything big is read), so a hostile zip costs little memory.
 
 The decoded cache (``<cache>/<split>.npz`` plus ``<split>.json``) stores the images as packed bits;
 its manifest records the format version, counts, content digest and the payload's SHA-256, so a
@@ -28,12 +30,21 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from ..io import atomic_write, atomic_write_json, sha256_file
+from ..io import (
+    ZipLimitError,
+    ZipLimits,
+    atomic_write,
+    atomic_write_json,
+    open_zip,
+    read_zip_entry,
+    sha256_file,
+)
 from .dataset import DataError, Dataset
 from .download import DownloadError, download
 
 __all__ = [
     "ARCHIVES",
+    "ARCHIVE_LIMITS",
     "DataError",
     "ArchiveSpec",
     "cache_dir",
@@ -50,6 +61,7 @@ CACHE_FORMAT = 1
 ENV_DATA = "ONESHOT_DATA"
 ENV_CACHE = "ONESHOT_CACHE"
 OFFICIAL_URL = "https://github.com/brendenlake/omniglot/raw/master/python/{name}"
+ARCHIVE_LIMITS = ZipLimits()
 
 
 @dataclass(frozen=True)
@@ -164,13 +176,13 @@ def find_archive(
 
 def _read_png(data: bytes, name: str) -> np.ndarray:
     try:
-        with Image.open(io.BytesIO(data)) as im:
-            im.load()
-            if im.size != (IMAGE_SIZE, IMAGE_SIZE):
+        with Image.open(io.BytesIO(data), formats=["PNG"]) as im:
+            if im.size != (IMAGE_SIZE, IMAGE_SIZE):  # from the header, before decoding pixels
                 raise DataError(
                     f"{name}: image is {im.size[0]}x{im.size[1]}, "
                     f"{IMAGE_SIZE}x{IMAGE_SIZE} expected"
                 )
+            im.load()
             a = np.asarray(im.convert("L"))
     except DataError:
         raise
@@ -181,24 +193,33 @@ def _read_png(data: bytes, name: str) -> np.ndarray:
     return a == 0  # ink is black in the PNGs
 
 
+def _open_archive(path: Path, limits: ZipLimits) -> zipfile.ZipFile:
+    try:
+        return open_zip(path, limits)
+    except ZipLimitError as e:
+        raise DataError(
+            f"{path}: refused, {e} (an Omniglot archive has at most {limits.max_entries} entries "
+            f"of {limits.max_entry_bytes} bytes, {limits.max_total_bytes} bytes in all)"
+        ) from e
+    except (zipfile.BadZipFile, OSError, EOFError) as e:
+        raise DataError(
+            f"{path}: not a readable zip archive ({e}); delete it and fetch it again"
+        ) from e
+
+
 def decode_archive(path: str | os.PathLike, split: "str | ArchiveSpec",
-                   progress: bool = False) -> Dataset:
+                   progress: bool = False, limits: ZipLimits = ARCHIVE_LIMITS) -> Dataset:
     """Decode and verify an Omniglot zip into a Dataset (no cache involved).
 
-    Checks: readable zip, layout ``<top>/<Alphabet>/characterNN/<ID>_<drawer>.png``, 20 drawers per
-    character with one ID, counts and content digest of ``split``'s ArchiveSpec (a name from
-    ARCHIVES, or an ArchiveSpec for other archives of the same layout).
+    Checks: ``limits`` (from the zip's directory, before reading entries), readable zip, layout
+    ``<top>/<Alphabet>/characterNN/<ID>_<drawer>.png``, 20 drawers per character with one ID,
+    counts and content digest of ``split``'s ArchiveSpec (a name from ARCHIVES, or an ArchiveSpec
+    for other archives of the same layout).
     """
     spec = _spec(split)
     split = spec.name
     path = Path(path)
-    try:
-        zf = zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, OSError) as e:
-        raise DataError(
-            f"{path}: not a readable zip archive ({e}); delete it and fetch it again"
-        ) from e
-    with zf:
+    with _open_archive(path, limits) as zf:
         entries = sorted((i for i in zf.infolist() if not i.is_dir()), key=lambda i: i.filename)
         by_char: dict[tuple[str, str], dict[int, tuple[int, zipfile.ZipInfo]]] = {}
         for info in entries:
@@ -245,8 +266,10 @@ def decode_archive(path: str | os.PathLike, split: "str | ArchiveSpec",
                 info = found[d][1]
                 name = "/".join(info.filename.split("/")[1:])
                 try:
-                    data = zf.read(info)
-                except (zipfile.BadZipFile, OSError, EOFError) as e:
+                    data = read_zip_entry(zf, info, limits.max_entry_bytes)
+                except ZipLimitError as e:
+                    raise DataError(f"{path}: refused, {e}") from e
+                except (zipfile.BadZipFile, OSError, EOFError, RuntimeError) as e:
                     raise DataError(f"{path}: {info.filename}: cannot read entry ({e})") from e
                 img = _read_png(data, f"{path}:{info.filename}")
                 images[k] = img
