@@ -3,6 +3,8 @@ umask and stale temporary files, recomputed cache digest. See docs/reliability.m
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
 import os
 import signal
@@ -18,6 +20,7 @@ import zlib
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import numpy as np
 import pytest
 from conftest import make_zip, tiny_entries
 
@@ -325,3 +328,40 @@ def test_old_style_and_foreign_temps_are_cleaned_only_when_old(tmp_path):
     assert left == {names["new_legacy"], names["old_unrelated"], names["old_other_target"]}
 
 
+# ---- 20. the cache digest is recomputed, or said to be trusted -----------------------------
+
+def _forge(cache: Path, split: str) -> None:
+    """Change one cached image and make the manifest agree (a forged, self-consistent cache)."""
+    payload, manifest = cache / f"{split}.npz", cache / f"{split}.json"
+    with np.load(payload) as z:
+        arrays = {k: z[k] for k in z.files}
+    arrays["bits"][0] ^= 0xFF
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    payload.write_bytes(buf.getvalue())
+    meta = json.loads(manifest.read_text())
+    meta["payload_sha256"] = hashlib.sha256(buf.getvalue()).hexdigest()
+    manifest.write_text(json.dumps(meta))
+
+
+def test_forged_cache_is_detected_and_rebuilt(tmp_path, data_dir):
+    cache = tmp_path / "cache"
+    first = og.load_archive("small1", data_dir, cache)
+    assert first.digest_verified
+    _forge(cache, "small1")
+    trusted = og.load_archive("small1", data_dir, cache, verify=False)
+    assert not trusted.digest_verified  # the pinned digest, copied: the caller can say so
+    assert not np.array_equal(trusted.images[0], first.images[0])
+    with pytest.raises(DataError, match="content digest .* recomputed from the cached images"):
+        og.verify_cache("small1", cache)
+    again = og.load_archive("small1", data_dir, cache)  # verified by default: rebuilt
+    assert again.digest_verified and np.array_equal(again.images, first.images)
+    assert og.verify_cache("small1", cache).digest == og.ARCHIVES["small1"].digest
+
+
+def test_digest_status_of_loaded_splits(splits):
+    for name in ("background", "evaluation", "validation", "test"):
+        assert splits[name].digest_verified, name
+    bg = splits["background"]
+    assert og.content_digest(bg) == og.ARCHIVES["background"].digest
+    assert splits["test"].select(drawers=[1]).with_rotations().digest_verified

@@ -4,12 +4,16 @@ Sources, in order: an explicit ``data_dir`` argument, the ``ONESHOT_DATA`` envir
 archives previously downloaded into the cache folder, then a download of the official archives
 (MD5-checked). An archive is verified by *content*, not by zip bytes: folder structure, counts,
 105x105 binary images, and a SHA-256 digest over the sorted (name, pixels) that this module pins.
+
 Archives are read within :class:`~oneshot.io.ZipLimits` (entry count, entry and total sizes,
 directory size, checked before anything big is read), so a hostile zip costs little memory.
 
 The decoded cache (``<cache>/<split>.npz`` plus ``<split>.json``) stores the images as packed bits;
-its manifest records the format version, counts, content digest and the payload's SHA-256, so a
-stale, truncated or foreign cache is detected and rebuilt rather than trusted.
+its manifest records the format version, counts, content digest and the payload's SHA-256. On
+load the content digest is recomputed from the cached pixels and names (about as fast as hashing
+the payload) and compared with the pinned one, so a stale, truncated, foreign or forged cache is
+detected and rebuilt rather than trusted; ``verify=False`` skips that and marks the digest as
+trusted (``Dataset.digest_verified``).
 
 Image convention everywhere: ink = 1, background = 0 (the PNGs store the background as white).
 """
@@ -48,9 +52,11 @@ __all__ = [
     "DataError",
     "ArchiveSpec",
     "cache_dir",
+    "content_digest",
     "find_archive",
     "decode_archive",
     "load_archive",
+    "verify_cache",
 ]
 
 log = logging.getLogger(__name__)
@@ -193,6 +199,24 @@ def _read_png(data: bytes, name: str) -> np.ndarray:
     return a == 0  # ink is black in the PNGs
 
 
+def _content_digest(characters, char_ids, labels, drawers, bits) -> str:
+    """SHA-256 over (name, NUL, packed pixels) of each image in order; ``bits``: uint8 (N, P)."""
+    prefix = [f"{c}/{int(i):04d}_" for c, i in zip(characters, char_ids.tolist())]
+    h = hashlib.sha256()
+    for lab, d, row in zip(labels.tolist(), drawers.tolist(), np.ascontiguousarray(bits)):
+        h.update(f"{prefix[lab]}{d:02d}.png\0".encode())
+        h.update(row)
+    return h.hexdigest()
+
+
+def content_digest(ds: Dataset) -> str:
+    """The content digest of ``ds`` as pinned in ARCHIVES: SHA-256 over each image's name
+    ('Alphabet/characterNN/ID_drawer.png'), a NUL byte and its pixels packed as bits (ink = 1),
+    in the archive's sorted order. Recomputed from the data, never read from anywhere."""
+    bits = np.packbits(ds.images.reshape(len(ds), -1), axis=1)
+    return _content_digest(ds.characters, ds.char_ids, ds.labels, ds.drawers, bits)
+
+
 def _open_archive(path: Path, limits: ZipLimits) -> zipfile.ZipFile:
     try:
         return open_zip(path, limits)
@@ -247,7 +271,6 @@ def decode_archive(path: str | os.PathLike, split: "str | ArchiveSpec",
         images = np.empty((n_img, IMAGE_SIZE, IMAGE_SIZE), dtype=np.uint8)
         labels = np.empty(n_img, dtype=np.int64)
         drawers = np.empty(n_img, dtype=np.int64)
-        digest = hashlib.sha256()
         it = enumerate(keys)
         if progress:
             from tqdm import tqdm
@@ -264,31 +287,29 @@ def decode_archive(path: str | os.PathLike, split: "str | ArchiveSpec",
                 )
             for d in sorted(found):
                 info = found[d][1]
-                name = "/".join(info.filename.split("/")[1:])
                 try:
                     data = read_zip_entry(zf, info, limits.max_entry_bytes)
                 except ZipLimitError as e:
                     raise DataError(f"{path}: refused, {e}") from e
                 except (zipfile.BadZipFile, OSError, EOFError, RuntimeError) as e:
                     raise DataError(f"{path}: {info.filename}: cannot read entry ({e})") from e
-                img = _read_png(data, f"{path}:{info.filename}")
-                images[k] = img
+                images[k] = _read_png(data, f"{path}:{info.filename}")
                 labels[k], drawers[k] = c, d
-                digest.update(name.encode() + b"\0" + np.packbits(img).tobytes())
                 k += 1
-    hexd = digest.hexdigest()
+    char_names = tuple(f"{a}/{c}" for a, c in keys)
+    char_ids = np.array([next(iter(by_char[k].values()))[0] for k in keys], dtype=np.int64)
+    hexd = _content_digest(char_names, char_ids, labels, drawers,
+                           np.packbits(images.reshape(n_img, -1), axis=1))
     if hexd != spec.digest:
         raise DataError(
             f"{path}: content digest {hexd} differs from the pinned {spec.digest} for the "
             f"{split!r} split; the archive's images are not the official ones"
         )
-    char_names = tuple(f"{a}/{c}" for a, c in keys)
     char_alpha = np.array([alphabets.index(a) for a, _ in keys], dtype=np.int64)
-    char_ids = np.array([next(iter(by_char[k].values()))[0] for k in keys], dtype=np.int64)
     return Dataset(
         images=images, labels=labels, drawers=drawers, characters=char_names,
         char_alphabet=char_alpha, alphabets=tuple(alphabets), char_ids=char_ids,
-        name=split, digest=hexd,
+        name=split, digest=hexd, digest_verified=True,
     )
 
 
@@ -316,8 +337,30 @@ def _write_cache(ds: Dataset, split: str, cache: str | os.PathLike | None) -> No
     })
 
 
-def _read_cache(split: str, cache: str | os.PathLike | None) -> Dataset:
-    """Load a cache written by _write_cache; raise DataError if anything is off."""
+_CACHE_ARRAYS = ("bits", "labels", "drawers", "char_alphabet", "char_ids")
+
+
+def _read_payload(payload: Path, spec: ArchiveSpec) -> dict[str, np.ndarray]:
+    """The arrays of a cache payload (an .npz), read within limits that fit ``spec``."""
+    biggest = spec.images * _PACKED + (1 << 16)
+    limits = ZipLimits(max_entries=len(_CACHE_ARRAYS), max_entry_bytes=biggest,
+                       max_total_bytes=biggest + 4 * (spec.images * 8 + (1 << 16)),
+                       max_directory_bytes=1 << 16)
+    try:
+        with open_zip(payload, limits) as z:
+            return {k: np.lib.format.read_array(
+                        io.BytesIO(read_zip_entry(z, f"{k}.npy", biggest)), allow_pickle=False)
+                    for k in _CACHE_ARRAYS}
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
+        raise DataError(f"cache payload {payload} unreadable ({e})") from e
+
+
+def _read_cache(split: str, cache: str | os.PathLike | None, verify: bool = True) -> Dataset:
+    """Load a cache written by _write_cache; raise DataError if anything is off.
+
+    verify: recompute the content digest from the cached pixels and names and require the pinned
+    one (otherwise the manifest's digest is trusted and only the structure is checked).
+    """
     spec = _spec(split)
     payload, manifest = _cache_paths(split, cache)
     try:
@@ -331,30 +374,48 @@ def _read_cache(split: str, cache: str | os.PathLike | None) -> Dataset:
         raise DataError(
             f"cache {manifest}: digest {meta.get('digest')} is not the pinned {spec.digest}"
         )
-    try:
-        raw = payload.read_bytes()
-    except OSError as e:
-        raise DataError(f"cache payload {payload} unreadable ({e})") from e
-    if hashlib.sha256(raw).hexdigest() != meta.get("payload_sha256"):
-        raise DataError(
-            f"cache payload {payload} does not match its manifest (truncated or changed)"
-        )
-    try:
-        with np.load(io.BytesIO(raw)) as z:
-            arrays = {k: z[k] for k in ("bits", "labels", "drawers", "char_alphabet", "char_ids")}
-    except (OSError, ValueError, KeyError) as e:
-        raise DataError(f"cache payload {payload} unreadable ({e})") from e
-    n = arrays["bits"].shape[0]
-    if n != spec.images or arrays["bits"].shape[1] != _PACKED:
-        raise DataError(f"cache payload {payload}: {arrays['bits'].shape} packed images, "
-                        f"({spec.images}, {_PACKED}) expected")
+    characters, alphabets = meta.get("characters"), meta.get("alphabets")
+    if (not isinstance(characters, list) or len(characters) != spec.characters
+            or not all(isinstance(c, str) and c.count("/") == 1 for c in characters)
+            or characters != sorted(set(characters))
+            or alphabets != sorted({c.split("/")[0] for c in characters})
+            or len(alphabets) != spec.alphabets):
+        raise DataError(f"cache manifest {manifest}: characters or alphabets are not the "
+                        f"{spec.characters} sorted characters of {spec.alphabets} alphabets")
+    arrays = _read_payload(payload, spec)
+    n, C = spec.images, spec.characters
+    shapes = {"bits": (n, _PACKED), "labels": (n,), "drawers": (n,), "char_alphabet": (C,),
+              "char_ids": (C,)}
+    for k, shape in shapes.items():
+        a = arrays[k]
+        if a.shape != shape or a.dtype != (np.uint8 if k == "bits" else np.int64):
+            raise DataError(f"cache payload {payload}: {k} is {a.dtype} {a.shape}, "
+                            f"{'uint8' if k == 'bits' else 'int64'} {shape} expected")
+    labels = arrays["labels"]
+    if labels.min() < 0 or labels.max() >= C:
+        raise DataError(f"cache payload {payload}: labels outside 0..{C - 1}")
+    char_alpha = np.array([alphabets.index(c.split("/")[0]) for c in characters], np.int64)
+    if not np.array_equal(char_alpha, arrays["char_alphabet"]):
+        raise DataError(f"cache payload {payload}: character alphabets differ from the manifest")
+    if verify:
+        hexd = _content_digest(characters, arrays["char_ids"], labels, arrays["drawers"],
+                               arrays["bits"])
+        if hexd != spec.digest:
+            raise DataError(f"cache payload {payload}: content digest {hexd} recomputed from the "
+                            f"cached images differs from the pinned {spec.digest}")
     images = np.unpackbits(arrays["bits"], axis=1, count=IMAGE_SIZE * IMAGE_SIZE)
     return Dataset(
-        images=images.reshape(n, IMAGE_SIZE, IMAGE_SIZE), labels=arrays["labels"],
-        drawers=arrays["drawers"], characters=tuple(meta["characters"]),
-        char_alphabet=arrays["char_alphabet"], alphabets=tuple(meta["alphabets"]),
-        char_ids=arrays["char_ids"], name=split, digest=meta["digest"],
+        images=images.reshape(n, IMAGE_SIZE, IMAGE_SIZE), labels=labels,
+        drawers=arrays["drawers"], characters=tuple(characters), char_alphabet=char_alpha,
+        alphabets=tuple(alphabets), char_ids=arrays["char_ids"], name=split,
+        digest=spec.digest, digest_verified=verify,
     )
+
+
+def verify_cache(split: str, cache: str | os.PathLike | None = None) -> Dataset:
+    """The cached ``split`` after a full check (structure, and the content digest recomputed from
+    the cached images and names against the pinned one); DataError when anything is off."""
+    return _read_cache(split, cache, verify=True)
 
 
 def load_archive(
@@ -363,20 +424,24 @@ def load_archive(
     cache: str | os.PathLike | None = None,
     allow_download: bool = True,
     progress: bool = False,
+    verify: bool = True,
 ) -> Dataset:
     """The whole ``split`` archive ("background", "evaluation", "small1", "small2") as a Dataset.
 
-    Uses the decoded cache when it is valid; otherwise finds (or downloads) the archive, decodes
-    and verifies it, and writes the cache atomically. A broken cache is logged and rebuilt.
+    Uses the decoded cache when it is valid (``verify``: recompute its content digest, about
+    0.05 s for the background split; False trusts the manifest's digest); otherwise finds (or
+    downloads) the archive, decodes and verifies it, and writes the cache atomically. A broken
+    cache is logged and rebuilt.
     """
-    _, manifest = _cache_paths(split, cache)
+    spec = _spec(split)
+    _, manifest = _cache_paths(spec.name, cache)
     if manifest.exists():
         try:
-            return _read_cache(split, cache)
+            return _read_cache(spec.name, cache, verify)
         except DataError as e:
-            log.warning("rebuilding the %s cache: %s", split, e)
+            log.warning("rebuilding the %s cache: %s", spec.name, e)
     t0 = time.perf_counter()
-    ds = decode_archive(find_archive(split, data_dir, cache, allow_download), split, progress)
-    _write_cache(ds, split, cache)
-    log.info("decoded %s in %.1f s", split, time.perf_counter() - t0)
+    ds = decode_archive(find_archive(spec.name, data_dir, cache, allow_download), spec, progress)
+    _write_cache(ds, spec.name, cache)
+    log.info("decoded %s in %.1f s", spec.name, time.perf_counter() - t0)
     return ds
