@@ -3,9 +3,11 @@ umask and stale temporary files, recomputed cache digest. See docs/reliability.m
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import io
 import json
+import logging
 import os
 import signal
 import socket
@@ -254,6 +256,35 @@ def test_bad_download_timeout_setting(tmp_path, monkeypatch):
     monkeypatch.setenv("ONESHOT_DOWNLOAD_TIMEOUT", "soon")
     with pytest.raises(DataError, match="ONESHOT_DOWNLOAD_TIMEOUT='soon' is not a number"):
         download("http://127.0.0.1:9/x", tmp_path / "x")
+
+
+# ---- 15. unwritable cache, cache under a file ---------------------------------------------
+
+@pytest.mark.parametrize("code", [errno.EACCES, errno.EROFS], ids=["EACCES", "EROFS"])
+def test_unwritable_cache_falls_back_to_memory(tmp_path, data_dir, monkeypatch, caplog, code):
+    # Tests run as root, where chmod does not stop writes, and no read-only mount is at hand:
+    # the cache write fails as it would on a read-only folder.
+    def refuse(path, *a, **k):
+        raise OSError(code, os.strerror(code), str(path))
+
+    monkeypatch.setattr(og, "atomic_write", refuse)
+    cache = tmp_path / "cache"
+    with caplog.at_level(logging.WARNING, logger=og.__name__):
+        ds = og.load_archive("small1", data_dir, cache)
+    assert len(ds) == 2720 and ds.digest == og.ARCHIVES["small1"].digest
+    assert "cannot write the small1 cache" in caplog.text and "from memory" in caplog.text
+    assert not (cache / "small1.json").exists()
+
+
+def test_cache_under_a_regular_file_is_a_clear_error(tmp_path, data_dir, monkeypatch):
+    def no_decoding(*a, **k):
+        raise AssertionError("decoded before the cache folder was checked")
+
+    monkeypatch.setattr(og, "decode_archive", no_decoding)
+    (tmp_path / "file").write_text("not a folder")
+    monkeypatch.setenv("ONESHOT_CACHE", str(tmp_path / "file" / "cache"))
+    with pytest.raises(DataError, match=r"file is a file, not a folder.*ONESHOT_CACHE"):
+        og.load_archive("small1", data_dir)
 
 
 # ---- 18. umask, stale temporary files ------------------------------------------------------

@@ -13,7 +13,8 @@ its manifest records the format version, counts, content digest and the payload'
 load the content digest is recomputed from the cached pixels and names (about as fast as hashing
 the payload) and compared with the pinned one, so a stale, truncated, foreign or forged cache is
 detected and rebuilt rather than trusted; ``verify=False`` skips that and marks the digest as
-trusted (``Dataset.digest_verified``).
+trusted (``Dataset.digest_verified``). A cache folder that cannot be written is not fatal: the
+decoded data is used from memory, with a warning.
 
 Image convention everywhere: ink = 1, background = 0 (the PNGs store the background as white).
 """
@@ -318,6 +319,18 @@ def _cache_paths(split: str, cache: str | os.PathLike | None) -> tuple[Path, Pat
     return root / f"{split}.npz", root / f"{split}.json"
 
 
+def _check_cache_folder(root: Path) -> None:
+    """DataError, before any decoding, when ``root`` or a folder above it is not a folder."""
+    for p in (root, *root.parents):
+        if p.exists():
+            if not p.is_dir():
+                raise DataError(
+                    f"cache folder {root}: {p} is a file, not a folder; choose another cache "
+                    f"folder (the cache argument, --cache on the command line, or ${ENV_CACHE})"
+                )
+            return
+
+
 def _write_cache(ds: Dataset, split: str, cache: str | os.PathLike | None) -> None:
     payload, manifest = _cache_paths(split, cache)
     bits = np.packbits(ds.images.reshape(len(ds), -1), axis=1)
@@ -431,9 +444,11 @@ def load_archive(
     Uses the decoded cache when it is valid (``verify``: recompute its content digest, about
     0.05 s for the background split; False trusts the manifest's digest); otherwise finds (or
     downloads) the archive, decodes and verifies it, and writes the cache atomically. A broken
-    cache is logged and rebuilt.
+    cache is logged and rebuilt; a cache folder that cannot be written is logged and the decoded
+    data is used from memory. A cache path under a regular file is a DataError before decoding.
     """
     spec = _spec(split)
+    _check_cache_folder(cache_dir(cache))
     _, manifest = _cache_paths(spec.name, cache)
     if manifest.exists():
         try:
@@ -442,6 +457,10 @@ def load_archive(
             log.warning("rebuilding the %s cache: %s", spec.name, e)
     t0 = time.perf_counter()
     ds = decode_archive(find_archive(spec.name, data_dir, cache, allow_download), spec, progress)
-    _write_cache(ds, spec.name, cache)
+    try:
+        _write_cache(ds, spec.name, cache)
+    except OSError as e:
+        log.warning("cannot write the %s cache in %s (%s); using the decoded data from memory "
+                    "(it will be decoded again next time)", spec.name, cache_dir(cache), e)
     log.info("decoded %s in %.1f s", spec.name, time.perf_counter() - t0)
     return ds
