@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 import os
+import subprocess
+import sys
+import textwrap
 import zipfile
 from pathlib import Path
 
@@ -99,3 +103,29 @@ def class_folder(root: Path, classes: list[str], per_class: int = 1, seed: int =
             img = np.clip(base + (rng.random((28, 28)) < 0.02), 0, 1)
             Image.fromarray(((1 - img) * 255).astype(np.uint8)).save(root / c / f"{k}.png")
     return root
+
+
+# --- children that import the data layer alone ---
+SRC_PACKAGE = REPO / "src" / "oneshot"
+# A child process that imports the data layer without the package's __init__ (which pulls in
+# torch and takes seconds): a bare package object whose __path__ is the source folder. Its peak
+# RSS is the kernel's high-water mark of its own memory (VmHWM): getrusage's ru_maxrss would
+# carry over the parent's (pytest's) peak through fork and exec.
+CHILD_PRELUDE = textwrap.dedent(f"""
+    import json, sys, types
+    pkg = types.ModuleType("oneshot"); pkg.__path__ = [{str(SRC_PACKAGE)!r}]
+    sys.modules["oneshot"] = pkg
+
+    def peak_rss_kib():
+        with open("/proc/self/status") as f:
+            return next(int(line.split()[1]) for line in f if line.startswith("VmHWM:"))
+""")
+
+
+def run_child(code: str, *args: str, timeout: float = 60) -> dict:
+    out = subprocess.run([sys.executable, "-c", CHILD_PRELUDE + textwrap.dedent(code), *args],
+                         capture_output=True, text=True, timeout=timeout,
+                         env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout.strip().splitlines()[-1])
+

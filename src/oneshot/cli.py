@@ -36,7 +36,8 @@ def cmd_data(args) -> int:
         ds = load_split(name, args.data_dir, args.cache, progress=_progress(args))
         c = ds.counts()
         print(f"{name:11s} {c['alphabets']:3d} alphabets {c['characters']:5d} characters "
-              f"{c['images']:6d} images  digest {ds.digest[:16]}  "
+              f"{c['images']:6d} images  digest {ds.digest[:16]} "
+              f"({'recomputed' if ds.digest_verified else 'trusted'})  "
               f"{time.perf_counter() - t0:.2f} s")
     if args.lake:
         from .data.lake import load_lake_runs

@@ -40,7 +40,8 @@ def _global_options(p: argparse.ArgumentParser, top: bool) -> None:
 
 def _data_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data-dir", help="folder with the Omniglot zips and all_runs.zip "
-                   "(default: $ONESHOT_DATA, then the cache, then a download)")
+                   "(default: $ONESHOT_DATA, then the cache, then a download, which gives up "
+                   "after $ONESHOT_DOWNLOAD_TIMEOUT seconds, 600 by default)")
     p.add_argument("--cache", help="cache folder (default: $ONESHOT_CACHE or ~/.cache/oneshot)")
 
 

@@ -2,7 +2,15 @@
 
 Every file the project writes goes through :func:`atomic_write`: the bytes are written to a
 temporary file in the destination folder and renamed over the target only once complete, so an
-interrupted write never leaves a half-written file where a reader would trust it.
+interrupted write never leaves a half-written file where a reader would trust it. The new file's
+permissions follow the umask, like any file a program creates. A temporary file carries its
+writer's host and process ID in its name (``.<target>.<host>-<pid>.<random>.tmp``), so one left
+behind by a killed writer is removed by the next write to the same target, while a live writer's
+is never touched (see :func:`remove_stale_temps`).
+
+Every zip archive read from outside (Omniglot archives, cached arrays) goes through
+:func:`open_zip` and :func:`read_zip_entry`, which refuse archives beyond :class:`ZipLimits`
+before anything big is read (docs/reliability.md).
 """
 
 from __future__ import annotations
@@ -11,23 +19,125 @@ import contextlib
 import hashlib
 import json
 import os
-import tempfile
+import re
+import secrets
+import socket
+import struct
+import time
+import zipfile
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["atomic_write", "atomic_write_bytes", "atomic_write_json", "sha256_file"]
+__all__ = [
+    "STALE_TEMP_AGE_S",
+    "ZipLimitError",
+    "ZipLimits",
+    "atomic_write",
+    "atomic_write_bytes",
+    "atomic_write_json",
+    "open_zip",
+    "read_zip_entry",
+    "remove_stale_temps",
+    "sha256_file",
+]
+
+STALE_TEMP_AGE_S = 3600.0
+"""Age (seconds since last modified) after which a temporary file whose writer cannot be checked
+(another host, or a name from an older version without a process ID) is taken as abandoned."""
+
+_NEW_FILE_MODE = 0o666  # before the umask, as open() and every other program use
+_OWNED_TEMP = re.compile(r"(?P<host>[A-Za-z0-9_]+)-(?P<pid>\d+)\.[0-9a-f]{16}\.tmp")
+_LEGACY_TEMP = re.compile(r"[a-z0-9_]{8}\.tmp")  # tempfile.mkstemp names of earlier versions
+
+
+def _host_tag() -> str:
+    return re.sub(r"[^A-Za-z0-9_]", "_", socket.gethostname())[:32] or "host"
+
+
+def _pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists on this host (conservatively True when unsure)."""
+    if pid <= 0:
+        return True
+    try:
+        os.kill(pid, 0)  # signal 0: existence check only (POSIX; never called elsewhere)
+    except ProcessLookupError:
+        return False
+    except OSError:  # PermissionError: it exists but belongs to someone else
+        return True
+    return True
+
+
+def remove_stale_temps(path: str | os.PathLike, max_age_s: float = STALE_TEMP_AGE_S) -> list[Path]:
+    """Remove temporary files that interrupted writes of ``path`` left beside it.
+
+    A temporary file named by this module on this host is removed when its writer process no
+    longer exists; one from another host (a shared folder) or with an older-style name is removed
+    once unmodified for ``max_age_s`` seconds. A live writer's file is never removed (a process
+    ID reused by an unrelated process only delays the clean-up). Returns the removed paths.
+    """
+    path = Path(path)
+    prefix = f".{path.name}."
+    now = time.time()
+    here = _host_tag()
+    removed = []
+    try:
+        entries = list(os.scandir(path.parent))
+    except OSError:
+        return removed
+    for e in entries:
+        if not (e.name.startswith(prefix) and e.name.endswith(".tmp")):
+            continue
+        rest = e.name[len(prefix):]
+        m = _OWNED_TEMP.fullmatch(rest)
+        try:
+            if m and m["host"] == here and os.name == "posix":
+                stale = not _pid_alive(int(m["pid"]))
+            elif m or _LEGACY_TEMP.fullmatch(rest):
+                stale = now - e.stat(follow_symlinks=False).st_mtime > max_age_s
+            else:
+                continue
+            if stale and e.is_file(follow_symlinks=False):
+                os.unlink(e.path)
+                removed.append(Path(e.path))
+        except OSError:  # gone meanwhile (another cleaner), or not ours to remove
+            continue
+    return removed
+
+
+def _create_temp(path: Path) -> tuple[int, Path]:
+    """Create and open the temporary file for ``path``; the umask applies to its mode."""
+    tmp = path.parent / f".{path.name}.{_host_tag()}-{os.getpid()}.{secrets.token_hex(8)}.tmp"
+    flags = (os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+             | getattr(os, "O_CLOEXEC", 0))
+    return os.open(tmp, flags, _NEW_FILE_MODE), tmp
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make a rename in ``folder`` durable (best effort; POSIX only)."""
+    if os.name != "posix":
+        return
+    with contextlib.suppress(OSError):
+        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
 @contextlib.contextmanager
 def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[Any]:
     """Open a temporary file beside ``path``; on success rename it to ``path``.
 
-    On any exception the temporary file is removed and ``path`` is left untouched.
+    On any exception the temporary file is removed and ``path`` is left untouched. The new file
+    gets the permissions the umask allows (0644 under the usual umask 022). Stale temporary files
+    of earlier, killed writes of ``path`` are removed first (:func:`remove_stale_temps`).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    remove_stale_temps(path)
+    fd, tmp = _create_temp(path)
     try:
         with os.fdopen(fd, mode) as f:
             yield f
@@ -38,6 +148,7 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[Any]:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+    _fsync_dir(path.parent)
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
@@ -60,3 +171,107 @@ def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
         while block := f.read(chunk):
             h.update(block)
     return h.hexdigest()
+
+
+# ---- zip archives from outside --------------------------------------------------------------
+
+class ZipLimitError(ValueError):
+    """A zip archive exceeds :class:`ZipLimits` or uses an unsupported compression method."""
+
+
+@dataclass(frozen=True)
+class ZipLimits:
+    """Upper bounds for a zip archive, checked from its directory before any entry is read.
+
+    The defaults leave a wide margin over the Omniglot archives (at most 20,275 entries, 486 bytes
+    per image, 4.8 MB uncompressed, a 2 MB directory) and keep a hostile archive's cost to tens of
+    megabytes. Sizes in bytes.
+    """
+
+    max_entries: int = 100_000
+    max_entry_bytes: int = 1 << 20
+    max_total_bytes: int = 64 << 20
+    max_directory_bytes: int = 16 << 20
+
+
+_EOCD = struct.Struct("<4s4H2LH")
+_EOCD64_LOCATOR = struct.Struct("<4sLQL")
+_EOCD64 = struct.Struct("<4sQ2H2L4Q")
+_SUPPORTED = {zipfile.ZIP_STORED: "stored", zipfile.ZIP_DEFLATED: "deflated"}
+
+
+def _directory_extent(fp) -> tuple[int, int]:
+    """(entries, directory bytes) as declared by the end records of an open zip file."""
+    fp.seek(0, os.SEEK_END)
+    size = fp.tell()
+    tail_len = min(size, _EOCD.size + 0xFFFF)  # the end record and at most a 64 KiB comment
+    fp.seek(size - tail_len)
+    tail = fp.read(tail_len)
+    pos = tail.rfind(b"PK\x05\x06", 0, max(0, len(tail) - _EOCD.size + 4))
+    if pos < 0:
+        raise zipfile.BadZipFile("no end-of-directory record (not a zip file, or truncated)")
+    _, _, _, _, entries, cd_size, _, _ = _EOCD.unpack_from(tail, pos)
+    loc = pos - _EOCD64_LOCATOR.size
+    if loc >= 0 and tail[loc: loc + 4] == b"PK\x06\x07":  # ZIP64: the true values are elsewhere
+        _, _, rec_offset, _ = _EOCD64_LOCATOR.unpack_from(tail, loc)
+        fp.seek(rec_offset)
+        rec = fp.read(_EOCD64.size)
+        if len(rec) != _EOCD64.size or rec[:4] != b"PK\x06\x06":
+            raise zipfile.BadZipFile("ZIP64 end record missing or damaged")
+        fields = _EOCD64.unpack(rec)
+        entries, cd_size = fields[7], fields[8]
+    return entries, cd_size
+
+
+def open_zip(path: str | os.PathLike, limits: ZipLimits = ZipLimits()) -> zipfile.ZipFile:
+    """Open a zip archive for reading after checking it against ``limits``.
+
+    The declared directory size and entry count are read from the end record before
+    :class:`zipfile.ZipFile` parses the directory (which it loads whole); then every entry's
+    declared size, the total, and the compression method (stored or deflated only: their
+    decompression can be bounded) are checked. Raises ZipLimitError for an archive beyond the
+    limits, zipfile.BadZipFile or OSError for one that is not a readable zip.
+    """
+    with open(path, "rb") as fp:
+        entries, cd_size = _directory_extent(fp)
+    if entries > limits.max_entries:
+        raise ZipLimitError(f"{entries} entries, at most {limits.max_entries} accepted")
+    if cd_size > limits.max_directory_bytes:
+        raise ZipLimitError(f"a {cd_size}-byte directory, at most "
+                            f"{limits.max_directory_bytes} bytes accepted")
+    zf = zipfile.ZipFile(path)
+    try:
+        infos = zf.infolist()
+        if len(infos) > limits.max_entries:
+            raise ZipLimitError(f"{len(infos)} entries, at most {limits.max_entries} accepted")
+        total = 0
+        for info in infos:
+            if info.compress_type not in _SUPPORTED:
+                raise ZipLimitError(
+                    f"entry {info.filename!r} uses compression method {info.compress_type}; "
+                    f"only {' and '.join(_SUPPORTED.values())} entries are accepted")
+            if info.file_size > limits.max_entry_bytes:
+                raise ZipLimitError(
+                    f"entry {info.filename!r} is {info.file_size} bytes uncompressed, at most "
+                    f"{limits.max_entry_bytes} accepted")
+            total += info.file_size
+        if total > limits.max_total_bytes:
+            raise ZipLimitError(f"{total} bytes uncompressed in all, at most "
+                                f"{limits.max_total_bytes} accepted")
+    except BaseException:
+        zf.close()
+        raise
+    return zf
+
+
+def read_zip_entry(zf: zipfile.ZipFile, info: zipfile.ZipInfo | str,
+                   max_bytes: int = ZipLimits.max_entry_bytes) -> bytes:
+    """The bytes of one entry, reading at most ``max_bytes`` + 1 of them whatever the directory
+    says; ZipLimitError beyond ``max_bytes``. A directory that understates the size ends in
+    zipfile.BadZipFile (CRC mismatch) after at most the declared size."""
+    with zf.open(info) as f:
+        data = f.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        name = info.filename if isinstance(info, zipfile.ZipInfo) else info
+        raise ZipLimitError(f"entry {name!r} holds more than {max_bytes} bytes")
+    return data

@@ -164,10 +164,10 @@ def test_broken_cache_is_rebuilt(tmp_path, data_dir, damage):
     else:
         payload.unlink()
     with pytest.raises(og.DataError):
-        og._read_cache("small1", cache)
+        og.read_cache("small1", cache)
     again = og.load_archive("small1", data_dir, cache)  # rebuilt, not trusted
     assert np.array_equal(again.images, first.images)
-    assert og._read_cache("small1", cache).digest == first.digest
+    assert og.read_cache("small1", cache).digest == first.digest
 
 
 def test_cache_write_is_atomic(tmp_path, data_dir, monkeypatch):

@@ -7,7 +7,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Dataset"]
+from ..errors import OneshotError
+
+__all__ = ["DataError", "Dataset"]
+
+
+class DataError(OneshotError):
+    """An archive, image, cache or download does not meet the expected structure or content."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -21,6 +27,8 @@ class Dataset:
     char_alphabet: int64 (C,), index into ``alphabets`` of each character.
     char_ids: int64 (C,), Omniglot's global character ID (0 where unknown).
     name, digest: where the data came from (split name, content digest of the archive).
+    digest_verified: True when ``digest`` was recomputed from these pixels and names in this
+        process (and matched the pinned one); False when it was trusted (copied, not recomputed).
     """
 
     images: np.ndarray
@@ -32,6 +40,7 @@ class Dataset:
     char_ids: np.ndarray
     name: str
     digest: str
+    digest_verified: bool = False
 
     def __len__(self) -> int:
         return int(self.images.shape[0])
@@ -88,6 +97,7 @@ class Dataset:
             char_ids=self.char_ids[char_idx],
             name=name or self.name,
             digest=self.digest,
+            digest_verified=self.digest_verified,
         )
 
     def image_name(self, i: int) -> str:
@@ -111,4 +121,5 @@ class Dataset:
             char_ids=np.tile(self.char_ids, 4),
             name=f"{self.name}+rotations",
             digest=self.digest,
+            digest_verified=self.digest_verified,
         )

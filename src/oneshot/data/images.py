@@ -48,13 +48,14 @@ def pil_to_grey(img: Image.Image, max_side: int | None = None) -> np.ndarray:
 
 def read_grey(source: str | os.PathLike | bytes | Image.Image, name: str | None = None,
               max_pixels: int = MAX_PIXELS, formats: tuple[str, ...] | None = None,
-              max_side: int | None = None) -> np.ndarray:
+              max_side: int | None = None, exact_side: int | None = None) -> np.ndarray:
     """Decode ``source`` (a path, encoded bytes or a PIL image) to float32 (H, W) in [0, 1].
 
     ImageError naming ``name`` (default: the path) for unreadable data (or a format not in
     ``formats``, when given), ImageTooLargeError for images over ``max_pixels`` (checked from
     the header, before decoding). ``max_side`` reduces large images right after decoding, before
-    the float conversion (JPEGs already while decoding).
+    the float conversion (JPEGs already while decoding). ``exact_side``: the image must be that
+    square (checked from the header too).
     """
     if isinstance(source, Image.Image):
         _check_size(source.size, name or "image", max_pixels)
@@ -65,6 +66,9 @@ def read_grey(source: str | os.PathLike | bytes | Image.Image, name: str | None 
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(fp, formats=formats) as im:
+                if exact_side and im.size != (exact_side, exact_side):
+                    raise ImageError(f"{name}: image is {im.size[0]}x{im.size[1]}, "
+                                     f"{exact_side}x{exact_side} expected")
                 _check_size(im.size, name, max_pixels)
                 side = min(DRAFT_SIDE, max_side or DRAFT_SIDE)
                 if im.format == "JPEG" and max(im.size) > side:
@@ -95,9 +99,7 @@ def read_binary(data: bytes, name: str, size: int | None = None) -> np.ndarray:
     ImageError unless it decodes, is ``size`` x ``size`` (when given) and has only black and
     white pixels.
     """
-    g = read_grey(data, name)
-    if size is not None and g.shape != (size, size):
-        raise ImageError(f"{name}: image is {g.shape[1]}x{g.shape[0]}, {size}x{size} expected")
+    g = read_grey(data, name, formats=("PNG",), exact_side=size)
     if not np.isin(g, (0.0, 1.0)).all():
         raise ImageError(f"{name}: image is not binary (grey levels other than black and white)")
     return g == 0.0

@@ -15,8 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
+from ..io import ZipLimitError, ZipLimits, open_zip, read_zip_entry
+from .archives import IMAGE_SIZE, find_file
+from .dataset import DataError
 from .images import ImageError, read_binary
-from .omniglot import IMAGE_SIZE, DataError, find_file
 
 __all__ = ["LakeRun", "load_lake_runs", "find_lake_archive", "RUNS", "ITEMS"]
 
@@ -26,6 +28,8 @@ LAKE_FILENAME = "all_runs.zip"
 LAKE_URL = ("https://github.com/brendenlake/omniglot/raw/master/python/one-shot-classification/"
             + LAKE_FILENAME)
 LAKE_MD5 = "e8996daecdf12afeeb4a53a179f06b19"  # the official file's MD5
+# all_runs.zip has 880 entries, the largest under 1 KB: wide margins, small worst case
+LAKE_LIMITS = ZipLimits(max_entries=2000, max_entry_bytes=64 << 10, max_total_bytes=16 << 20)
 
 
 @dataclass(frozen=True)
@@ -48,11 +52,17 @@ def find_lake_archive(data_dir: str | os.PathLike | None = None,
     return find_file(LAKE_FILENAME, LAKE_URL, LAKE_MD5, data_dir, cache, allow_download)
 
 
-def _image(zf: zipfile.ZipFile, name: str) -> np.ndarray:
+def _entry(zf: zipfile.ZipFile, name: str) -> bytes:
     try:
-        data = zf.read(name)
+        return read_zip_entry(zf, name, LAKE_LIMITS.max_entry_bytes)
     except KeyError as e:
         raise DataError(f"{zf.filename}: missing {name}") from e
+    except (ZipLimitError, zipfile.BadZipFile, OSError, EOFError) as e:
+        raise DataError(f"{zf.filename}: {name}: cannot read entry ({e})") from e
+
+
+def _image(zf: zipfile.ZipFile, name: str) -> np.ndarray:
+    data = _entry(zf, name)
     try:
         return read_binary(data, f"{zf.filename}:{name}", IMAGE_SIZE).astype(np.uint8)
     except ImageError as e:
@@ -67,17 +77,16 @@ def load_lake_runs(path: str | os.PathLike | None = None, cache: str | os.PathLi
     if p is None or p.is_dir():
         p = find_lake_archive(p, cache, allow_download)
     try:
-        zf = zipfile.ZipFile(p)
-    except (zipfile.BadZipFile, OSError) as e:
+        zf = open_zip(p, LAKE_LIMITS)
+    except ZipLimitError as e:
+        raise DataError(f"{p}: refused, {e}") from e
+    except (zipfile.BadZipFile, OSError, EOFError) as e:
         raise DataError(f"{p}: not a readable zip archive ({e})") from e
     runs = []
     with zf:
         for r in range(1, RUNS + 1):
             name = f"run{r:02d}"
-            try:
-                text = zf.read(f"{name}/class_labels.txt").decode()
-            except KeyError as e:
-                raise DataError(f"{p}: missing {name}/class_labels.txt") from e
+            text = _entry(zf, f"{name}/class_labels.txt").decode(errors="replace")
             pairs = [line.split() for line in text.splitlines() if line.strip()]
             if len(pairs) != ITEMS or any(len(q) != 2 for q in pairs):
                 raise DataError(f"{p}: {name}/class_labels.txt has {len(pairs)} lines, "

@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 from ..errors import UsageError
-from ..io import atomic_write_json
+from ..io import atomic_write_bytes, atomic_write_json
 from ..locking import FileLock
 
 __all__ = ["RunFolder", "git_revision"]
@@ -100,4 +100,4 @@ class RunFolder:
                         keep.append(line)
                 except ValueError:
                     break
-        self.metrics.write_text("".join(line + "\n" for line in keep))
+        atomic_write_bytes(self.metrics, "".join(line + "\n" for line in keep).encode())

@@ -1,0 +1,90 @@
+"""Atomic writes respect the umask, and temporary files of killed writers are cleaned while a
+live writer's are kept (issue 15, item 18)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+from support import CHILD_PRELUDE
+
+import oneshot.io as oio
+
+# ---- 18. umask, stale temporary files ------------------------------------------------------
+
+@pytest.mark.parametrize("umask,mode", [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])
+def test_atomic_write_respects_umask(tmp_path, umask, mode):
+    old = os.umask(umask)
+    try:
+        oio.atomic_write_bytes(tmp_path / "g.npz", b"x")
+        oio.atomic_write_json(tmp_path / "config.json", {"a": 1})
+    finally:
+        os.umask(old)
+    for name in ("g.npz", "config.json"):
+        assert (tmp_path / name).stat().st_mode & 0o777 == mode
+
+
+_WRITER_CHILD = CHILD_PRELUDE + textwrap.dedent("""
+    import oneshot.io as oio
+    with oio.atomic_write(sys.argv[1]) as f:
+        f.write(b"from the child")
+        f.flush()
+        print("ready", flush=True)
+        sys.stdin.readline()  # the parent says when to finish (or kills us)
+""")
+
+
+def _writer(target: Path) -> subprocess.Popen:
+    p = subprocess.Popen([sys.executable, "-c", _WRITER_CHILD, str(target)],
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert p.stdout.readline().strip() == "ready"
+    return p
+
+
+def _temps(folder: Path, name: str) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if p.name.startswith(f".{name}."))
+
+
+def test_killed_writers_temp_is_cleaned_but_a_live_writers_is_kept(tmp_path):
+    target = tmp_path / "g.npz"
+    killed = _writer(target)
+    killed.send_signal(signal.SIGKILL)
+    killed.wait(timeout=10)
+    left = _temps(tmp_path, "g.npz")
+    assert len(left) == 1 and str(killed.pid) in left[0]  # what a SIGKILL leaves behind
+    live = _writer(target)
+    try:
+        live_temp = [t for t in _temps(tmp_path, "g.npz") if t not in left]
+        oio.atomic_write_bytes(target, b"from the parent")
+        assert _temps(tmp_path, "g.npz") == live_temp  # the dead writer's went, the live one's not
+        assert target.read_bytes() == b"from the parent"
+        live.stdin.write("done\n")
+        live.stdin.flush()
+        assert live.wait(timeout=10) == 0
+    finally:
+        live.kill()
+        live.wait()
+    assert target.read_bytes() == b"from the child" and _temps(tmp_path, "g.npz") == []
+
+
+def test_old_style_and_foreign_temps_are_cleaned_only_when_old(tmp_path):
+    target = tmp_path / "last.pt"
+    names = {"old_legacy": ".last.pt.ab12cd_3.tmp", "new_legacy": ".last.pt.zz99yy00.tmp",
+             "old_foreign": ".last.pt.otherhost-1.0123456789abcdef.tmp",
+             "old_unrelated": ".last.pt.bak", "old_other_target": ".last.pt.old.ab12cd_3.tmp"}
+    for key, name in names.items():
+        (tmp_path / name).write_bytes(b"partial")
+        if key.startswith("old"):
+            past = time.time() - 2 * 86400  # two days
+            os.utime(tmp_path / name, (past, past))
+    oio.atomic_write_bytes(target, b"x")
+    left = {p.name for p in tmp_path.iterdir()} - {target.name}
+    assert left == {names["new_legacy"], names["old_unrelated"], names["old_other_target"]}
+
+
