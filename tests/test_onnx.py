@@ -28,6 +28,7 @@ from oneshot.onnx import (  # noqa: E402
     OnnxError,
     export_onnx,
     load_onnx_model,
+    quantize_onnx,
 )
 from oneshot.preprocess import images_to_tensor  # noqa: E402
 
@@ -143,6 +144,21 @@ def test_gallery_from_pytorch_is_accepted_by_its_export(shipped, shipped_onnx, l
     other = OneShotClassifier(shipped_onnx)
     other.load_gallery(tmp_path / "g.npz")
     assert other.classes == ["a", "b", "c"]
+
+
+def test_int8_stays_within_half_a_point_on_lake(shipped_onnx, splits, lake_runs, tmp_path):
+    src = shipped_onnx.encoder.path
+    with pytest.raises(OnnxError, match="overwrite the input"):
+        quantize_onnx(src, src, torch.zeros(1, 1, 28, 28))
+    bg = splits["background"].images  # calibration from the training alphabets, never Lake's
+    pick = np.random.default_rng(0).choice(len(bg), 256, replace=False)
+    path = quantize_onnx(src, tmp_path / "int8.onnx", images_to_tensor(bg[pick], 28))
+    net8 = load_onnx_model(path, threads=1)
+    assert net8.fingerprint != shipped_onnx.fingerprint  # fp32 galleries are not accepted
+    assert net8.encoder.spec == shipped_onnx.encoder.spec
+    fp32 = lake_benchmark(EncoderScorer(shipped_onnx), lake_runs).accuracy.value
+    int8 = lake_benchmark(EncoderScorer(net8), lake_runs).accuracy.value
+    assert abs(int8 - fp32) <= 0.5, (fp32, int8)
 
 
 def test_refuses_to_overwrite_a_checkpoint_or_other_files(shipped, tmp_path):

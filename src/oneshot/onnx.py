@@ -35,10 +35,12 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import hashlib
 import importlib
 import json
 import logging
 import os
+import tempfile
 import warnings
 import zipfile
 from collections.abc import Iterator
@@ -53,8 +55,8 @@ from .checkpoint import model_fingerprint
 from .io import atomic_write_bytes
 from .models import Encoder, ModelSpec, SiameseNet, create_head
 
-__all__ = ["OnnxError", "ONNX_FORMAT", "DEFAULT_OPSET", "export_onnx", "OnnxEncoder",
-           "OnnxSiameseNet", "load_onnx_model"]
+__all__ = ["OnnxError", "ONNX_FORMAT", "DEFAULT_OPSET", "export_onnx", "quantize_onnx",
+           "OnnxEncoder", "OnnxSiameseNet", "load_onnx_model"]
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +65,8 @@ DEFAULT_OPSET = 20  # the dynamo exporter's own default in torch 2.13; ORT >= 1.
 INPUT_NAME, OUTPUT_NAME = "images", "embeddings"
 EMBED_BATCH = 256  # images per ONNX Runtime call in ``OnnxEncoder.embed``
 EXAMPLE_BATCH = 2  # torch.export specialises sizes 0 and 1; 2 keeps the batch dimension symbolic
+INT8_OPS = ["Conv", "MaxPool", "Relu"]  # the centring (GridSample, sums) and heads stay float
+CALIBRATION_BATCH = 64
 PARITY_TOL = 1e-4  # export check: max |onnx - torch| <= PARITY_TOL * (1 + max |torch|)
 REQUIRED_KEYS = ("format", "model_spec", "head", "head_params", "input_size", "embedding_dim",
                  "fingerprint")
@@ -180,6 +184,13 @@ def _check_parity(data: bytes, encoder: Encoder, example: torch.Tensor) -> None:
                         f"{PARITY_TOL * (1 + scale):.3g})")
 
 
+def _set_metadata(proto: Any, meta: dict[str, str]) -> None:
+    del proto.metadata_props[:]
+    for k, v in meta.items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = k, v
+
+
 def export_onnx(model: SiameseNet, path: str | os.PathLike, record: dict | None = None,
                 opset: int = DEFAULT_OPSET, check: bool = True) -> Path:
     """Write ``model``'s encoder as an ONNX graph, with its head and ``record`` as metadata.
@@ -214,10 +225,7 @@ def export_onnx(model: SiameseNet, path: str | os.PathLike, record: dict | None 
         "exporter": json.dumps({"torch": torch.__version__, "exporter": "torch.onnx dynamo",
                                 "opset": opset}),
     }
-    del proto.metadata_props[:]
-    for k, v in meta.items():
-        entry = proto.metadata_props.add()
-        entry.key, entry.value = k, v
+    _set_metadata(proto, meta)
     proto.producer_name = "oneshot"
     proto.doc_string = (f"oneshot encoder {model.spec.encoder}: {INPUT_NAME} float32 (B, 1, "
                         f"{size}, {size}), ink = 1 -> {OUTPUT_NAME} float32 (B, {dim})")
@@ -228,6 +236,61 @@ def export_onnx(model: SiameseNet, path: str | os.PathLike, record: dict | None 
     atomic_write_bytes(path, data)
     log.info("exported %s encoder to %s (%.1f MB)", model.spec.encoder, path, len(data) / 1e6)
     return path
+
+
+def quantize_onnx(src: str | os.PathLike, dst: str | os.PathLike,
+                  calibration: torch.Tensor) -> Path:
+    """Static int8 quantisation (ONNX Runtime, QDQ, per-tensor) of an export ``src`` into ``dst``.
+
+    calibration: float32 (N, 1, S, S) model inputs that set the activation ranges; take them
+    from the training alphabets, never from the test set. Convolutions, pooling and ReLU become
+    int8 (``INT8_OPS``); the centring and the head stay float. The quantised model embeds
+    differently, so it gets its own fingerprint (galleries must be enrolled with it); its
+    metadata keeps the source's and adds ``quantisation``. Returns ``dst``.
+    """
+    onnx = _require("onnx", "int8 quantisation")
+    _require("onnxruntime", "int8 quantisation")
+    from onnxruntime import quantization as q
+
+    src, dst = Path(src), Path(dst)
+    if dst.exists() and src.exists() and dst.resolve() == src.resolve():
+        raise OnnxError(f"{dst}: the output would overwrite the input; choose another path")
+    _check_target(dst)
+    source = OnnxEncoder(src, threads=1)  # validates the file and its metadata
+    s = source.input_size
+    if calibration.ndim != 4 or tuple(calibration.shape[1:]) != (1, s, s) or not len(calibration):
+        raise ValueError(f"calibration images of shape {tuple(calibration.shape)}; "
+                         f"(N >= 1, 1, {s}, {s}) expected")
+    batches = [b.numpy() for b in
+               calibration.detach().to("cpu", torch.float32).split(CALIBRATION_BATCH)]
+
+    class Reader(q.CalibrationDataReader):
+        def __init__(self) -> None:
+            self.batches = iter(batches)
+
+        def get_next(self) -> dict | None:
+            x = next(self.batches, None)
+            return None if x is None else {INPUT_NAME: x}
+
+    with tempfile.TemporaryDirectory() as tmp:
+        prepared, out = Path(tmp) / "prepared.onnx", Path(tmp) / "int8.onnx"
+        q.quant_pre_process(str(src), str(prepared))
+        q.quantize_static(str(prepared), str(out), Reader(), quant_format=q.QuantFormat.QDQ,
+                          op_types_to_quantize=INT8_OPS, per_channel=False,
+                          activation_type=q.QuantType.QUInt8, weight_type=q.QuantType.QInt8)
+        proto = onnx.load(str(out))
+    graph_digest = hashlib.sha256(proto.graph.SerializeToString()).hexdigest()
+    meta = dict(source.metadata)
+    meta["fingerprint"] = hashlib.sha256(
+        f"{source.fingerprint}:int8:{graph_digest}".encode()).hexdigest()
+    meta["quantisation"] = json.dumps({
+        "kind": "onnxruntime static int8, QDQ, per-tensor", "ops": INT8_OPS,
+        "activations": "uint8", "weights": "int8", "calibration_images": len(calibration),
+        "source_fingerprint": source.fingerprint})
+    _set_metadata(proto, meta)
+    atomic_write_bytes(dst, proto.SerializeToString())
+    log.info("quantised %s to %s (int8, %d calibration images)", src, dst, len(calibration))
+    return dst
 
 
 # -------------------------------------------------------------------------------------- runtime
