@@ -175,6 +175,10 @@ def test_refuses_to_overwrite_a_checkpoint_or_other_files(shipped, tmp_path):
         export_onnx(model, png)
     with pytest.raises(OnnxError, match="is a folder"):
         export_onnx(model, tmp_path)
+    with pytest.raises(OnnxError, match="already an ONNX export"):
+        export_onnx(load_onnx_model(export_onnx(
+            build_model(ModelSpec("conv", {"input_size": 12, "width": 4, "depth": 2})),
+            tmp_path / "small.onnx")), tmp_path / "again.onnx")
     with pytest.raises(OnnxError, match="not a readable ONNX model.*load_model"):
         OnnxEncoder(target)
 

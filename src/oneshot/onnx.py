@@ -202,6 +202,9 @@ def export_onnx(model: SiameseNet, path: str | os.PathLike, record: dict | None 
     Returns the path written.
     """
     path = Path(path)
+    if isinstance(model.encoder, OnnxEncoder):
+        raise OnnxError(f"the model is already an ONNX export ({model.encoder.path}); export "
+                        "the PyTorch model it came from")
     _check_target(path)
     onnx = _require("onnx", "ONNX export")
     try:
