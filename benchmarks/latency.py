@@ -74,7 +74,8 @@ def main() -> None:
     model, record = load_model(resolve_model_path(args.model))
     size = model.encoder.input_size
     runs = load_lake_runs()
-    tmp = Path(tempfile.mkdtemp(prefix="oneshot-latency-"))
+    tmpdir = tempfile.TemporaryDirectory(prefix="oneshot-latency-")  # removed at exit
+    tmp = Path(tmpdir.name)
     onnx_path = export_onnx(model, tmp / "model.onnx", record)
     backends: dict[str, tuple] = {}  # name -> (model for the classifier, embed fn, scorer)
 
