@@ -6,22 +6,30 @@ so embeddings agree to rounding: |onnx - torch| <= ATOL + RTOL * |torch| element
 
 from __future__ import annotations
 
+import json
 import shutil
 import sys
 
 import numpy as np
 import pytest
 import torch
+from support import class_folder
 
 pytest.importorskip("onnxruntime", reason="onnxruntime not installed: pip install 'oneshot[onnx]'")
 pytest.importorskip("onnxscript", reason="onnxscript not installed: pip install 'oneshot[onnx]'")
 
-from oneshot.checkpoint import load_model, model_fingerprint  # noqa: E402
+from oneshot.checkpoint import (  # noqa: E402
+    default_model_path,  # noqa: E402
+    load_model,
+    model_fingerprint,
+)
+from oneshot.cli import main  # noqa: E402
+from oneshot.demo import create_app  # noqa: E402
 from oneshot.evaluation.lake import lake_benchmark  # noqa: E402
 from oneshot.evaluation.nway import predict_positions  # noqa: E402
 from oneshot.evaluation.scorers import EncoderScorer  # noqa: E402
-from oneshot.inference import GalleryError, OneShotClassifier, default_model_path  # noqa: E402
-from oneshot.models import ModelSpec, build_model, encoder_names  # noqa: E402
+from oneshot.inference import OneShotClassifier  # noqa: E402
+from oneshot.models import ModelSpec, build_model, list_encoders  # noqa: E402
 from oneshot.onnx import (  # noqa: E402
     ONNX_FORMAT,
     OnnxEncoder,
@@ -58,7 +66,7 @@ def shipped_onnx(shipped, tmp_path_factory):
     return load_onnx_model(path, threads=1)
 
 
-@pytest.mark.parametrize("name", encoder_names())
+@pytest.mark.parametrize("name", list_encoders())
 def test_every_encoder_exports_with_dynamic_batch(name, tmp_path):
     if name not in CONFIGS:
         pytest.fail(f"no small configuration for registered encoder {name!r}: add one to CONFIGS")
@@ -132,9 +140,6 @@ def test_classifier_runs_on_the_onnx_model(shipped, shipped_onnx, lake_runs):
     assert out["onnx"] == out["torch"]
 
 
-@pytest.mark.xfail(reason="integration hook pending: OneShotClassifier must take the model's own "
-                          "`fingerprint` attribute (an OnnxSiameseNet has no encoder weights)",
-                   raises=GalleryError, strict=False)
 def test_gallery_from_pytorch_is_accepted_by_its_export(shipped, shipped_onnx, lake_runs,
                                                         tmp_path):
     model, _ = shipped
@@ -229,3 +234,28 @@ def test_embed_checks_the_input_shape(shipped_onnx):
     with pytest.raises(ValueError, match=r"\(B, 1, 28, 28\) expected"):
         shipped_onnx.encoder.embed(torch.zeros(2, 1, 105, 105))
     assert shipped_onnx.encoder.embed(torch.zeros(0, 1, 28, 28)).shape == (0, 512)
+
+
+def test_cli_exports_and_every_command_takes_the_onnx_file(tiny_model_file, tmp_path, capsys):
+    onnx_path, int8_path = tmp_path / "m.onnx", tmp_path / "m8.onnx"
+    assert main(["export", str(tiny_model_file), "--out", str(onnx_path),
+                 "--int8", str(int8_path)]) == 0
+    assert "written" in capsys.readouterr().out and onnx_path.is_file() and int8_path.is_file()
+    assert main(["export", str(tiny_model_file), "--format", "onnx", "--out",
+                 str(tiny_model_file)]) == 2
+    assert "is the input" in capsys.readouterr().err
+    support = class_folder(tmp_path / "s", ["a", "b", "c"])
+    gallery = tmp_path / "g.npz"
+    assert main(["enrol", "--model", str(tiny_model_file), "--gallery", str(gallery),
+                 str(support)]) == 0
+    q = str(support / "b" / "0.png")
+    for model in (tiny_model_file, onnx_path):  # the PyTorch gallery works with its export
+        assert main(["classify", "--model", str(model), "--gallery", str(gallery), q,
+                     "--json"]) == 0
+        assert json.loads(capsys.readouterr().out.splitlines()[-1])["label"] == "b"
+    assert main(["classify", "--model", str(int8_path), "--gallery", str(gallery), q]) == 2
+    assert "another model" in capsys.readouterr().err  # int8 embeds differently
+    assert main(["verify", "--model", str(onnx_path), q, q, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["same"] is True
+    app = create_app(str(onnx_path))
+    assert app.state.demo.clf.fingerprint == OneShotClassifier.load(tiny_model_file).fingerprint

@@ -32,6 +32,7 @@ _EXPORTS = {
     ".evaluation.scorers": ["ConstantScorer", "EncoderScorer", "RandomScorer"],
     ".inference": ["UNKNOWN", "GalleryError", "OneShotClassifier", "Prediction",
                    "Verification"],
+    ".onnx": ["export_onnx", "load_onnx_model", "quantize_onnx", "OnnxError"],
     ".models": ["ModelSpec", "SiameseNet", "build_model", "create_encoder", "list_encoders",
                 "register_encoder", "create_head", "list_heads", "register_head", "Encoder",
                 "Head"],

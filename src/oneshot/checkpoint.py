@@ -117,6 +117,9 @@ def export_model(model: SiameseNet, path: str | os.PathLike, record: dict | None
     Refuses (CheckpointError) to write over a folder, over a training checkpoint (it would
     end the run's resumability) or over any of ``inputs`` (the files it was made from).
     """
+    if not isinstance(model, SiameseNet):
+        raise CheckpointError(f"a {type(model).__name__} cannot be written as a PyTorch model "
+                              "file; export the PyTorch model it came from")
     check_output_path(path, inputs)
     sd = {k: (v.half() if half and v.is_floating_point() else v)
           for k, v in model.state_dict().items()}
@@ -172,8 +175,14 @@ def _build_checked(path: Path, spec: dict, state: dict) -> SiameseNet:
 
 def load_model(path: str | os.PathLike | None = None) -> tuple[SiameseNet, dict]:
     """A SiameseNet (eval mode, float32) and its record, from a model file, a checkpoint, a run
-    folder or None (the shipped model; see :func:`resolve_model_path`)."""
+    folder or None (the shipped model; see :func:`resolve_model_path`). A ``.onnx`` file gives
+    an :class:`oneshot.onnx.OnnxSiameseNet`, which serves inference the same way."""
     path = resolve_model_path(path)
+    if path.suffix.lower() == ".onnx":  # an ONNX export, run by ONNX Runtime (the onnx extra)
+        from .onnx import load_onnx_model
+
+        net = load_onnx_model(path)
+        return net, net.record
     obj = _load(path, (MODEL_FORMAT, CHECKPOINT_FORMAT))
     try:
         spec = json.loads(obj["model_spec"])
@@ -192,7 +201,11 @@ def load_model(path: str | os.PathLike | None = None) -> tuple[SiameseNet, dict]
 
 
 def model_fingerprint(model: SiameseNet) -> str:
-    """SHA-256 over the spec and weights: identifies a model (galleries record it)."""
+    """SHA-256 over the spec and weights: identifies a model (galleries record it). A model
+    that carries its PyTorch original's fingerprint (an ONNX export) gives that one."""
+    carried = getattr(model, "fingerprint", None)
+    if isinstance(carried, str):
+        return carried
     h = hashlib.sha256(json.dumps(model.spec.to_dict(), sort_keys=True).encode())
     for k, v in sorted(model.state_dict().items()):
         h.update(k.encode())

@@ -99,10 +99,22 @@ def cmd_train(args) -> int:
 
 def cmd_export(args) -> int:
     from .checkpoint import export_model, load_model
+    from .errors import UsageError
 
-    model, record = load_model(args.run)
-    export_model(model, args.out, record, half=args.half, inputs=(args.run,))
-    print(f"written: {args.out} ({Path(args.out).stat().st_size / 1e6:.2f} MB)")
+    fmt = args.format or ("onnx" if str(args.out).lower().endswith(".onnx") else "pt")
+    if fmt == "onnx":
+        from .onnx import export_onnx_files
+
+        written = export_onnx_files(args.run, args.out, args.int8, args.opset, args.data_dir,
+                                    args.cache)
+    else:
+        if args.int8:
+            raise UsageError("--int8 applies to --format onnx only")
+        model, record = load_model(args.run)
+        export_model(model, args.out, record, half=args.half, inputs=(args.run,))
+        written = [Path(args.out)]
+    for p in written:
+        print(f"written: {p} ({Path(p).stat().st_size / 1e6:.2f} MB)")
     return 0
 
 

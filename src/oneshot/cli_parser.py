@@ -110,10 +110,20 @@ def _add_training(sub) -> None:
                    help="start a new run in a folder that is not empty (replaces a run's files)")
     p.add_argument("--print-config", action="store_true", help="print the resolved config")
 
-    p = _sub(sub, "export", "cmd_export", "write a small model file from a run or checkpoint")
-    p.add_argument("run", help="run folder or checkpoint")
-    p.add_argument("--out", required=True, help="model file to write")
-    p.add_argument("--half", action="store_true", help="store weights as float16")
+    p = _sub(sub, "export", "cmd_export", "write a small model file (PyTorch or ONNX) from a "
+             "run, checkpoint or model file")
+    _data_args(p)
+    p.add_argument("run", help="run folder, checkpoint or model file ('default': the shipped "
+                   "model)")
+    p.add_argument("--out", required=True, help="file to write")
+    p.add_argument("--format", choices=["pt", "onnx"],
+                   help="pt (PyTorch, weights_only) or onnx (the encoder as an ONNX graph, for "
+                   "ONNX Runtime; needs the onnx extra) (default: onnx when --out ends in "
+                   ".onnx, else pt)")
+    p.add_argument("--half", action="store_true", help="pt: store weights as float16")
+    p.add_argument("--int8", metavar="OUT.onnx", help="onnx: also write an int8 quantisation, "
+                   "calibrated on 512 background-alphabet images")
+    p.add_argument("--opset", type=int, default=20, help="onnx: opset version")
 
     p = _sub(sub, "ensemble", "cmd_ensemble",
              "one model file averaging several Euclidean-head models")
