@@ -73,12 +73,15 @@ def test_oversized_spec_is_refused_fast_and_small(tmp_path):
     spec = {**TINY_SPEC, "encoder_args": {"input_size": 28, "width": 6000}}
     _save({"format": MODEL_FORMAT, "model_spec": json.dumps(spec),
            "state_dict": build_model(TINY_SPEC).state_dict(), "record": "{}"}, path)
-    code = ("import resource, sys, time; from oneshot.checkpoint import load_model, "
-            "CheckpointError\nt = time.perf_counter()\ntry:\n    load_model(sys.argv[1])\n"
+    # the child's own peak (VmHWM): getrusage's ru_maxrss would carry pytest's over the exec
+    code = ("import sys, time; from oneshot.checkpoint import load_model, CheckpointError\n"
+            "t = time.perf_counter()\ntry:\n    load_model(sys.argv[1])\n"
             "except CheckpointError as e:\n    print(e)\n"
-            "print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
+            "hwm = next(int(x.split()[1]) for x in open('/proc/self/status') "
+            "if x.startswith('VmHWM:'))\nprint(time.perf_counter() - t, hwm)")
     r = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True,
                        timeout=120)
     assert "over the limit" in r.stdout, r.stdout + r.stderr
     seconds, peak_kb = map(float, r.stdout.split()[-2:])
-    assert seconds < 2.0 and peak_kb < 700_000, (seconds, peak_kb)  # torch itself is ~400 MB
+    # building the spec on the meta device takes about 1-2 s (torch's meta kernels load)
+    assert seconds < 5.0 and peak_kb < 700_000, (seconds, peak_kb)  # torch alone is ~250 MB

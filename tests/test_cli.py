@@ -55,10 +55,12 @@ def test_evaluate_baselines_writes_table_and_figure(env, tmp_path, capsys):
     assert rc == 0
     res = json.loads((out / "results.json").read_text())
     scorers = {r["scorer"] for r in res["nway"]}
-    assert scorers == {"random", "nearest-neighbour", "modified-hausdorff"}
+    assert scorers == {"random", "nearest-neighbour"}  # MHD on N-way points: --full only
     one_way = [r for r in res["nway"] if r["ways"] == 1]
     assert all(r["accuracy"] == 100.0 for r in one_way)
-    assert {r["scorer"] for r in res["lake"]} == scorers
+    assert {r["scorer"] for r in res["lake"]} == scorers | {"modified-hausdorff"}
+    err = capsys.readouterr().err  # a progress line per part, terminal or not
+    assert "[1/2] lake:" in err and "[2/2] curve test within-alphabet:" in err
     md = (out / "results.md").read_text()
     assert "Lake's 20-way" in md and "95 % CI" in md and "Task files" in md
     assert (out / "nway-test-within-alphabet.png").stat().st_size > 5000
@@ -169,3 +171,42 @@ def test_help_is_fast_and_imports_no_torch():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout.split()
     assert out[1] == "False" and float(out[0]) < 1.0, out
+
+
+def test_verify_many_pairs_from_a_file(tiny_model_file, tmp_path, capsys):
+    from support import class_folder
+
+    folder = class_folder(tmp_path / "s", ["a", "b"], per_class=2)
+    a0, a1, b0 = (str(folder / c / f) for c, f in (("a", "0.png"), ("a", "1.png"),
+                                                    ("b", "0.png")))
+    (tmp_path / "broken.png").write_bytes(b"not an image")
+    pairs = tmp_path / "pairs.txt"
+    pairs.write_text(f"# a comment\n{a0}\t{a1}\n{a0} {b0}\n{a0}\t{tmp_path / 'broken.png'}\n"
+                     f"{b0}\t{b0}\n")
+    rc = main(["verify", "--model", str(tiny_model_file), "--pairs", str(pairs), "--json"])
+    rows = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    assert rc == 2 and len(rows) == 4  # one bad image: reported, the others go on
+    assert "error" in rows[2] and "broken.png" in rows[2]["error"]
+    assert rows[3]["same"] is True and all("probability" in r for r in rows[:2])
+    assert main(["verify", "--model", str(tiny_model_file), a0]) == 2
+    assert "two images" in capsys.readouterr().err
+
+
+def test_data_json(env, capsys):
+    assert main(["data", "--split", "small1", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["splits"]["small1"]["images"] == 2720
+    assert out["splits"]["small1"]["digest_recomputed"] in (True, False)
+
+
+def test_classify_says_which_threshold(tiny_model_file, tmp_path, capsys):
+    from support import class_folder
+
+    folder = class_folder(tmp_path / "s", ["a", "b"])
+    q = str(folder / "a" / "0.png")
+    m = ["--model", str(tiny_model_file), "--support", str(folder)]
+    assert main(["classify", *m, q]) == 0
+    assert "threshold: none" in capsys.readouterr().err  # a model without a calibration
+    assert main(["classify", *m, q, "--threshold", "0.9999", "--json"]) == 0
+    rec = json.loads(capsys.readouterr().out)
+    assert rec["threshold"] == 0.9999 and rec["label"] in ("a", "unknown")

@@ -15,8 +15,9 @@ import pytest
 import torch
 from support import class_folder
 
-pytest.importorskip("onnxruntime", reason="onnxruntime not installed: pip install 'oneshot[onnx]'")
-pytest.importorskip("onnxscript", reason="onnxscript not installed: pip install 'oneshot[onnx]'")
+ONNX_EXTRA = "pip install 'oneshot-siamese[onnx]'"
+pytest.importorskip("onnxruntime", reason=f"onnxruntime not installed: {ONNX_EXTRA}")
+pytest.importorskip("onnxscript", reason=f"onnxscript not installed: {ONNX_EXTRA}")
 
 from oneshot.checkpoint import (  # noqa: E402
     default_model_path,  # noqa: E402

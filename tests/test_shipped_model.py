@@ -47,3 +47,27 @@ def test_lake_predictions_unchanged(shipped, lake_runs):
     want = json.loads((FIXTURES / "shipped_lake_predictions.json").read_text())["predictions"]
     got = lake_benchmark(EncoderScorer(model), lake_runs).predictions
     np.testing.assert_array_equal(got, np.array(want))
+
+
+def test_open_set_by_default(shipped, splits):
+    """The shipped model carries a threshold calibrated on the validation alphabets; below it
+    the classifier answers "unknown" by default: for a character of another alphabet, and
+    not for another drawer's image of an enrolled one."""
+    from oneshot.inference import UNKNOWN, OneShotClassifier
+
+    _, model, record = shipped
+    cal = record["open_set"]
+    assert cal["split"] == "validation" and 0 < cal["threshold"] < 1
+    assert cal["false_accept"] < 0.1 and cal["false_reject"] < 0.1
+    test = splits["test"]
+    teng = test.select(alphabets=["Tengwar"])
+    clf = OneShotClassifier(model, record)
+    one = teng.drawers == 1
+    clf.enrol(list(teng.images[one].astype(np.float32)),
+              [teng.characters[c] for c in teng.labels[one]])
+    known = clf.predict(list(teng.images[teng.drawers == 2].astype(np.float32)))
+    assert np.mean([p.label != UNKNOWN for p in known]) > 0.85
+    other = test.select(alphabets=["Atlantean"])
+    unknown = clf.predict(list(other.images[other.drawers == 2].astype(np.float32)))
+    assert np.mean([p.label == UNKNOWN for p in unknown]) > 0.8
+    assert all(p.threshold == cal["threshold"] for p in known + unknown)

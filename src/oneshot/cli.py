@@ -30,35 +30,48 @@ def cmd_data(args) -> int:
     from .data.omniglot import cache_dir
     from .data.splits import load_split
 
-    print(f"cache: {cache_dir(args.cache)}")
+    out = {"cache": str(cache_dir(args.cache)), "splits": {}}
+    if not args.json:
+        print(f"cache: {out['cache']}")
     for name in args.split:
         t0 = time.perf_counter()
         ds = load_split(name, args.data_dir, args.cache, progress=_progress(args))
         c = ds.counts()
-        print(f"{name:11s} {c['alphabets']:3d} alphabets {c['characters']:5d} characters "
-              f"{c['images']:6d} images  digest {ds.digest[:16]} "
-              f"({'recomputed' if ds.digest_verified else 'trusted'})  "
-              f"{time.perf_counter() - t0:.2f} s")
+        out["splits"][name] = {**c, "digest": ds.digest, "digest_recomputed": ds.digest_verified,
+                               "seconds": round(time.perf_counter() - t0, 3)}
+        if not args.json:
+            print(f"{name:11s} {c['alphabets']:3d} alphabets {c['characters']:5d} characters "
+                  f"{c['images']:6d} images  digest {ds.digest[:16]} "
+                  f"({'recomputed' if ds.digest_verified else 'trusted'})  "
+                  f"{time.perf_counter() - t0:.2f} s")
     if args.lake:
         from .data.lake import load_lake_runs
 
         runs = load_lake_runs(args.data_dir, args.cache)
-        print(f"lake runs   {len(runs)} runs, {sum(len(r.test_files) for r in runs)} trials")
+        out["lake"] = {"runs": len(runs), "trials": sum(len(r.test_files) for r in runs)}
+        if not args.json:
+            print(f"lake runs   {out['lake']['runs']} runs, {out['lake']['trials']} trials")
+    if args.json:
+        print(json.dumps(out))
     return 0
 
 
 def cmd_evaluate(args) -> int:
+    from dataclasses import replace
+
     from .checkpoint import default_model_path
-    from .evaluation.runner import EvalSettings
+    from .evaluation.runner import FULL, EvalSettings
     from .report import evaluate_and_report
 
     model = args.model
     if model is None and not args.baselines_only and default_model_path() is not None:
         model = "default"
+    base = FULL if args.full else EvalSettings()
+    settings = replace(base, splits=tuple(args.split or base.splits), modes=tuple(args.mode),
+                       ways=tuple(args.ways), tasks=args.tasks, seed=args.seed,
+                       lake=not args.no_lake)
     rep = evaluate_and_report(
-        args.out, EvalSettings(splits=tuple(args.split), modes=tuple(args.mode),
-                               ways=tuple(args.ways), tasks=args.tasks, seed=args.seed,
-                               lake=not args.no_lake),
+        args.out, settings,
         model=None if args.baselines_only else model,
         model_label="the shipped model" if model == "default" else None,
         baselines=not args.no_baselines, data_dir=args.data_dir, cache=args.cache,
@@ -81,7 +94,7 @@ def cmd_show_task(args) -> int:
 
 
 def cmd_train(args) -> int:
-    from .training import apply_overrides, check_config, preset, train
+    from .training import TrainingInterrupted, apply_overrides, check_config, preset, train
 
     typed = {k: getattr(args, k) for k in ("steps", "device", "seed")
              if getattr(args, k) is not None}
@@ -90,9 +103,17 @@ def cmd_train(args) -> int:
     if args.print_config:
         print(json.dumps(cfg.to_dict(), indent=2))
         return 0
-    r = train(cfg, args.out, args.data_dir, args.cache, resume=args.resume,
-              progress=not args.quiet, command=sys.argv, overwrite=args.overwrite)
-    print(f"trained {r.steps} steps in {r.train_seconds / 60:.1f} min; best validation "
+    try:
+        r = train(cfg, args.out, args.data_dir, args.cache, resume=args.resume,
+                  progress=not args.quiet, command=sys.argv, overwrite=args.overwrite)
+    except TrainingInterrupted as e:
+        argv = [a for a in sys.argv[1:] if a not in ("--resume", "--overwrite")]
+        print(f"{e}:\n  oneshot {shlex.join(argv)} --resume", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    summary = {"steps": r.steps, "train_minutes": round(r.train_seconds / 60, 3),
+               "best_val": r.best_val, "best_step": r.best_step, "run": str(r.out)}
+    print(json.dumps(summary) if args.json else
+          f"trained {r.steps} steps in {r.train_seconds / 60:.1f} min; best validation "
           f"{r.best_val:.2f} % at step {r.best_step}; run folder {r.out}")
     return 0
 
@@ -138,15 +159,44 @@ def _classifier(args):
     return OneShotClassifier.load(args.model, device=args.device, crop=args.crop or None)
 
 
+def _read_pairs(path: str) -> list[tuple[str, str]]:
+    from .errors import UsageError
+
+    text = sys.stdin.read() if path == "-" else Path(path).read_text()
+    pairs = []
+    for n, line in enumerate(text.splitlines(), 1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        parts = line.split("\t") if "\t" in line else line.split()
+        if len(parts) != 2:
+            raise UsageError(f"{path}:{n}: {len(parts)} fields; two image paths expected "
+                             "(separated by a tab, or by spaces when the paths have none)")
+        pairs.append((parts[0].strip(), parts[1].strip()))
+    return pairs
+
+
 def cmd_verify(args) -> int:
-    v = _classifier(args).verify_pair(args.image_a, args.image_b, args.threshold)
-    if args.json:
-        print(json.dumps({"a": args.image_a, "b": args.image_b, "probability": v.probability,
-                          "same": v.same, "threshold": v.threshold}))
-    else:
-        print(f"{v.probability:.4f}  {'same' if v.same else 'different'} "
-              f"(threshold {v.threshold})")
-    return 0
+    from .errors import UsageError
+
+    if args.pairs and (args.image_a or args.image_b):
+        raise UsageError("give two images or --pairs FILE, not both")
+    if not args.pairs and not (args.image_a and args.image_b):
+        raise UsageError("give two images (or --pairs FILE)")
+    pairs = _read_pairs(args.pairs) if args.pairs else [(args.image_a, args.image_b)]
+    failed = 0
+    for (a, b), v in zip(pairs, _classifier(args).verify_many(pairs, args.threshold)):
+        if not hasattr(v, "probability"):
+            failed += 1
+            print(json.dumps({"a": a, "b": b, "error": str(v)}) if args.json else
+                  f"{a} {b}: error: {v}", file=None if args.json else sys.stderr)
+        elif args.json:
+            print(json.dumps({"a": a, "b": b, "probability": v.probability, "same": v.same,
+                              "threshold": v.threshold}))
+        else:
+            prefix = f"{a} {b}: " if args.pairs else ""
+            print(f"{prefix}{v.probability:.4f}  {'same' if v.same else 'different'} "
+                  f"(threshold {v.threshold})")
+    return EXIT_USAGE if failed else 0
 
 
 def cmd_enrol(args) -> int:
@@ -167,15 +217,31 @@ def cmd_classify(args) -> int:
         clf.load_gallery(args.gallery)
     else:
         clf.enrol_folder(args.support)
-    preds = clf.predict(args.images, top_k=args.top_k, threshold=args.threshold)
+    threshold = "calibrated" if args.threshold is None else args.threshold or None
+    preds = clf.predict(args.images, top_k=args.top_k, threshold=threshold)
+    if not args.json:
+        print(_threshold_note(clf, preds[0].threshold if preds else None), file=sys.stderr)
     for img, p in zip(args.images, preds):
         if args.json:
             print(json.dumps({"image": img, "label": p.label, "probability": p.probability,
+                              "threshold": p.threshold,
                               "top": [{"label": lab, "probability": s} for lab, s in p.top]}))
         else:
             alts = ", ".join(f"{lab} {s:.3f}" for lab, s in p.top)
             print(f"{img}: {p.label}  ({alts})")
     return 0
+
+
+def _threshold_note(clf, used: float | None) -> str:
+    if used is None:
+        return "threshold: none (every image is given its best class)"
+    cal = clf.record.get("open_set", {})
+    if used == clf.calibrated_threshold:
+        return (f"threshold {used:.3f}: the model's, calibrated on held-out alphabets "
+                f"({100 * cal['false_accept']:.1f} % of unknown characters accepted, "
+                f"{100 * cal['false_reject']:.1f} % of known ones rejected); "
+                "--threshold 0 always names a class")
+    return f"threshold {used:.3f} (--threshold)"
 
 
 def cmd_demo(args) -> int:
@@ -184,7 +250,8 @@ def cmd_demo(args) -> int:
     try:
         from .demo import serve
     except ImportError as e:
-        raise UsageError(f"the demo needs its extra: pip install 'oneshot[demo]' ({e})") from e
+        raise UsageError("the demo needs its extra: pip install 'oneshot-siamese[demo]' "
+                         f"({e})") from e
     serve(args.host, args.port, args.model, args.data_dir, args.cache)
     return 0
 

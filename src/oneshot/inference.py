@@ -25,21 +25,25 @@ from .embedding import Embedder
 from .errors import UsageError
 from .gallery import GalleryError, gallery_lock, read_gallery, write_gallery
 from .models import SiameseNet
-from .preprocess import ImageLike, images_to_tensor, preprocess
+from .preprocess import ImageError, ImageLike, images_to_tensor, preprocess
 
 __all__ = ["OneShotClassifier", "Prediction", "Verification", "GalleryError", "UNKNOWN",
+           "CALIBRATED",
            "enrol_into_gallery"]
 
 UNKNOWN = "unknown"
+CALIBRATED = "calibrated"  # threshold: the model's calibrated open-set threshold, if it has one
 
 
 @dataclass(frozen=True)
 class Prediction:
-    """label: best class or UNKNOWN; probability: sigmoid of its score; top: (label, prob) pairs."""
+    """label: best class or UNKNOWN; probability: sigmoid of its score; top: (label, prob)
+    pairs; threshold: the one applied (None: none, every image gets a class)."""
 
     label: str
     probability: float
     top: list[tuple[str, float]]
+    threshold: float | None = None
 
 
 @dataclass(frozen=True)
@@ -158,10 +162,20 @@ class OneShotClassifier:
         out = out.scatter_reduce(1, idx.expand(len(query_emb), -1), logits.float().cpu(), "amax")
         return out, classes
 
+    @property
+    def calibrated_threshold(self) -> float | None:
+        """The model's open-set threshold, calibrated on held-out alphabets
+        (:mod:`oneshot.calibration`; the record's ``open_set``), or None if it has none."""
+        t = self.record.get("open_set", {}).get("threshold") if isinstance(
+            self.record.get("open_set"), dict) else None
+        return float(t) if isinstance(t, (int, float)) and 0 <= t <= 1 else None
+
     def predict_embeddings(self, query_emb: torch.Tensor, top_k: int = 1,
-                           threshold: float | None = None) -> list[Prediction]:
+                           threshold: float | str | None = CALIBRATED) -> list[Prediction]:
         if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
             raise UsageError(f"top_k={top_k!r}; a whole number of at least 1 expected")
+        if threshold == CALIBRATED:
+            threshold = self.calibrated_threshold
         if threshold is not None:
             _check_threshold(threshold)
         scores, classes = self.class_scores(query_emb)
@@ -172,12 +186,13 @@ class OneShotClassifier:
         for v, i in zip(vals.tolist(), idx.tolist()):
             top = [(classes[j], p) for j, p in zip(i, v)]
             label = top[0][0] if threshold is None or top[0][1] >= threshold else UNKNOWN
-            preds.append(Prediction(label, top[0][1], top))
+            preds.append(Prediction(label, top[0][1], top, threshold))
         return preds
 
     def predict(self, images: ImageLike | list, top_k: int = 1,
-                threshold: float | None = None) -> list[Prediction]:
-        """Classify each image; below ``threshold`` (a probability) the label is UNKNOWN."""
+                threshold: float | str | None = CALIBRATED) -> list[Prediction]:
+        """Classify each image; below ``threshold`` (a probability; by default the model's
+        calibrated one, :attr:`calibrated_threshold`; None for none) the label is UNKNOWN."""
         return self.predict_embeddings(self.embed(images), top_k, threshold)
 
     @torch.no_grad()
@@ -185,6 +200,32 @@ class OneShotClassifier:
         """Probability that two images show the same class."""
         e = self.embed([a, b]).to(self.device)
         return float(torch.sigmoid(self.model.head(e[:1], e[1:])).item())
+
+    @torch.no_grad()
+    def verify_many(self, pairs: list[tuple[ImageLike, ImageLike]], threshold: float = 0.5
+                    ) -> list[Verification | ImageError]:
+        """:meth:`verify_pair` for many pairs, each distinct image read and embedded once; an
+        image that cannot be used gives its ImageError in the place of its pairs' results."""
+        _check_threshold(threshold)
+        keys = list(dict.fromkeys(k for pair in pairs for k in pair))
+        inputs, errors = {}, {}
+        for k in keys:
+            try:
+                inputs[k] = preprocess(k, self.input_size, self.crop)
+            except ImageError as e:
+                errors[k] = e
+        good = [k for k in keys if k in inputs]
+        emb = dict(zip(good, self.embed_tensor(torch.cat([inputs[k] for k in good])).to(
+            self.device))) if good else {}
+        out: list[Verification | ImageError] = []
+        for a, b in pairs:
+            bad = errors.get(a) or errors.get(b)
+            if bad is not None:
+                out.append(bad)
+                continue
+            p = float(torch.sigmoid(self.model.head(emb[a][None], emb[b][None])).item())
+            out.append(Verification(p, p >= threshold, threshold))
+        return out
 
     def verify_pair(self, a: ImageLike, b: ImageLike, threshold: float = 0.5) -> Verification:
         """:meth:`verify` with a decision: same when the probability reaches ``threshold``."""

@@ -25,30 +25,53 @@ def _save(fig, path: str | os.PathLike) -> None:
         fig.savefig(f, format="png", dpi=120, bbox_inches="tight")
 
 
-def plot_training(metrics_path: str | os.PathLike, out: str | os.PathLike) -> None:
-    """Loss (smoothed) and validation accuracy against step, from a run's metrics.jsonl."""
-    plt = _pyplot()
-    steps, losses, vs, va, lo, hi = [], [], [], [], [], []
+def _read_metrics(metrics_path: str | os.PathLike) -> dict[str, list]:
+    m: dict[str, list] = {k: [] for k in ("steps", "losses", "vs", "va", "lo", "hi", "ls", "la")}
     for line in Path(metrics_path).read_text().splitlines():
-        r = json.loads(line)
+        try:
+            r = json.loads(line)
+        except ValueError:  # a torn last line from a kill
+            break
         if "loss" in r:
-            steps.append(r["step"])
-            losses.append(r["loss"])
+            m["steps"].append(r["step"])
+            m["losses"].append(r["loss"])
         if "val" in r:
-            vs.append(r["step"])
-            va.append(r["val"]["accuracy"])
-            lo.append(r["val"]["ci95_low"])
-            hi.append(r["val"]["ci95_high"])
+            m["vs"].append(r["step"])
+            m["va"].append(r["val"]["accuracy"])
+            m["lo"].append(r["val"]["ci95_low"])
+            m["hi"].append(r["val"]["ci95_high"])
+        if "lake" in r:
+            m["ls"].append(r["step"])
+            m["la"].append(r["lake"]["accuracy"])
+    return m
+
+
+def plot_training(metrics_path: str | os.PathLike, out: str | os.PathLike) -> None:
+    """From a run's metrics.jsonl: the training loss (raw, faint, and its moving average) and
+    the validation accuracy with its 95 % CI, plus Lake's accuracy where it was logged
+    (``log_lake``: shown for the curve only, never used for selection)."""
+    plt = _pyplot()
+    m = _read_metrics(metrics_path)
     fig, ax = plt.subplots(1, 2, figsize=(10, 3.8))
-    if losses:
-        k = max(1, len(losses) // 200)
-        sm = [sum(losses[i: i + k]) / len(losses[i: i + k]) for i in range(0, len(losses), k)]
-        ax[0].plot(steps[::k][: len(sm)], sm)
+    if m["losses"]:
+        import numpy as np
+
+        w = max(1, len(m["losses"]) // 50)
+        c = np.concatenate([[0.0], np.cumsum(m["losses"])])
+        i = np.arange(1, len(c))
+        sm = (c[i] - c[np.maximum(0, i - w)]) / np.minimum(i, w)
+        ax[0].plot(m["steps"], m["losses"], lw=0.5, alpha=0.3, label="loss")
+        ax[0].plot(m["steps"], sm, label=f"moving average ({w} steps)")
+        ax[0].legend(fontsize=8)
     ax[0].set(xlabel="step", ylabel="training loss", title="loss")
-    if vs:
-        ax[1].plot(vs, va, marker="o", ms=3)
-        ax[1].fill_between(vs, lo, hi, alpha=0.2)
-    ax[1].set(xlabel="step", ylabel="accuracy (%)", title="validation (95 % CI)")
+    if m["vs"]:
+        ax[1].plot(m["vs"], m["va"], marker="o", ms=3, label="validation alphabets")
+        ax[1].fill_between(m["vs"], m["lo"], m["hi"], alpha=0.2)
+    if m["ls"]:
+        ax[1].plot(m["ls"], m["la"], marker="s", ms=3, label="Lake's runs (logged, not used)")
+    if m["vs"] or m["ls"]:
+        ax[1].legend(fontsize=8)
+    ax[1].set(xlabel="step", ylabel="accuracy (%)", title="one-shot accuracy (95 % CI)")
     fig.tight_layout()
     _save(fig, out)
     plt.close(fig)

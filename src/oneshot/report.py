@@ -6,11 +6,17 @@ from __future__ import annotations
 import csv
 import io
 import os
+import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .evaluation.lake import PUBLISHED, LakeResult
-from .evaluation.runner import EvalSettings, default_scorers, evaluate
+from .data.lake import load_lake_runs
+from .data.splits import load_split
+from .errors import UsageError
+from .evaluation.baselines import ModifiedHausdorffScorer
+from .evaluation.lake import PUBLISHED, LakeResult, lake_benchmark
+from .evaluation.runner import EvalSettings, default_scorers, evaluate_curve, nway_scorers
 from .io import atomic_write_bytes, atomic_write_json
 
 __all__ = ["nway_markdown", "lake_markdown", "write_report", "write_figures",
@@ -83,7 +89,10 @@ def write_figures(out: str | os.PathLike, rows: list[dict]) -> list[Path]:
     for split, mode in dict.fromkeys((r["split"], r["mode"]) for r in rows):
         sel = [r for r in rows if r["split"] == split and r["mode"] == mode]
         path = Path(out) / f"nway-{split}-{mode}.png"
-        plot_nway(sel, path, f"{split} alphabets, {mode}, {sel[0]['tasks']} tasks per point")
+        which = {"background": " (the training alphabets)",
+                 "test": " (Lake's 10 test alphabets)"}.get(split, "")
+        plot_nway(sel, path, f"{split} alphabets{which}, {mode}\n{sel[0]['tasks']} tasks per "
+                  "point, each N its own saved tasks")
         paths.append(path)
     return paths
 
@@ -103,8 +112,41 @@ def evaluate_and_report(out: str | os.PathLike, settings: EvalSettings, model=No
                         data_dir=None, cache=None, device: str = "cpu", progress: bool = False,
                         command: str | None = None) -> EvaluationReport:
     """Score the baselines (``baselines``) and ``model`` (a path, run folder, "default" or
-    None for none) on the saved tasks under ``out/tasks`` and Lake's runs; write results.md,
-    .csv, .json and the figures into ``out``."""
+    None for none) on Lake's runs and the N-way curves of ``settings`` (saved tasks under
+    ``out/tasks``). The report (results.md, .csv, .json, figures) is rewritten after each part,
+    so an interrupted run keeps what it finished; a line per part says the time spent and an
+    estimate of what remains (``progress_line``)."""
+    scorers, header = _scorers_and_header(settings, model, model_label, baselines, device,
+                                          command)
+    parts: list[tuple] = [("lake",)] if settings.lake else []
+    parts += [("curve", split, mode) for split in settings.splits for mode in settings.modes]
+    rows: list[dict] = []
+    lake: list[LakeResult] = []
+    t0, md, figures = time.perf_counter(), Path(out) / "results.md", []
+    for k, part in enumerate(parts):
+        t = time.perf_counter()
+        if part[0] == "lake":
+            runs = load_lake_runs(data_dir, cache)
+            lake = [lake_benchmark(sc, runs) for sc in scorers]
+        else:
+            ds = load_split(part[1], data_dir, cache)
+            rows += evaluate_curve(nway_scorers(scorers, settings), ds, part[2], settings,
+                                   Path(out) / "tasks")
+        md = write_report(out, rows, lake, "\n".join(header))
+        figures = write_figures(out, rows) if rows else []
+        progress_line(k + 1, len(parts), " ".join(part), time.perf_counter() - t,
+                      time.perf_counter() - t0)
+    return EvaluationReport(rows, lake, md, [md] + figures)
+
+
+def progress_line(done: int, total: int, what: str, seconds: float, elapsed: float) -> None:
+    """One line on stderr per finished part (visible whether or not stderr is a terminal)."""
+    left = elapsed / done * (total - done)
+    print(f"[{done}/{total}] {what}: {seconds:.1f} s (elapsed {elapsed:.0f} s, about "
+          f"{left:.0f} s left)", file=sys.stderr, flush=True)
+
+
+def _scorers_and_header(settings, model, model_label, baselines, device, command):
     from .checkpoint import load_model, resolve_model_path
     from .evaluation.scorers import EncoderScorer
 
@@ -119,10 +161,10 @@ def evaluate_and_report(out: str | os.PathLike, settings: EvalSettings, model=No
                                      device=device))
         header.append(f"Model: `{path.name}`" + (f" ({model_label})\n" if model_label else "\n"))
     if not scorers:
-        from .errors import UsageError
-
         raise UsageError("nothing to evaluate: no model and no baselines")
-    rows, lake = evaluate(scorers, settings, Path(out) / "tasks", data_dir, cache, progress)
-    md = write_report(out, rows, lake, "\n".join(header))
-    figures = write_figures(out, rows) if rows else []
-    return EvaluationReport(rows, lake, md, [md] + figures)
+    if not settings.mhd_nway and any(isinstance(s, ModifiedHausdorffScorer) for s in scorers):
+        header.append("Modified Hausdorff is scored on Lake's runs only (`--full` adds it to "
+                      "every N-way point).\n")
+    header.append("Each N has its own saved tasks (seed + N); the background split is the 30 "
+                  "training alphabets, the test split the 10 alphabets of Lake's runs.\n")
+    return scorers, header

@@ -84,7 +84,7 @@ def test_refuses_to_overwrite_and_bad_resume(tmp_path, data_dir, cache_dir):
     train(cfg, tmp_path / "r", data_dir, cache_dir, progress=False)
     with pytest.raises(UsageError, match="holds a run; use --resume"):
         train(cfg, tmp_path / "r", data_dir, cache_dir, progress=False)
-    with pytest.raises(ValueError, match="another config; differences .*lr: 0.001 -> 0.5"):
+    with pytest.raises(ValueError, match="another config; differences .*lr: 0.002 -> 0.5"):
         train(apply_overrides(cfg, ["lr=0.5"]), tmp_path / "r", data_dir, cache_dir,
               progress=False, resume=True)
 

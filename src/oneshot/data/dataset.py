@@ -45,6 +45,11 @@ class Dataset:
     def __len__(self) -> int:
         return int(self.images.shape[0])
 
+    def __repr__(self) -> str:
+        h, w = self.images.shape[1:] if self.images.ndim == 3 else (0, 0)
+        return (f"Dataset({self.name!r}: {len(self)} images {h}x{w}, {len(self.characters)} "
+                f"characters, {len(self.alphabets)} alphabets, digest {self.digest[:12]})")
+
     @property
     def image_alphabet(self) -> np.ndarray:
         """int64 (N,): alphabet index of each image."""
@@ -105,13 +110,22 @@ class Dataset:
         c = int(self.labels[i])
         return f"{self.characters[c]}/{int(self.char_ids[c]):04d}_{int(self.drawers[i]):02d}.png"
 
-    def with_rotations(self) -> "Dataset":
+    def with_rotations(self, images: bool = True) -> "Dataset":
         """Add each character rotated by 90, 180 and 270 degrees as three new characters
-        (named "<character>@rot90" etc., same alphabet), a common way to enlarge training data."""
-        imgs = [self.images] + [np.rot90(self.images, k, axes=(1, 2)) for k in (1, 2, 3)]
+        (named "<character>@rot90" etc., same alphabet), a common way to enlarge training data.
+
+        ``images=False`` gives the labels only: ``images`` is then a read-only view of zeros of
+        the right shape (no memory), for samplers, when the caller rotates small model inputs
+        itself (rotation by 90 degrees commutes with resizing a square image)."""
         C = len(self.characters)
+        if images:
+            rotated = np.ascontiguousarray(np.concatenate(
+                [self.images] + [np.rot90(self.images, k, axes=(1, 2)) for k in (1, 2, 3)]))
+        else:
+            rotated = np.broadcast_to(np.zeros((1, *self.images.shape[1:]), self.images.dtype),
+                                      (4 * len(self), *self.images.shape[1:]))
         return Dataset(
-            images=np.ascontiguousarray(np.concatenate(imgs)),
+            images=rotated,
             labels=np.concatenate([self.labels + k * C for k in range(4)]),
             drawers=np.tile(self.drawers, 4),
             characters=self.characters + tuple(

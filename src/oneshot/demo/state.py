@@ -130,9 +130,15 @@ class DemoState:
     def classify(self, key: str, image: np.ndarray, top_k: int) -> dict:
         t0 = time.perf_counter()
         s = self.support(key)
-        p = s.gallery.predict_embeddings(self.clf.embed(image), top_k=top_k)[0]
+        emb = self.clf.embed(image)
+        p = s.gallery.predict_embeddings(emb, top_k=top_k, threshold=None)[0]
+        scores, classes = s.gallery.class_scores(emb)
+        share = dict(zip(classes, torch.softmax(scores[0], 0).tolist()))
+        t = self.clf.calibrated_threshold
         return {"support": key, "label": p.label, "probability": p.probability,
-                "top": [{"label": lab, "probability": q} for lab, q in p.top],
+                "close_match": t is None or p.probability >= t, "threshold": t,
+                "top": [{"label": lab, "probability": q, "share": share[lab]}
+                        for lab, q in p.top],
                 "elapsed_ms": 1000 * (time.perf_counter() - t0)}
 
 

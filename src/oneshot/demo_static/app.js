@@ -30,6 +30,7 @@
   function clearResults() {
     state.seq += 1; // drop answers still on their way
     $("matches").replaceChildren();
+    $("match-note").textContent = "";
     for (const fig of $("grid").children) {
       fig.classList.remove("match", "best");
       const badge = fig.querySelector(".badge");
@@ -41,6 +42,9 @@
     state.support = data.support;
     state.items = data.items;
     $("support-title").textContent = `Support set: ${data.title} (${data.items.length} classes)`;
+    $("support-hint").textContent = data.support.startsWith("upload-")
+      ? "One example per class: your images."
+      : "One example per character, as one person drew it.";
     const figs = data.items.map((item) => {
       const fig = document.createElement("figure");
       fig.className = "item";
@@ -82,15 +86,19 @@
       name.textContent = m.label;
       const bar = document.createElement("div");
       bar.className = "bar";
-      bar.style.width = `${(100 * m.probability).toFixed(1)}%`;
+      bar.style.width = `${(100 * m.share).toFixed(1)}%`;
       mid.append(name, bar);
       const prob = document.createElement("span");
       prob.className = "prob";
-      prob.textContent = `${(100 * m.probability).toFixed(1)}%`;
+      prob.textContent = `${(100 * m.share).toFixed(0)}%`;
+      prob.title = `same-class probability on its own: ${(100 * m.probability).toFixed(1)}%`;
       li.append(img, mid, prob);
       return li;
     });
     $("matches").replaceChildren(...rows);
+    $("match-note").textContent = result.close_match
+      ? "Share: how the model divides its belief among these characters."
+      : "No close match: your drawing is unlike every character here (the best is only a guess).";
     result.top.forEach((m, rank) => {
       for (const fig of $("grid").children) {
         if (fig.dataset.label !== m.label) continue;
@@ -98,7 +106,7 @@
         if (rank === 0) fig.classList.add("best");
         const badge = document.createElement("span");
         badge.className = "badge";
-        badge.textContent = `${rank + 1}: ${(100 * m.probability).toFixed(0)}%`;
+        badge.textContent = `${rank + 1}: ${(100 * m.share).toFixed(0)}%`;
         fig.append(badge);
       }
     });
@@ -196,8 +204,9 @@
     try {
       const info = await api("/api/info");
       const m = info.model;
-      $("model").textContent = `model: ${m.encoder} encoder, ${m.head} head, input ` +
-        `${info.input_size}×${info.input_size} px · Omniglot ${info.split} alphabets`;
+      $("model").textContent = "The model learned from 30 other alphabets and never saw " +
+        `these ones; it compares ${info.input_size}×${info.input_size}-pixel views of the ` +
+        "characters. Handwriting from the Omniglot dataset (Lake et al., 2015).";
     } catch (err) { /* the footer stays empty */ }
     try {
       const data = await api("/api/alphabets");

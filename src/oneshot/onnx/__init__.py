@@ -28,7 +28,7 @@ The metadata (``metadata_props``, strings; JSON where structured):
 Export uses ``torch.onnx.export(dynamo=True)`` (needs ``onnx`` and ``onnxscript``): the default
 and maintained exporter of recent PyTorch; the legacy TorchScript exporter is deprecated and cannot
 express the ``centre`` option's ``affine_grid`` below opset 20. The runtime needs only
-``onnxruntime``. Install both with ``pip install 'oneshot[onnx]'``.
+``onnxruntime``. Install both with ``pip install 'oneshot-siamese[onnx]'``.
 """
 
 from __future__ import annotations

@@ -40,7 +40,7 @@ def _require(module: str, purpose: str) -> Any:
         return importlib.import_module(module)
     except ImportError as e:
         raise ImportError(f"{purpose} needs the optional package {module!r}: "
-                          f"pip install {module}  (or pip install 'oneshot[onnx]')") from e
+                          f"pip install {module}  (or pip install 'oneshot-siamese[onnx]')") from e
 
 
 def _is_torch_file(path: Path) -> bool:

@@ -10,7 +10,7 @@ Extend it without editing the package: ``register_objective`` (a new loss),
 
 from .config import PRESETS, TrainConfig, apply_overrides, config_diff, preset
 from .hooks import Hook, StepInfo, default_hooks
-from .loop import Trainer, TrainResult
+from .loop import StopRequest, Trainer, TrainingInterrupted, TrainResult
 from .objectives import (
                          EpisodesObjective,
                          Objective,
@@ -24,7 +24,8 @@ from .optim import build_optimizer, build_scheduler, param_groups
 from .run import check_config, train
 
 __all__ = ["PRESETS", "EpisodesObjective", "Hook", "Objective", "PairsObjective",
-           "StepContext", "StepInfo", "TrainConfig", "TrainResult", "Trainer",
+           "StepContext", "StepInfo", "StopRequest", "TrainConfig", "TrainResult", "Trainer",
+           "TrainingInterrupted",
            "apply_overrides", "build_optimizer", "build_scheduler", "check_config",
            "config_diff", "create_objective", "default_hooks", "list_objectives",
            "param_groups", "preset", "register_objective", "train"]

@@ -97,6 +97,8 @@ class TrainConfig:
     log_lake: bool = False          # also log Lake's benchmark at each validation, for
                                     # time-to-accuracy curves only (never used for selection)
     time_limit_min: float = 0.0     # stop training after this many minutes (0: no limit)
+    checkpoint_minutes: float = 5.0  # also write last.pt this often (wall clock; 0: only at
+                                     # validations), so a kill loses at most this much
     # execution
     amp: bool = False               # bf16 autocast
     channels_last: bool = False
@@ -119,7 +121,7 @@ class TrainConfig:
             if getattr(self, name) < 1:
                 raise ConfigError(f"config {name}={getattr(self, name)}; at least 1 expected")
         for name in ("lr", "distort_p", "same_alphabet", "momentum", "momentum_start",
-                     "l2_conv", "l2_dense", "bce_weight", "time_limit_min"):
+                     "l2_conv", "l2_dense", "bce_weight", "time_limit_min", "checkpoint_minutes"):
             v = getattr(self, name)
             if not math.isfinite(v) or v < 0 or (name == "lr" and v == 0):
                 raise ConfigError(f"config {name}={v}; a finite number "

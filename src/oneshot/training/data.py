@@ -13,7 +13,8 @@ __all__ = ["TrainingImages"]
 
 
 class TrainingImages:
-    """A dataset's images resized once to the encoder's input size: float32 (N, 1, S, S).
+    """A dataset's images resized once to the encoder's input size: float32 (N, 1, S, S);
+    with ``rotations``, followed by their rotations by 90, 180 and 270 degrees (4N in all).
 
     ``images(idx, mine)`` returns this rank's share ``idx[mine]`` of a global batch on
     ``device``; distortion parameters are drawn for the whole global batch from ``generator``,
@@ -22,8 +23,11 @@ class TrainingImages:
 
     def __init__(self, dataset: Dataset, size: int, device: torch.device,
                  distortion: Distortion | None, generator: torch.Generator,
-                 channels_last: bool = False) -> None:
-        self.x = images_to_tensor(dataset.images, size)
+                 channels_last: bool = False, rotations: bool = False) -> None:
+        x = images_to_tensor(dataset.images, size)
+        if rotations:  # as Dataset.with_rotations orders them, rotated after resizing (small)
+            x = torch.cat([x] + [torch.rot90(x, k, dims=(2, 3)) for k in (1, 2, 3)])
+        self.x = x
         self.device = device
         self.distortion = distortion
         self.generator = generator

@@ -1,7 +1,8 @@
 """Hooks: what happens around the training loop besides optimising, on rank 0 only.
 
 A hook may implement any of ``on_start(trainer)``, ``on_step(trainer, info)``,
-``on_validate(trainer, record)`` and ``on_end(trainer)``; hooks run in list order, so a hook
+``on_validate(trainer, record)``, ``on_checkpoint(trainer)`` (before a checkpoint is written)
+and ``on_end(trainer)``; hooks run in list order, so a hook
 that adds to the validation record (``LakeLog``) comes before the one that writes it
 (``MetricsLog``). ``default_hooks`` is what ``train`` uses.
 """
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 import time
 from dataclasses import dataclass
@@ -45,6 +47,8 @@ class Hook:
 
     def on_validate(self, trainer: Trainer, record: dict) -> None: ...
 
+    def on_checkpoint(self, trainer: Trainer) -> None: ...
+
     def on_end(self, trainer: Trainer) -> None: ...
 
 
@@ -66,6 +70,11 @@ class MetricsLog(Hook):
         self.file.write(json.dumps(record) + "\n")
         self.file.flush()
 
+    def on_checkpoint(self, trainer: Trainer) -> None:
+        """Every line up to the checkpoint's step is on disk before the checkpoint is."""
+        self.file.flush()
+        os.fsync(self.file.fileno())
+
     def on_end(self, trainer: Trainer) -> None:
         self.file.close()
 
@@ -79,9 +88,12 @@ class ProgressBar(Hook):
     def on_start(self, trainer: Trainer) -> None:
         if sys.stderr.isatty():
             from tqdm import tqdm
+            from tqdm.contrib.logging import logging_redirect_tqdm
 
             self.bar = tqdm(total=trainer.cfg.steps, initial=trainer.step_count, desc="train",
                             unit="step")
+            self.redirect = logging_redirect_tqdm()  # log lines print above the bar
+            self.redirect.__enter__()
             self.t0, self.pairs = time.perf_counter(), 0
 
     def on_step(self, trainer: Trainer, info: StepInfo) -> None:
@@ -92,11 +104,17 @@ class ProgressBar(Hook):
         if info.step % 10 == 0:
             rate = self.pairs / max(1e-9, time.perf_counter() - self.t0)
             loss = info.loss if info.logged_loss is None else info.logged_loss
-            self.bar.set_postfix(loss=f"{loss:.3f}", pairs_s=f"{rate:.0f}",
-                                 best=f"{trainer.best:.1f}")
+            best = f"{trainer.best:.1f}%@{trainer.best_step}" if trainer.best >= 0 else "-"
+            self.bar.set_postfix(loss=f"{loss:.3f}", pairs_s=f"{rate:.0f}", best_val=best)
+
+    def on_validate(self, trainer: Trainer, record: dict) -> None:
+        if self.bar is not None:  # show the new best at once, not 10 steps later
+            self.bar.set_postfix(val=f"{record['val']['accuracy']:.1f}%",
+                                 best_val=f"{trainer.best:.1f}%@{trainer.best_step}")
 
     def on_end(self, trainer: Trainer) -> None:
         if self.bar is not None:
+            self.redirect.__exit__(None, None, None)
             self.bar.close()
 
 

@@ -36,7 +36,7 @@ from .objectives import StepContext, batch_field, create_objective
 from .optim import apply_momentum, build_optimizer, build_scheduler
 from .runfolder import RunFolder
 
-__all__ = ["Trainer", "TrainResult", "VAL_SEED_OFFSET"]
+__all__ = ["Trainer", "TrainResult", "VAL_SEED_OFFSET", "TrainingInterrupted", "StopRequest"]
 
 log = logging.getLogger("oneshot.training")
 VAL_SEED_OFFSET = 1_000_003  # validation tasks use seed + this, apart from the training stream
@@ -55,6 +55,29 @@ class TrainResult:
     model: SiameseNet
 
 
+class StopRequest:
+    """Set by a signal handler (see :func:`oneshot.training.run.train`); the loop stops at the
+    end of the current step, after writing last.pt."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self.signal_name = ""
+
+    def request(self, signal_name: str) -> None:
+        self.requested, self.signal_name = True, signal_name
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Training stopped on request after ``step`` steps; last.pt holds that state, so
+    ``--resume`` continues exactly."""
+
+    def __init__(self, folder: Path, step: int, signal_name: str = "") -> None:
+        self.folder, self.step = folder, step
+        why = f" ({signal_name})" if signal_name else ""
+        super().__init__(f"interrupted{why} after step {step}; {folder / 'last.pt'} holds it. "
+                         "Continue exactly with the same command plus --resume")
+
+
 class Trainer:
     """Everything one run holds. Build it, then ``fit()``; ``step()`` does one update."""
 
@@ -64,7 +87,7 @@ class Trainer:
         self.data_dir, self.cache = data_dir, cache
         self.dist, self.device = init_distributed(cfg.device, (batch_field(cfg),
                                                   getattr(cfg, batch_field(cfg))))
-        self.train_ds, self.val_ds = self._load_data(progress)
+        self.train_ds, self.val_ds, base = self._load_data(progress)
         self.model = build_model(cfg.model_spec, seed=cfg.seed).to(self.device)
         if cfg.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
@@ -73,29 +96,32 @@ class Trainer:
         self.objective = create_objective(cfg, self.train_ds, self.rng)
         self.gen = torch.Generator().manual_seed(cfg.seed + 1)
         self.data = TrainingImages(
-            self.train_ds, self.model.encoder.input_size, self.device,
-            Distortion(p=cfg.distort_p) if cfg.distort else None, self.gen, cfg.channels_last)
+            base, self.model.encoder.input_size, self.device,
+            Distortion(p=cfg.distort_p) if cfg.distort else None, self.gen, cfg.channels_last,
+            rotations=cfg.rotations)
         self.opt = build_optimizer(self.model, cfg, self.device)
         self.sched = build_scheduler(self.opt, cfg)
         self.scorer = EncoderScorer(self.model, device=str(self.device), amp=cfg.amp)
         self.hooks = default_hooks(cfg.log_lake, progress) if hooks is None else list(hooks)
         self.step_count, self.best, self.best_step, self.train_seconds = 0, -1.0, -1, 0.0
         self.val_tasks: TaskList | None = None
+        self.last_val: dict = {}
+        self.stop_request = StopRequest()
 
     def _load_data(self, progress: bool):
-        """Training split (drawers, rotations) and validation split; rank 0 decodes and caches
-        first, the other ranks then read the cache."""
+        """Training split (with rotations: labels only, the images are rotated after resizing),
+        validation split, and the training split as loaded; rank 0 decodes and caches first,
+        the other ranks then read the cache."""
         cfg, dist = self.cfg, self.dist
         if not dist.main:
             dist.barrier()
-        ds = load_split(cfg.train_split, self.data_dir, self.cache, drawers=cfg.drawers,
-                        progress=progress)
-        if cfg.rotations:
-            ds = ds.with_rotations()
+        base = load_split(cfg.train_split, self.data_dir, self.cache, drawers=cfg.drawers,
+                          progress=progress)
+        ds = base.with_rotations(images=False) if cfg.rotations else base
         val = load_split(cfg.val_split, self.data_dir, self.cache, progress=progress)
         if dist.main:
             dist.barrier()
-        return ds, val
+        return ds, val, base
 
     def context(self) -> StepContext:
         return StepContext(self.net, self.model.head, self.data.images, self.device,
@@ -141,21 +167,27 @@ class Trainer:
             h.on_validate(self, record)
         log.info("step %d: validation %s (best %.2f at %d)", self.step_count, acc, self.best,
                  self.best_step)
+        self.last_val = acc.to_dict()
         if improved:
-            self.save(self.folder.best, acc.to_dict())
-        self.save(self.folder.last, acc.to_dict())
+            self.save(self.folder.best)
+        self.save(self.folder.last)
         return record
 
     def rng_state(self) -> dict:
         return {"numpy": json.dumps(self.rng.bit_generator.state),
                 "distort": self.gen.get_state(), "torch": torch.get_rng_state()}
 
-    def save(self, path: Path, val: dict) -> None:
+    def save(self, path: Path) -> None:
+        """Write a checkpoint of the state after ``step_count`` steps (hooks flush first, so
+        the metrics log holds every line up to it)."""
+        for h in self.hooks:
+            getattr(h, "on_checkpoint", lambda t: None)(self)
         save_checkpoint(path, model=self.model, optimizer=self.opt, scheduler=self.sched,
                         step=self.step_count, best=self.best, config=self.cfg.to_dict(),
                         data_digest=self.train_ds.digest, rng=self.rng_state(),
-                        metrics={"val": val, "best_step": self.best_step,
+                        metrics={"val": self.last_val, "best_step": self.best_step,
                                  "train_seconds": self.train_seconds})
+        self.saved_at = time.monotonic()
 
     def resume(self) -> None:
         """Continue from ``last.pt``: weights, optimiser, schedule, RNG streams, counters."""
@@ -172,6 +204,7 @@ class Trainer:
         self.gen.set_state(ck["rng"]["distort"])
         torch.set_rng_state(ck["rng"]["torch"])
         self.step_count, self.best = ck["step"], ck["best"]
+        self.last_val = ck["metrics"].get("val", {})
         self.best_step = ck["metrics"].get("best_step", -1)
         self.train_seconds = ck["metrics"].get("train_seconds", 0.0)
         log.info("resuming %s at step %d (best %.2f)", self.folder.root, self.step_count,
@@ -179,33 +212,51 @@ class Trainer:
 
     def fit(self, stop_after: int | None = None) -> TrainResult:
         """Step until ``cfg.steps`` (or ``stop_after``), validating every ``val_every`` steps
-        and at the end; stops early on ``patience`` or ``time_limit_min``."""
-        cfg, dist, main = self.cfg, self.dist, self.dist.main
+        and at the end; stops early on ``patience`` or ``time_limit_min``; writes last.pt every
+        ``checkpoint_minutes``; on a stop request (SIGINT/SIGTERM) writes last.pt and raises
+        :class:`TrainingInterrupted`."""
+        cfg, main = self.cfg, self.dist.main
         end = cfg.steps if stop_after is None else min(cfg.steps, stop_after)
+        self.saved_at = time.monotonic()
         for h in self.hooks if main else ():
             h.on_start(self)
-        while self.step_count < end:
-            t0 = time.perf_counter()
-            loss, pairs = self.step()
-            self.train_seconds += time.perf_counter() - t0
-            step = self.step_count
-            if not math.isfinite(loss):
-                raise FloatingPointError(f"loss became {loss} at step {step}; lower the lr")
-            logged = dist.mean(loss, self.device) if step % cfg.log_every == 0 else None
-            info = StepInfo(step, loss, logged, pairs, self.train_seconds)
-            for h in self.hooks if main else ():
-                h.on_step(self, info)
-            timed_out = bool(cfg.time_limit_min) and dist.from_main(
-                self.train_seconds >= 60 * cfg.time_limit_min, self.device)
-            if step % cfg.val_every == 0 or step == cfg.steps or timed_out:
-                stop = self._validate_and_decide(timed_out) if main else False
-                if dist.from_main(stop, self.device) or timed_out:
+        try:
+            while self.step_count < end:
+                if self._one_step():
                     break
-        for h in self.hooks if main else ():
-            h.on_end(self)
+        finally:
+            for h in self.hooks if main else ():
+                h.on_end(self)
         best, best_step = (self.best, self.best_step) if main else (float("nan"), -1)
         return TrainResult(self.folder.root, self.step_count, best, best_step,
                            self.train_seconds, self.model)
+
+    def _one_step(self) -> bool:
+        """One step and what follows it (hooks, validation, checkpoints); True to stop."""
+        cfg, dist, main = self.cfg, self.dist, self.dist.main
+        t0 = time.perf_counter()
+        loss, pairs = self.step()
+        self.train_seconds += time.perf_counter() - t0
+        step = self.step_count
+        if not math.isfinite(loss):
+            raise FloatingPointError(f"loss became {loss} at step {step}; lower the lr")
+        logged = dist.mean(loss, self.device) if step % cfg.log_every == 0 else None
+        info = StepInfo(step, loss, logged, pairs, self.train_seconds)
+        for h in self.hooks if main else ():
+            h.on_step(self, info)
+        if dist.from_main(self.stop_request.requested, self.device):
+            if main:
+                self.save(self.folder.last)
+            raise TrainingInterrupted(self.folder.root, step, self.stop_request.signal_name)
+        timed_out = bool(cfg.time_limit_min) and dist.from_main(
+            self.train_seconds >= 60 * cfg.time_limit_min, self.device)
+        if step % cfg.val_every == 0 or step == cfg.steps or timed_out:
+            stop = self._validate_and_decide(timed_out) if main else False
+            return dist.from_main(stop, self.device) or timed_out
+        if main and cfg.checkpoint_minutes and \
+                time.monotonic() - self.saved_at >= 60 * cfg.checkpoint_minutes:
+            self.save(self.folder.last)
+        return False
 
     def _validate_and_decide(self, timed_out: bool) -> bool:
         """Validate; True when patience says stop."""

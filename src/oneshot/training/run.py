@@ -7,7 +7,10 @@ locked while the run lasts (see :class:`.runfolder.RunFolder`).
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
+import signal
+import threading
 
 import torch
 
@@ -17,10 +20,12 @@ from ..models import build_model
 from .config import TrainConfig, registered_names
 from .distributed import shut_down
 from .hooks import Hook
-from .loop import VAL_SEED_OFFSET, Trainer, TrainResult
+from .loop import VAL_SEED_OFFSET, StopRequest, Trainer, TrainResult
 from .runfolder import RunFolder
 
 __all__ = ["train", "check_config"]
+
+log = logging.getLogger("oneshot.training")
 
 
 @contextlib.contextmanager
@@ -63,6 +68,30 @@ def train(cfg: TrainConfig, out: str | os.PathLike, data_dir=None, cache=None,
             folder.close()
 
 
+@contextlib.contextmanager
+def _stop_on_signals(request: StopRequest):
+    """SIGINT and SIGTERM ask the loop to stop after the current step (which then writes
+    last.pt); a second SIGINT interrupts at once. Only in the main thread (signals can only be
+    handled there); the previous handlers come back afterwards."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        if request.requested and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        log.warning("%s: stopping after this step and writing last.pt (Ctrl-C again to "
+                    "stop at once)", signal.Signals(signum).name)
+        request.request(signal.Signals(signum).name)
+
+    old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+
 def _run(cfg, out, data_dir, cache, resume, progress, stop_after, command, hooks
          ) -> TrainResult:
     t = Trainer(cfg, out, data_dir, cache, progress, hooks)
@@ -76,7 +105,8 @@ def _run(cfg, out, data_dir, cache, resume, progress, stop_after, command, hooks
                 {"training": cfg.seed, "validation_tasks": cfg.seed + VAL_SEED_OFFSET},
                 data_digest=t.train_ds.digest, val_tasks_sha256=t.val_tasks.sha256,
                 device=str(t.device), world_size=t.dist.world)
-        result = t.fit(stop_after)
+        with _stop_on_signals(t.stop_request):
+            result = t.fit(stop_after)
     except BaseException:
         shut_down(t.dist, wait=False)
         raise
