@@ -3,30 +3,13 @@
 from __future__ import annotations
 
 import hashlib
-import threading
 from functools import partial
-from http.server import BaseHTTPRequestHandler, HTTPServer, SimpleHTTPRequestHandler
+from http.server import BaseHTTPRequestHandler, SimpleHTTPRequestHandler
 
 import pytest
 
 from oneshot.data import omniglot as og
 from oneshot.data.download import DownloadError, download
-
-
-@pytest.fixture
-def http_server():
-    servers = []
-
-    def start(handler):
-        srv = HTTPServer(("127.0.0.1", 0), handler)
-        threading.Thread(target=srv.serve_forever, daemon=True).start()
-        servers.append(srv)
-        return f"http://127.0.0.1:{srv.server_address[1]}"
-
-    yield start
-    for s in servers:
-        s.shutdown()
-        s.server_close()
 
 
 def test_download_verifies_md5(tmp_path, data_dir, http_server, monkeypatch):

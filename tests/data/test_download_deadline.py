@@ -4,9 +4,8 @@
 from __future__ import annotations
 
 import socket
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 
@@ -21,10 +20,8 @@ TRICKLE_S = 6.0  # a trickling server gives up by itself after this long
 
 
 @pytest.fixture
-def trickle_server():
+def trickle_server(http_server):
     """A local server that sends its headers (or only its status line) one byte per 0.1 s."""
-    servers = []
-
     def start(where: str) -> str:
         class Trickle(BaseHTTPRequestHandler):
             def do_GET(self):
@@ -45,16 +42,9 @@ def trickle_server():
             def log_message(self, *a):
                 pass
 
-        srv = ThreadingHTTPServer(("127.0.0.1", 0), Trickle)
-        srv.daemon_threads = True
-        threading.Thread(target=srv.serve_forever, daemon=True).start()
-        servers.append(srv)
-        return f"http://127.0.0.1:{srv.server_address[1]}"
+        return http_server(Trickle)
 
-    yield start
-    for s in servers:
-        s.shutdown()
-        s.server_close()
+    return start
 
 
 @pytest.mark.parametrize("where", ["body", "headers"])
