@@ -94,11 +94,19 @@ def cmd_show_task(args) -> int:
 
 
 def cmd_train(args) -> int:
-    from .training import TrainingInterrupted, apply_overrides, check_config, preset, train
+    from .training import (
+        TrainConfig,
+        TrainingInterrupted,
+        apply_overrides,
+        check_config,
+        preset,
+        train,
+    )
 
     typed = {k: getattr(args, k) for k in ("steps", "device", "seed")
              if getattr(args, k) is not None}
-    cfg = apply_overrides(apply_overrides(preset(args.preset), args.set or []), typed)
+    base = TrainConfig.from_file(args.config) if args.config else preset(args.preset)
+    cfg = apply_overrides(apply_overrides(base, args.set or []), typed)
     check_config(cfg)
     if args.print_config:
         print(json.dumps(cfg.to_dict(), indent=2))

@@ -107,7 +107,10 @@ def _add_data_and_evaluation(sub) -> None:
 def _add_training(sub) -> None:
     p = _sub(sub, "train", "cmd_train", "train a Siamese network from a preset")
     _data_args(p)
-    p.add_argument("--preset", default="fast", help="tutorial, koch or fast")
+    p.add_argument("--preset", default="fast", help="tutorial, koch, fast or shipped (the "
+                   "shipped model: two fast members side by side)")
+    p.add_argument("--config", metavar="FILE.json", help="start from a saved config (a run's "
+                   "config.json or a plain config object) instead of a preset")
     p.add_argument("--out", required=True, help="run folder")
     p.add_argument("--set", nargs="*", metavar="FIELD=VALUE",
                    help="override config fields, e.g. --set lr=3e-4 amp=false")

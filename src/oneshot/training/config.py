@@ -12,7 +12,9 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
 from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
@@ -106,6 +108,8 @@ class TrainConfig:
     threads: int = 0                # torch threads; 0 = torch's default
     seed: int = 0
     log_every: int = 1
+    members: int = 1                # > 1: an ensemble, its members trained side by side (one
+                                    # process and thread each, seeds seed, seed + 1, ...)
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -117,7 +121,7 @@ class TrainConfig:
             if value not in allowed:
                 raise ConfigError(f"config {name}={value!r}; expected one of {list(allowed)}")
         for name in ("batch", "ways", "queries", "episodes_per_step", "steps", "val_every",
-                     "val_tasks", "val_ways", "epoch_steps", "log_every"):
+                     "val_tasks", "val_ways", "epoch_steps", "log_every", "members"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"config {name}={getattr(self, name)}; at least 1 expected")
         for name in ("lr", "distort_p", "same_alphabet", "momentum", "momentum_start",
@@ -148,6 +152,19 @@ class TrainConfig:
         if unknown:
             raise ConfigError(f"unknown config keys {unknown}")
         return cls(**d)
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike) -> "TrainConfig":
+        """From a JSON file: a config object, or a run's config.json (its "config" entry)."""
+        try:
+            d = json.loads(Path(path).read_text())
+        except (OSError, ValueError) as e:
+            raise ConfigError(f"{path}: not a readable JSON config ({e})") from e
+        if isinstance(d, dict) and isinstance(d.get("config"), dict):
+            d = d["config"]
+        if not isinstance(d, dict):
+            raise ConfigError(f"{path}: a JSON object of config fields expected")
+        return cls.from_dict(d)
 
     @property
     def model_spec(self) -> ModelSpec:
@@ -182,6 +199,9 @@ PRESETS: dict[str, TrainConfig] = {
         time_limit_min=60.0, log_lake=True,
     ),
 }
+# The shipped model in one command: the exact ensemble of two `fast` runs (seeds 0 and 1), trained
+# side by side on one core each (see oneshot.training.ensemble and docs/MODEL_CARD.md).
+PRESETS["shipped"] = replace(PRESETS["fast"], members=2, threads=1)
 
 
 def preset(name: str) -> TrainConfig:

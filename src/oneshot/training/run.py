@@ -56,6 +56,13 @@ def train(cfg: TrainConfig, out: str | os.PathLike, data_dir=None, cache=None,
     count and global RNG state are restored afterwards.
     """
     check_config(cfg)
+    if cfg.members > 1:
+        if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+            raise ConfigError("members > 1 trains its own processes; do not start it under "
+                              "torchrun")
+        from .ensemble import train_ensemble
+
+        return train_ensemble(cfg, out, data_dir, cache, resume, overwrite, command)
     folder = RunFolder(out)
     main = os.environ.get("RANK", "0") == "0"
     if main:

@@ -1,0 +1,46 @@
+"""One command trains an ensemble: the members side by side in their own processes, then one
+model file with its validation accuracy and open-set threshold; resume and overwrite apply."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from support import class_folder
+
+from oneshot.checkpoint import load_model, resolve_model_path
+from oneshot.cli import main
+from oneshot.errors import UsageError
+from oneshot.training import apply_overrides, preset, train
+
+SETS = {"encoder_args": {"input_size": 28, "width": 8}, "steps": 6, "val_every": 6,
+        "val_tasks": 10, "val_ways": 5, "ways": 5, "rotations": False, "log_lake": False,
+        "time_limit_min": 0.0, "members": 2}
+
+
+def test_shipped_preset_is_two_fast_members():
+    shipped, fast = preset("shipped"), preset("fast")
+    assert shipped.members == 2 and shipped.threads == 1
+    assert {k: v for k, v in shipped.to_dict().items() if k not in ("members", "threads")} == \
+        {k: v for k, v in fast.to_dict().items() if k not in ("members", "threads")}
+
+
+def test_members_train_side_by_side_into_one_model(tmp_path, data_dir, cache_dir, capsys):
+    cfg = apply_overrides(preset("fast"), SETS)
+    out = tmp_path / "ens"
+    r = train(cfg, out, data_dir, cache_dir, progress=False)
+    assert (out / "member-0" / "best.pt").is_file() and (out / "member-1" / "best.pt").is_file()
+    assert resolve_model_path(out) == out / "model.pt"
+    net, record = load_model(out)
+    assert net.spec.encoder == "concat" and len(net.encoder.members) == 2
+    assert [m["seed"] for m in record["members"]] == [0, 1]
+    assert record["validation"]["tasks"] == 10 and r.best_val == record["validation"]["accuracy"]
+    assert 0 < record["open_set"]["threshold"] < 1
+    with pytest.raises(UsageError, match="not empty; use --resume, --overwrite"):
+        train(cfg, out, data_dir, cache_dir, progress=False)
+    again = train(cfg, out, data_dir, cache_dir, progress=False, resume=True)  # all finished
+    assert again.best_val == r.best_val
+    support = class_folder(tmp_path / "s", ["a", "b"])
+    assert main(["classify", "--model", str(out), "--support", str(support),
+                 str(support / "a" / "0.png"), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["label"] in ("a", "b", "unknown")
