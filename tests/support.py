@@ -6,10 +6,12 @@ import base64
 import io
 import json
 import os
+import struct
 import subprocess
 import sys
 import textwrap
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -129,3 +131,17 @@ def run_child(code: str, *args: str, timeout: float = 60) -> dict:
     assert out.returncode == 0, out.stderr
     return json.loads(out.stdout.strip().splitlines()[-1])
 
+
+
+def big_white_png(width: int, height: int) -> bytes:
+    """A valid 1-bit PNG of width x height, all white: tiny when compressed, huge decoded."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">L", len(data)) + body + struct.pack(">L", zlib.crc32(body))
+
+    row = b"\0" + b"\xff" * ((width + 7) // 8)
+    comp = zlib.compressobj(9)
+    idat = b"".join(comp.compress(row) for _ in range(height)) + comp.flush()
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">LLBBBBB", width, height, 1, 0,
+                                                                 0, 0, 0))
+            + chunk(b"IDAT", idat) + chunk(b"IEND", b""))

@@ -210,3 +210,33 @@ def test_classify_says_which_threshold(tiny_model_file, tmp_path, capsys):
     assert main(["classify", *m, q, "--threshold", "0.9999", "--json"]) == 0
     rec = json.loads(capsys.readouterr().out)
     assert rec["threshold"] == 0.9999 and rec["label"] in ("a", "unknown")
+
+
+@pytest.mark.parametrize("side", [12_000, 50_000])
+def test_huge_images_are_refused_before_decoding(side, tiny_model_file, tmp_path, capsys):
+    """A 12000x12000 1-bit PNG (about 80 KB) used to be decoded (1.9 GB); a header claiming
+    50000x50000 gave a DecompressionBombError traceback."""
+    import struct
+    import zlib
+
+    from support import big_white_png
+
+    raw = bytearray(big_white_png(side, side if side < 20_000 else 1))
+    if side >= 20_000:  # only the header claims the height: patch IHDR, fix its CRC
+        raw[20:24] = struct.pack(">L", side)
+        raw[29:33] = struct.pack(">L", zlib.crc32(bytes(raw[12:29])))
+    big = tmp_path / "big.png"
+    big.write_bytes(bytes(raw))
+    assert main(["verify", "--model", str(tiny_model_file), str(big), str(big)]) == 2
+    err = capsys.readouterr().err
+    assert "over the limit of 40 megapixels" in err, err
+    assert "Traceback" not in err
+
+
+def test_enrol_replace_into_a_folder_is_refused(tiny_model_file, tmp_path, capsys):
+    from support import class_folder
+
+    folder = class_folder(tmp_path / "s", ["a"])
+    assert main(["enrol", "--model", str(tiny_model_file), "--replace", "--gallery",
+                 str(tmp_path), str(folder)]) == 2
+    assert "is a folder" in capsys.readouterr().err

@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import struct
 import zipfile
-import zlib
 from pathlib import Path
 
 import pytest
-from support import make_zip, run_child, tiny_entries
+from support import big_white_png, make_zip, run_child, tiny_entries
 
 import oneshot.io as oio
 from oneshot.data import omniglot as og
@@ -60,19 +59,6 @@ def _understate_size(path: Path, name: str, size: int) -> None:
     path.write_bytes(bytes(raw))
 
 
-def _png_header_only(width: int, height: int) -> bytes:
-    """A valid 1-bit PNG of width x height, all white: tiny when compressed, huge decoded."""
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        body = kind + data
-        return struct.pack(">L", len(data)) + body + struct.pack(">L", zlib.crc32(body))
-
-    row = b"\0" + b"\xff" * ((width + 7) // 8)
-    comp = zlib.compressobj(9)
-    idat = b"".join(comp.compress(row) for _ in range(height)) + comp.flush()
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">LLBBBBB", width, height, 1, 0,
-                                                                 0, 0, 0))
-            + chunk(b"IDAT", idat) + chunk(b"IEND", b""))
-
 
 # ---- 10. archives: limits from the directory, bounded reads ------------------------------
 
@@ -97,7 +83,7 @@ def test_directory_understating_a_size_still_reads_bounded(tmp_path):
 
 def test_huge_png_dimensions_refused_before_decoding(tmp_path):
     entries = tiny_entries()
-    entries[sorted(entries)[0]] = _png_header_only(9000, 9000)  # 81 Mpixel, under PIL's guard
+    entries[sorted(entries)[0]] = big_white_png(9000, 9000)  # 81 Mpixel, under PIL's guard
     path = make_zip(tmp_path / "wide.zip", entries)
     r = run_child(_DECODE_CHILD, str(path))
     assert r["error"] and "image is 9000x9000, 105x105 expected" in r["error"]

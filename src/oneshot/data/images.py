@@ -78,7 +78,8 @@ def read_grey(source: str | os.PathLike | bytes | Image.Image, name: str | None 
     except ImageError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
-        raise ImageTooLargeError(f"{name}: image too large ({e})") from e
+        raise ImageTooLargeError(f"{name}: image too large, over the limit of "
+                                 f"{max_pixels / 1e6:g} megapixels ({e})") from e
     except UnidentifiedImageError as e:
         accepted = f"; {', '.join(formats)} accepted" if formats else ""
         raise ImageError(f"{name}: not a readable image{accepted}") from e
@@ -90,7 +91,8 @@ def _check_size(size: tuple[int, int], name: str, max_pixels: int) -> None:
     w, h = size
     if w * h > max_pixels:
         raise ImageTooLargeError(f"{name}: image is {w}x{h} = {w * h / 1e6:.1f} megapixels, "
-                                 f"over the limit of {max_pixels / 1e6:g}; reduce it first")
+                                 f"over the limit of {max_pixels / 1e6:g} megapixels; reduce it "
+                                 "first")
 
 
 def read_binary(data: bytes, name: str, size: int | None = None) -> np.ndarray:
