@@ -219,7 +219,7 @@ def test_foreign_onnx_file_is_an_unknown_format(tmp_path):
 
 def test_missing_runtime_names_the_package(shipped_onnx, monkeypatch):
     monkeypatch.setitem(sys.modules, "onnxruntime", None)  # `import onnxruntime` now fails
-    with pytest.raises(ImportError, match=r"pip install onnxruntime .*oneshot\[onnx\]"):
+    with pytest.raises(ImportError, match=r"pip install onnxruntime .*oneshot-siamese\[onnx\]"):
         OnnxEncoder(shipped_onnx.encoder.path)
 
 

@@ -23,7 +23,7 @@ def env(data_dir, cache_dir):
 
 def _worker(env, nproc: int, out: Path, cfg: dict) -> None:
     subprocess.run(TORCHRUN + [f"--nproc-per-node={nproc}", str(HERE / "ddp_worker.py"),
-                               str(out), json.dumps(cfg)], check=True, env=env, timeout=300)
+                               str(out), json.dumps(cfg)], check=True, env=env, timeout=900)
 
 
 def test_two_process_training_via_cli(env, tmp_path):
@@ -34,7 +34,7 @@ def test_two_process_training_via_cli(env, tmp_path):
                       'encoder_args={"input_size": 28, "width": 16}', "steps=40",
                       "val_every=20", "val_tasks=40", "val_ways=5", "ways=10", "queries=2",
                       "episodes_per_step=2", "threads=1", "amp=false", "lr=2e-3"]
-    subprocess.run(cmd, check=True, env=env, timeout=300)
+    subprocess.run(cmd, check=True, env=env, timeout=900)
     files = sorted(p.name for p in out.iterdir() if not p.name.startswith("."))
     assert files == ["best.pt", "config.json", "last.pt", "metrics.jsonl", "training.png",
                      "val_tasks.npz"]

@@ -65,6 +65,7 @@ class MetricsLog(Hook):
             self.file.write(json.dumps({"step": info.step, "loss": round(info.logged_loss, 6),
                                         "lr": trainer.sched.get_last_lr()[0],
                                         "train_seconds": round(info.train_seconds, 3)}) + "\n")
+            self.file.flush()  # readable as it grows (tail -f), a line at a time
 
     def on_validate(self, trainer: Trainer, record: dict) -> None:
         self.file.write(json.dumps(record) + "\n")
