@@ -1,23 +1,36 @@
 """One documented preprocessing from any image to the model's input.
 
-Steps, for a file, a PIL image or an array:
+Steps, for a file, a PIL image or an array (``Preprocessing`` holds the options; defaults in
+brackets):
 
 1. grey: colour is converted to luminance; transparent pixels are composited onto white;
 2. polarity: the median of the border pixels is the background; if it is light, the image is
    inverted, so that ink = 1 and background = 0 whatever the input's polarity;
-3. contrast: background level -> 0, strongest ink -> 1, clipped to [0, 1];
-4. square: padded with background to a square, centred (``crop=True`` first crops to the ink's
-   bounding box and adds a margin, for photos with a lot of empty space);
-5. size: resized to the encoder's input size (area averaging when shrinking, bilinear when
+3. background and contrast: the paper's level, a plane fitted robustly to the border pixels
+   [``background="plane"``; "median": one level, the border's median], is subtracted, the
+   strongest ink scaled to 1, clipped to [0, 1] (grey paper and shading go);
+4. square: padded with background to a square, centred (``crop=True`` crops to the ink's
+   bounding box and adds a margin, for photos with a lot of empty space; off by default);
+5. clean, at Omniglot's resolution [``work_size=105``]: resized there, binarised [``threshold``
+   "otsu": Otsu's level; a number: that level], specks of fewer than ``min_ink`` [12] pixels
+   removed (noise; no Omniglot stroke is that small), a frame or rule along the image edge
+   removed [``clear_frame``], and strokes thickened or thinned by whole pixels towards
+   ``stroke_width`` [5.5 px, Omniglot's median] when they are ``stroke_tolerance`` [2 px] or
+   more off it;
+6. size: resized to the encoder's input size (area averaging when shrinking, bilinear when
    growing), giving float32 (1, S, S).
 
-Omniglot images (105x105, binary, black on white) come out exactly as the evaluation harness's
-``images_to_tensor`` makes them from the decoded dataset, so a model sees the same input either way.
+Omniglot images (105x105, binary, black on white) pass steps 3 and 5 unchanged (their border is
+paper, their strokes 5-6.5 px wide), so they come out exactly as the evaluation harness's
+``images_to_tensor`` makes them from the decoded dataset: a model sees the same input either way,
+in training and in use. ``LEGACY`` turns steps 3 and 5 back into the earlier preprocessing
+(border median only, no cleaning).
 """
 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,16 +40,32 @@ import torch.nn.functional as F
 from PIL import Image
 
 from .data.images import MAX_PIXELS, ImageError, read_grey
+from .errors import ConfigError
+from .imageops import (
+    border_plane,
+    dilate,
+    edge_rules,
+    erode,
+    gaussian_blur,
+    otsu_threshold,
+    remove_small,
+    stroke_width,
+)
 
 __all__ = [
     "ImageError",
     "ImageLike",
+    "Preprocessing",
+    "DEFAULT",
+    "LEGACY",
     "to_ink",
     "fit_square",
     "resize_batch",
     "images_to_tensor",
     "squares_to_tensor",
     "ink_squares",
+    "clean_square",
+    "normalise_strokes",
     "preprocess",
 ]
 
@@ -44,6 +73,50 @@ ImageLike = Any  # str | os.PathLike | PIL.Image.Image | np.ndarray
 CROP_MARGIN = 0.15  # share of the side added around the ink's bounding box with crop=True
 _MIN_CONTRAST = 1e-3
 _CHUNK = 2048
+WORK_SIZE = 105  # Omniglot's side: the resolution at which images are cleaned (step 5)
+OMNIGLOT_STROKE = 5.5  # px at 105: the median stroke width of Omniglot (5.0-6.3 for 98 %)
+# a frame or rule: a line longer than FRAME_SPAN of the side within FRAME_BAND of the edge (no
+# Omniglot test image has one; 1 in 2,000 background images loses a stroke's edge to it)
+FRAME_BAND, FRAME_SPAN = 0.08, 0.6
+STROKE_RANGE = (4.5, 7.0)  # px: widths left alone (Omniglot's test alphabets all but 0.3 %)
+STROKE_SIGMA = 1.0  # px: the blur that moves stroke edges by fractions of a pixel
+_EPS = 1e-6
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """Options of steps 3 and 5 (module docstring). ``threshold``: "otsu", a level in (0, 1),
+    or None (no binarising); ``min_ink`` 0 and ``stroke_width`` None turn those steps off."""
+
+    background: str = "plane"
+    work_size: int = WORK_SIZE
+    threshold: str | float | None = "otsu"
+    min_ink: int = 12
+    clear_frame: bool = True
+    stroke_width: float | None = OMNIGLOT_STROKE
+    stroke_range: tuple[float, float] = STROKE_RANGE
+
+    def __post_init__(self) -> None:
+        if self.background not in ("plane", "median"):
+            raise ConfigError(f"background={self.background!r}; expected 'plane' or 'median'")
+        t = self.threshold
+        if not (t is None or t == "otsu" or (isinstance(t, (int, float)) and 0 < t < 1)):
+            raise ConfigError(f"threshold={t!r}; expected 'otsu', a level in (0, 1) or None")
+        if t is None and (self.min_ink > 1 or self.clear_frame or self.stroke_width is not None):
+            raise ConfigError("min_ink, clear_frame and stroke_width clean a binary image: "
+                              "they need a threshold")
+        if self.work_size < 8:
+            raise ConfigError(f"work_size={self.work_size}; at least 8 px expected")
+
+    @property
+    def cleans(self) -> bool:
+        """Whether step 5 does anything (everything in it starts from the binarised image)."""
+        return self.threshold is not None
+
+
+DEFAULT = Preprocessing()
+LEGACY = Preprocessing(background="median", threshold=None, min_ink=0, clear_frame=False,
+                       stroke_width=None)
 
 
 def _as_grey(img: ImageLike, name: str) -> np.ndarray:
@@ -65,8 +138,9 @@ def _as_grey(img: ImageLike, name: str) -> np.ndarray:
     return a
 
 
-def to_ink(img: ImageLike, name: str = "image") -> np.ndarray:
-    """float32 (H, W) in [0, 1], ink = 1, background = 0 (steps 1-3 above).
+def to_ink(img: ImageLike, name: str = "image", background: str = "plane") -> np.ndarray:
+    """float32 (H, W) in [0, 1], ink = 1, background = 0 (steps 1-3 above); ``background``:
+    "plane" (a robust plane fitted to the border) or "median" (the border's median level).
 
     Raises ImageError for unreadable input, an empty image, or an image with no contrast.
     """
@@ -77,7 +151,13 @@ def to_ink(img: ImageLike, name: str = "image") -> np.ndarray:
     if np.median(border) > 0.5:
         g = 1.0 - g
         border = 1.0 - border
-    bg = float(np.median(border))
+    if background == "plane":
+        g = g - border_plane(g)
+        bg = 0.0
+    elif background == "median":
+        bg = float(np.median(border))
+    else:
+        raise ConfigError(f"background={background!r}; expected 'plane' or 'median'")
     peak = float(g.max())
     if peak - bg < _MIN_CONTRAST:
         raise ImageError(f"{name}: image is blank (no ink distinguishable from the background)")
@@ -123,11 +203,65 @@ def squares_to_tensor(squares: list[np.ndarray], size: int) -> torch.Tensor:
                         for sq in squares])
 
 
+def _resize(sq: np.ndarray, size: int) -> np.ndarray:
+    return resize_batch(torch.from_numpy(np.ascontiguousarray(sq, np.float32))[None, None],
+                        size)[0, 0].numpy()
+
+
+def _unless_empty(new: np.ndarray, old: np.ndarray) -> np.ndarray:
+    """A cleaning step never removes all the ink: then the image stays as it was."""
+    return new if new.any() else old
+
+
+def normalise_strokes(mask: np.ndarray, target: float,
+                      keep: tuple[float, float] = STROKE_RANGE) -> np.ndarray:
+    """Strokes of a binary mask thickened or thinned to ``target`` px when their width
+    (:func:`~oneshot.imageops.stroke_width`) is outside ``keep``; else the mask itself.
+
+    Each edge moves by d = (target - width) / 2 px: the whole pixels by a disk (dilation or
+    erosion), the fraction f by blurring (Gaussian, ``STROKE_SIGMA`` px), which makes a straight
+    edge's profile Phi(x / sigma): a pixel at blurred level b lies at x = sigma Phi^-1(b) inside
+    the edge and, once the edge has moved, covers clip(x + f + 1/2, 0, 1) of ink. So the result
+    is float32 in [0, 1] with anti-aliased edges.
+    """
+    w = stroke_width(mask)
+    if keep[0] <= w <= keep[1]:
+        return mask
+    d = (target - w) / 2
+    n = int(np.trunc(d))
+    m = dilate(mask, n) if n > 0 else _unless_empty(erode(mask, -n), mask)
+    b = np.clip(gaussian_blur(m.astype(np.float32), STROKE_SIGMA), _EPS, 1 - _EPS)
+    x = STROKE_SIGMA * torch.special.ndtri(torch.from_numpy(b)).numpy()
+    out = np.clip(x + (d - n) + 0.5, 0.0, 1.0).astype(np.float32)
+    return out if (out > 0.5).any() else m.astype(np.float32)
+
+
+def clean_square(sq: np.ndarray, options: Preprocessing = DEFAULT,
+                 crop: bool = False) -> np.ndarray:
+    """Step 5 (and the crop of step 4): a square ink image -> float32 (W, W) at
+    ``options.work_size``, in {0, 1} but for the edges of normalised strokes."""
+    o = options
+    x = _resize(sq, o.work_size)
+    t = otsu_threshold(x) if o.threshold == "otsu" else float(o.threshold)
+    mask = x > t
+    if o.clear_frame:
+        mask = _unless_empty(mask & ~edge_rules(mask, FRAME_BAND, FRAME_SPAN), mask)
+    if o.min_ink > 1:
+        mask = _unless_empty(remove_small(mask, o.min_ink), mask)
+    if crop:
+        mask = _resize(fit_square(mask.astype(np.float32), crop=True), o.work_size) > 0.5
+    if o.stroke_width is not None:
+        return normalise_strokes(mask, o.stroke_width, o.stroke_range).astype(np.float32)
+    return mask.astype(np.float32)
+
+
 def ink_squares(images: ImageLike | list, crop: bool = False,
-                names: list[str] | None = None) -> list[np.ndarray]:
-    """Steps 1-4: any image(s) -> square float32 ink images (S_i, S_i), not yet resized (the
-    demo shows them as thumbnails). ``names`` label the images in errors (default: the path,
-    or "image K")."""
+                names: list[str] | None = None,
+                options: Preprocessing | None = None) -> list[np.ndarray]:
+    """Steps 1-5: any image(s) -> square float32 ink images (S_i, S_i), not yet resized to the
+    model's input (the demo shows them as thumbnails). ``names`` label the images in errors
+    (default: the path, or "image K"); ``options`` default to ``DEFAULT``."""
+    o = DEFAULT if options is None else options
     if not isinstance(images, (list, tuple)):
         images = [images]
     if not images:
@@ -135,9 +269,14 @@ def ink_squares(images: ImageLike | list, crop: bool = False,
     if names is None:
         names = [str(img) if isinstance(img, (str, Path)) else f"image {k}"
                  for k, img in enumerate(images)]
-    return [fit_square(to_ink(img, name), crop) for img, name in zip(images, names)]
+    inks = (to_ink(img, name, o.background) for img, name in zip(images, names))
+    if not o.cleans:
+        return [fit_square(ink, crop) for ink in inks]
+    return [clean_square(fit_square(ink), o, crop) for ink in inks]
 
 
-def preprocess(images: ImageLike | list, size: int, crop: bool = False) -> torch.Tensor:
-    """Any image(s) -> float32 (B, 1, size, size), ink = 1 (the steps in the module docstring)."""
-    return squares_to_tensor(ink_squares(images, crop), size)
+def preprocess(images: ImageLike | list, size: int, crop: bool = False,
+               options: Preprocessing | None = None) -> torch.Tensor:
+    """Any image(s) -> float32 (B, 1, size, size), ink = 1 (the steps in the module docstring;
+    ``options`` default to ``DEFAULT``)."""
+    return squares_to_tensor(ink_squares(images, crop, options=options), size)

@@ -1,0 +1,190 @@
+"""Small image operations in numpy, on single 2-D images (H, W): morphology, blur, connected
+components, Otsu's threshold, a robust background plane, a stroke-width estimate.
+
+They serve the preprocessing (:mod:`oneshot.preprocess`) and the robustness suite's
+perturbations (:mod:`oneshot.evaluation.perturbations`). Distances are in pixels; "ink" masks are
+boolean with ink = True. Images outside the frame count as background (0) for morphology and as
+the nearest edge pixel for blurring.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["disk_offsets", "dilate", "erode", "gaussian_blur", "label_components",
+           "remove_small", "otsu_threshold", "border_plane", "stroke_width",
+           "long_runs", "edge_rules"]
+
+_HIST_BINS = 256
+_PLANE_ITERS = 3  # reweighting rounds of the robust plane fit
+_PLANE_K = 3.0  # border pixels further than K robust standard deviations are ink, not paper
+_MAD_TO_SD = 1.4826
+
+
+def disk_offsets(radius: int) -> list[tuple[int, int]]:
+    """(dy, dx) offsets of a digital disk: dy^2 + dx^2 <= radius^2 (radius 1: the 4-cross)."""
+    r = int(radius)
+    return [(dy, dx) for dy in range(-r, r + 1) for dx in range(-r, r + 1)
+            if dy * dy + dx * dx <= r * r]
+
+
+def _shifted(x: np.ndarray, r: int, fill) -> tuple[np.ndarray, int, int]:
+    return np.pad(x, r, constant_values=fill), x.shape[0], x.shape[1]
+
+
+def dilate(x: np.ndarray, radius: int) -> np.ndarray:
+    """Grey (or binary) dilation: the maximum over a disk of ``radius`` pixels; same dtype."""
+    if radius <= 0:
+        return x.copy()
+    p, h, w = _shifted(x, radius, 0)
+    out = np.zeros_like(x)
+    for dy, dx in disk_offsets(radius):
+        np.maximum(out, p[radius + dy: radius + dy + h, radius + dx: radius + dx + w], out=out)
+    return out
+
+
+def erode(x: np.ndarray, radius: int) -> np.ndarray:
+    """Grey (or binary) erosion: the minimum over a disk of ``radius`` pixels (outside = 0)."""
+    if radius <= 0:
+        return x.copy()
+    p, h, w = _shifted(x, radius, 0)
+    out = x.copy()
+    for dy, dx in disk_offsets(radius):
+        np.minimum(out, p[radius + dy: radius + dy + h, radius + dx: radius + dx + w], out=out)
+    return out
+
+
+def gaussian_blur(x: np.ndarray, sigma: float) -> np.ndarray:
+    """Separable Gaussian blur (kernel cut at 3 sigma, edges replicated); float32."""
+    r = max(1, int(np.ceil(3 * sigma)))
+    k = np.exp(-0.5 * (np.arange(-r, r + 1) / sigma) ** 2)
+    k = (k / k.sum()).astype(np.float32)
+    out = np.asarray(x, np.float32)
+    for axis in (0, 1):
+        p = np.pad(out, [(r, r) if a == axis else (0, 0) for a in (0, 1)], mode="edge")
+        n = out.shape[axis]
+        acc = np.zeros_like(out)
+        for i, w in enumerate(k):
+            acc += w * (p[i: i + n] if axis == 0 else p[:, i: i + n])
+        out = acc
+    return out
+
+
+def label_components(mask: np.ndarray, connectivity: int = 8) -> tuple[np.ndarray, int]:
+    """Connected components of a boolean mask: int64 labels (0 = not in the mask, 1..K) and K.
+
+    Vectorised min-label propagation with pointer jumping: each round, every pixel takes the
+    smallest label among itself and its neighbours, then the label of the pixel that label names.
+    """
+    h, w = mask.shape
+    big = h * w
+    lab = np.where(mask, np.arange(big).reshape(h, w), big)
+    if connectivity == 8:
+        offs = [(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1) if dy or dx]
+    else:
+        offs = [(-1, 0), (1, 0), (0, -1), (0, 1)]
+    p = np.full((h + 2, w + 2), big, lab.dtype)
+    flat = np.full(big + 1, big, lab.dtype)
+    while True:
+        p[1:-1, 1:-1] = lab
+        new = lab.copy()
+        for dy, dx in offs:
+            np.minimum(new, p[1 + dy: 1 + dy + h, 1 + dx: 1 + dx + w], out=new)
+        new[~mask] = big
+        flat[:big] = new.ravel()
+        new = flat[new]  # pointer jumping: follow the named pixel's label
+        if np.array_equal(new, lab):
+            break
+        lab = new
+    roots, labels = np.unique(lab[mask], return_inverse=True)
+    out = np.zeros((h, w), np.int64)
+    out[mask] = labels + 1
+    return out, len(roots)
+
+
+def remove_small(mask: np.ndarray, min_size: int, connectivity: int = 8) -> np.ndarray:
+    """``mask`` without its components of fewer than ``min_size`` pixels."""
+    if min_size <= 1 or not mask.any():
+        return mask.copy()
+    lab, n = label_components(mask, connectivity)
+    sizes = np.bincount(lab.ravel(), minlength=n + 1)
+    keep = sizes >= min_size
+    keep[0] = False
+    return keep[lab]
+
+
+def otsu_threshold(x: np.ndarray, bins: int = _HIST_BINS) -> float:
+    """Otsu's threshold of values in [0, 1]: the level maximising the between-class variance.
+    Values strictly above it are the brighter class. For two distinct values, it lies between
+    them."""
+    hist, edges = np.histogram(np.clip(x, 0, 1), bins=bins, range=(0.0, 1.0))
+    p = hist / max(hist.sum(), 1)
+    centres = (edges[:-1] + edges[1:]) / 2
+    w0 = np.cumsum(p)
+    m = np.cumsum(p * centres)
+    w1 = 1 - w0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        between = (m[-1] * w0 - m) ** 2 / (w0 * w1)
+    between[~np.isfinite(between)] = -1
+    i = int(np.argmax(between))
+    return float(edges[i + 1])
+
+
+def _plane_design(rows: np.ndarray, cols: np.ndarray, h: int, w: int) -> np.ndarray:
+    return np.stack([np.ones_like(rows, dtype=np.float64), rows / max(h - 1, 1) - 0.5,
+                     cols / max(w - 1, 1) - 0.5], axis=1)
+
+
+def border_plane(g: np.ndarray) -> np.ndarray:
+    """The paper's level as a plane a + b*row + c*col fitted to the border pixels of ``g``
+    (H, W): starting from their median level, each round fits the plane by least squares to the
+    pixels within 3 robust standard deviations of the last one (ink touching the border is left
+    out). float32 (H, W); exactly 0 for a border of zeros with some ink on it."""
+    h, w = g.shape
+    r = np.concatenate([np.zeros(w), np.full(w, h - 1), np.arange(h), np.arange(h)])
+    c = np.concatenate([np.arange(w), np.arange(w), np.zeros(h), np.full(h, w - 1)])
+    v = g[r.astype(int), c.astype(int)].astype(np.float64)
+    a = _plane_design(r, c, h, w)
+    coef = np.array([np.median(v), 0.0, 0.0])
+    for _ in range(_PLANE_ITERS):
+        res = v - a @ coef
+        mad = np.median(np.abs(res - np.median(res)))
+        keep = np.abs(res) <= _PLANE_K * max(_MAD_TO_SD * mad, 1e-3)
+        if keep.sum() < 3:
+            break
+        coef, *_ = np.linalg.lstsq(a[keep], v[keep], rcond=None)
+    rr, cc = np.mgrid[0:h, 0:w]
+    return (_plane_design(rr.ravel(), cc.ravel(), h, w) @ coef).reshape(h, w).astype(np.float32)
+
+
+def stroke_width(mask: np.ndarray) -> float:
+    """Mean stroke width in pixels of a binary ink mask, 2 * area / (pixels lost to one
+    4-cross erosion): exact for long straight strokes of width >= 2; 0 with no ink."""
+    area = int(mask.sum())
+    if area == 0:
+        return 0.0
+    lost = area - int(erode(mask, 1).sum())
+    return 2.0 * area / max(lost, 1)
+
+
+def long_runs(mask: np.ndarray, min_len: int) -> np.ndarray:
+    """The pixels of ``mask`` in horizontal runs (along axis 1) of ``min_len`` or more."""
+    prev = np.pad(mask, ((0, 0), (1, 0)))[:, :-1]
+    run = np.cumsum((mask & ~prev).ravel()).reshape(mask.shape) * mask
+    keep = np.bincount(run.ravel()) >= min_len
+    keep[0] = False
+    return keep[run]
+
+
+def edge_rules(mask: np.ndarray, band: float = 0.08, span: float = 0.6) -> np.ndarray:
+    """The pixels of straight horizontal or vertical lines along the image's edge (a frame, a
+    ruled line, a scan's edge): runs longer than ``span`` of the side in the rows and columns
+    within ``band`` (a fraction of the side) of the edge. A stroke crossing such a line keeps
+    the rest of its pixels."""
+    h, w = mask.shape
+    out = np.zeros_like(mask)
+    for m, o, side in ((mask, out, w), (mask.T, out.T, h)):
+        k = max(1, int(round(band * m.shape[0])))
+        for rows in (slice(0, k), slice(m.shape[0] - k, m.shape[0])):
+            o[rows] |= long_runs(m[rows], int(np.ceil(span * side)))
+    return out

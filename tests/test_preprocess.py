@@ -1,0 +1,135 @@
+"""The preprocessing's cleaning steps on synthetic glyphs, its options, and its agreement with
+the harness (``images_to_tensor``) on real Omniglot images."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from oneshot.errors import ConfigError
+from oneshot.evaluation.perturbations import get_perturbation, perturbation_rng, to_user_image
+from oneshot.imageops import stroke_width
+from oneshot.preprocess import (
+    DEFAULT,
+    LEGACY,
+    Preprocessing,
+    clean_square,
+    images_to_tensor,
+    ink_squares,
+    normalise_strokes,
+    preprocess,
+    to_ink,
+)
+
+
+def _char() -> np.ndarray:
+    """A character with 6-px strokes (Omniglot-like), float32 (105, 105), ink = 1."""
+    g = np.zeros((105, 105), np.float32)
+    g[20:85, 30:36] = 1
+    g[50:56, 30:80] = 1
+    g[25:31, 60:80] = 1
+    return g
+
+
+def _user(name: str, x: np.ndarray | None = None, seed: int = 0) -> np.ndarray:
+    x = _char() if x is None else x
+    return to_user_image(get_perturbation(name)(x, perturbation_rng(seed, name, 0)))
+
+
+def _clean(img) -> np.ndarray:
+    return ink_squares(img)[0]
+
+
+def test_options_are_checked():
+    with pytest.raises(ConfigError, match="background="):
+        Preprocessing(background="mean")
+    with pytest.raises(ConfigError, match="threshold="):
+        Preprocessing(threshold=1.5)
+    with pytest.raises(ConfigError, match="need a threshold"):
+        Preprocessing(threshold=None)
+    assert not LEGACY.cleans and DEFAULT.cleans
+    assert dataclasses.replace(DEFAULT, threshold=0.5).threshold == 0.5
+
+
+@pytest.mark.parametrize("name", ["grey-background", "gradient-background", "invert",
+                                  "gaussian-0.2", "salt-pepper-5%", "border-line", "jpeg-20"])
+def test_cleaning_restores_the_character(name):
+    """Paper, noise, frames and compression are undone: at most a few edge pixels differ."""
+    out = _clean(_user(name))
+    assert set(np.unique(out)) <= {0.0, 1.0}
+    assert (out != _char()).sum() <= 0.03 * _char().sum(), name
+
+
+def test_background_plane_versus_median():
+    shaded, paper = _user("gradient-background"), _char() == 0
+    assert to_ink(shaded)[paper].max() < 0.01
+    assert to_ink(shaded, background="median")[paper].max() > 0.3  # one level leaves shading
+    with pytest.raises(ConfigError):
+        to_ink(shaded, background="none")
+
+
+def test_stroke_width_is_normalised_outside_omniglot_range():
+    x = _char()
+    assert np.array_equal(normalise_strokes(x > 0.5, 5.5), x > 0.5)  # 6 px: left alone
+    for name in ("dilate-1", "dilate-2", "erode-1", "erode-2"):
+        w = stroke_width(_clean(_user(name)) > 0.5)
+        assert 4.5 <= w <= 7.0, (name, w)
+    keep = dataclasses.replace(DEFAULT, stroke_width=None)
+    assert stroke_width(ink_squares(_user("dilate-2"), options=keep)[0] > 0.5) > 9
+
+
+def test_specks_go_but_small_parts_of_the_character_stay():
+    x = _char()
+    x[90:94, 90:94] = 1  # a 16-pixel dot: part of the character
+    noisy = x.copy()
+    noisy[5, 50] = noisy[100, 10] = noisy[70, 95:97] = 1  # specks of 1 and 2 pixels
+    out = _clean(to_user_image(noisy))
+    assert np.array_equal(out, x)
+    keep = dataclasses.replace(DEFAULT, min_ink=0)
+    assert np.array_equal(ink_squares(to_user_image(noisy), options=keep)[0], noisy)
+
+
+def test_crop_uses_the_cleaned_ink():
+    small = np.zeros((105, 105), np.float32)
+    small[40:60, 45:48] = small[40:43, 45:60] = 1  # a small character, 3-px strokes
+    noisy = to_user_image(np.clip(small + (np.random.default_rng(0).random((105, 105)) < 0.02),
+                                  0, 1))
+    a = clean_square(to_ink(to_user_image(small)), DEFAULT, crop=True)
+    b = clean_square(to_ink(noisy), DEFAULT, crop=True)
+    assert a.shape == (105, 105) and a.sum() > 4 * small.sum()  # enlarged
+
+    def box(im):
+        r, c = np.nonzero(im > 0.5)
+        return np.array([r.min(), r.max(), c.min(), c.max()])
+
+    # the specks are gone; the few touching a stroke move the box by a few pixels
+    assert np.abs(box(a) - box(b)).max() <= 5
+    legacy = dataclasses.replace(LEGACY, background="plane")
+    assert len(ink_squares(noisy, True, options=legacy)[0]) > 130  # uncleaned: all kept
+
+
+def test_other_sizes_are_cleaned_at_105():
+    big = np.kron(_char(), np.ones((4, 4), np.float32))  # 420x420, 24-px strokes
+    out = _clean(to_user_image(big))
+    assert out.shape == (105, 105) and (out != _char()).sum() <= 0.05 * _char().sum()
+    x = preprocess(to_user_image(_char()), 28)
+    assert x.shape == (1, 1, 28, 28) and x.dtype == torch.float32
+
+
+def test_omniglot_images_are_unchanged(splits, lake_runs):
+    """Clean Omniglot images (black on white, binary) give exactly the harness's input; the
+    exceptions are the few drawings with strokes outside 4.5-7 px, thinned or thickened."""
+    images = np.concatenate([lake_runs[0].train_images, lake_runs[0].test_images,
+                             splits["test"].images[::40]])
+    users = [to_user_image(x.astype(np.float32)) for x in images]
+    want = images_to_tensor(images, 28)
+    assert torch.equal(preprocess(users, 28, options=LEGACY), want)
+    got = preprocess(users, 28)
+    same = [torch.equal(g, w) for g, w in zip(got, want)]
+    widths = np.array([stroke_width(x.astype(bool)) for x in images])
+    inside = (widths >= 4.5) & (widths <= 7.0)
+    assert np.array_equal(np.array(same), inside)
+    assert inside.mean() > 0.99
