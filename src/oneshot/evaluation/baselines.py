@@ -11,17 +11,32 @@ import torch
 
 __all__ = ["NearestNeighbourScorer", "ModifiedHausdorffScorer", "ink_points"]
 
+PAIR_CHUNK = 256  # nearest neighbour: pairs per chunk (256 x 105 x 105 float32 = 11 MB)
+
 
 class NearestNeighbourScorer:
-    """-||a - b||_2 over the float pixels (ink = 1) of the two images."""
+    """-||a - b||_2 over the float pixels (ink = 1) of the two images.
+
+    The cache keeps the pixels in their own dtype (uint8 Omniglot images stay 1 byte a pixel);
+    pairs are scored in chunks of ``PAIR_CHUNK``, so the temporaries stay small whatever the
+    number of pairs.
+    """
 
     name = "nearest-neighbour"
 
     def embed(self, images: np.ndarray) -> torch.Tensor:
-        return torch.from_numpy(np.ascontiguousarray(images)).float().flatten(1)
+        x = np.ascontiguousarray(images)
+        if x.dtype != np.uint8:
+            x = x.astype(np.float32, copy=False)
+        return torch.from_numpy(x).flatten(1)
 
     def score(self, cache: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        return -(cache[a] - cache[b]).norm(dim=1)
+        out = torch.empty(len(a), dtype=torch.float32)
+        for i in range(0, len(a), PAIR_CHUNK):
+            d = cache[a[i: i + PAIR_CHUNK]].float()
+            d.sub_(cache[b[i: i + PAIR_CHUNK]].float())
+            out[i: i + len(d)] = -torch.linalg.vector_norm(d, dim=1)
+        return out
 
 
 def ink_points(images: np.ndarray) -> list[torch.Tensor]:
