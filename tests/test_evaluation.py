@@ -170,8 +170,8 @@ def test_modified_hausdorff_edge_cases_match_brute_force():
     assert _mhd_pairs(images, [(3, 3), (0, 1)]) == pytest.approx([0.0, 0.0], abs=1e-6)
 
 
-@pytest.mark.parametrize("size", [(9, 9), (20, 31), (31, 20)])
-def test_modified_hausdorff_random_small_images(size):
+@pytest.mark.parametrize("size", [(9, 9), (20, 31), (31, 20), (12, 140)])  # 140: int16 tables
+def test_modified_hausdorff_random_images(size):
     rng = np.random.default_rng(size[1])
     images = np.stack([(rng.random(size) < p).astype(np.float32)
                        for p in rng.uniform(0.01, 0.5, size=24)])

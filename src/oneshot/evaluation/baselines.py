@@ -16,8 +16,6 @@ __all__ = ["NearestNeighbourScorer", "ModifiedHausdorffScorer", "InkTables", "in
 
 PAIR_CHUNK = 256  # nearest neighbour: pairs per chunk (256 x 105 x 105 float32 = 11 MB)
 EMBED_CHUNK = 512  # modified Hausdorff: images per chunk of the vectorised table pass
-NO_INK = 127  # in the int8 row tables: "no ink on that side of the column in this row"
-FAR = 1.0e4  # a horizontal distance, in pixels, that no real one reaches (images are < 1e4 wide)
 
 
 class NearestNeighbourScorer:
@@ -67,10 +65,10 @@ class InkTables:
     top, left: first ink row and first ink column; ``rows`` x ``cols`` is the ink's bounding box.
     point_rows, point_cols: int16 (P,) the ink pixels, relative to (top, left).
     ink_rows: float64 (R,) the rows that hold ink (absolute row numbers).
-    dist_left, dist_right: int8 (W, R): for column c and ink row r, the distance in pixels from c
-        to the nearest ink at or left of c (at or right of c) in that row; ``NO_INK`` if none.
-        This is the first (row-wise) pass of a separable Euclidean distance transform.
-    width: W, the image width.
+    dist_left, dist_right: int8 (cols, R) (int16 for boxes over 126 pixels wide): for box column
+        c and ink row r, the distance in pixels from c to the nearest ink at or left of c (at or
+        right of c) in that row, or the dtype's maximum where there is none. This is the first
+        (row-wise) pass of a separable Euclidean distance transform, kept inside the ink box.
     """
 
     mean: np.ndarray
@@ -83,7 +81,6 @@ class InkTables:
     ink_rows: np.ndarray
     dist_left: np.ndarray
     dist_right: np.ndarray
-    width: int
 
 
 def ink_tables(images: np.ndarray, first_index: int = 0) -> list[InkTables]:
@@ -94,6 +91,8 @@ def ink_tables(images: np.ndarray, first_index: int = 0) -> list[InkTables]:
     ink = np.asarray(images) > 0.5
     if ink.ndim != 3:
         raise ValueError(f"images of shape {ink.shape}; (M, H, W) expected")
+    if ink.shape[2] > 10_000:
+        raise ValueError(f"images {ink.shape[2]} pixels wide; at most 10000 supported")
     out: list[InkTables] = []
     for s in range(0, len(ink), EMBED_CHUNK):
         out += _ink_tables_chunk(ink[s: s + EMBED_CHUNK], first_index + s)
@@ -102,24 +101,27 @@ def ink_tables(images: np.ndarray, first_index: int = 0) -> list[InkTables]:
 
 def _ink_tables_chunk(ink: np.ndarray, first_index: int) -> list[InkTables]:
     M, H, W = ink.shape
-    if W >= NO_INK:
-        raise ValueError(f"images {W} pixels wide; at most {NO_INK - 1} supported")
     any_row, any_col = ink.any(2), ink.any(1)  # (M, H), (M, W)
     empty = np.flatnonzero(~any_row.any(1))
     if len(empty):
         raise ValueError(f"image {first_index + int(empty[0])} has no ink pixels")
-    # columns first, so the cumulative max/min run over whole rows of a (W, M * H) array
+    # columns first, so the running max/min runs over whole rows of a (W, M * H) array
     cols = np.ascontiguousarray(ink.transpose(2, 0, 1)).reshape(W, M * H)
     col = np.arange(W, dtype=np.int16)[:, None]
-    nearest = np.where(cols, col, np.int16(-NO_INK))  # nearest ink column at or left of each
-    for x in range(1, W):  # a running maximum, one whole column at a time (numpy's accumulate
-        np.maximum(nearest[x - 1], nearest[x], out=nearest[x])  # along axis 0 is far slower)
-    dist_left = np.minimum(col - nearest, NO_INK).astype(np.int8).reshape(W, M, H)
-    nearest = np.where(cols, col, np.int16(W + NO_INK))  # ... at or right of each
+    dtype = np.int8 if W < np.iinfo(np.int8).max else np.int16
+    none = np.iinfo(dtype).max  # real distances are at most W - 1
+    nearest = np.where(cols, col, np.int16(-W))  # nearest ink column at or left of each
+    for x in range(1, W):  # one whole column at a time (numpy's accumulate along axis 0 is slow)
+        np.maximum(nearest[x - 1], nearest[x], out=nearest[x])
+    dist_left = np.minimum(col - nearest, none).astype(dtype).reshape(W, M, H)
+    nearest = np.where(cols, col, np.int16(2 * W))  # ... at or right of each
     for x in range(W - 2, -1, -1):
         np.minimum(nearest[x + 1], nearest[x], out=nearest[x])
-    dist_right = np.minimum(nearest - col, NO_INK).astype(np.int8).reshape(W, M, H)
-    img, r, c = np.nonzero(ink)  # sorted by image, then row
+    dist_right = np.minimum(nearest - col, none).astype(dtype).reshape(W, M, H)
+    flat = np.flatnonzero(ink).astype(np.int32)  # ink pixels, by image then row
+    img = flat // (H * W)
+    r = flat // W - img * H
+    c = flat % W
     counts = np.bincount(img, minlength=M)
     ends = np.cumsum(counts)
     mean = np.stack([np.bincount(img, r, M), np.bincount(img, c, M)], 1) / counts[:, None]
@@ -131,11 +133,12 @@ def _ink_tables_chunk(ink: np.ndarray, first_index: int) -> list[InkTables]:
     for k in range(M):
         s = slice(ends[k] - counts[k], ends[k])
         rows = np.flatnonzero(any_row[k])
+        box = slice(left[k], right[k])
         out.append(InkTables(
             mean=mean[k], top=int(top[k]), left=int(left[k]), rows=int(bottom[k] - top[k]),
             cols=int(right[k] - left[k]), point_rows=(r[s] - top[k]).astype(np.int16),
             point_cols=(c[s] - left[k]).astype(np.int16), ink_rows=rows.astype(np.float64),
-            dist_left=dist_left[:, k, rows], dist_right=dist_right[:, k, rows], width=W))
+            dist_left=dist_left[box, k, rows], dist_right=dist_right[box, k, rows]))
     return out
 
 
@@ -145,27 +148,29 @@ def directed_mean_distance(a: InkTables, b: InkTables) -> float:
     Exact at the sub-pixel offset between the two centroids: a's pixel p sits at the real point
     x = p - (mean_a - mean_b) of b's frame. Along each of b's ink rows, the distance from x's
     column to the nearest ink is read off b's row tables (the nearest ink at or left of
-    floor(x_col) and at or right of ceil(x_col), plus the fractional offsets); the vertical offset
-    to that row is added in squares and the minimum taken over b's ink rows. That is the second
+    floor(x_col) and at or right of ceil(x_col), plus the fractional offsets; beyond b's ink box
+    the nearest ink is the box's outermost one on the inner side); the squared vertical offset
+    to that row is added and the minimum taken over b's ink rows. That is the second
     (column-wise) pass of the separable distance transform, done only at a's ink pixels.
     """
     d = a.mean - b.mean
-    W = b.width
     # squared vertical offsets: a's box rows (real rows in b's frame) x b's ink rows
     dy = (a.top - d[0] + np.arange(a.rows))[:, None] - b.ink_rows[None, :]
     dy2 = np.square(dy).astype(np.float32)
-    # horizontal distances: a's box columns x b's ink rows
-    x0 = a.left - d[1]  # real column, in b's frame, of a's first box column
+    # horizontal distances: a's box columns x b's ink rows, in b's box coordinates
+    x0 = a.left - d[1] - b.left  # real column of a's first box column
     fl = np.floor(x0)
     frac = x0 - fl
     step = 1 if frac > 0 else 0
+    last = b.cols - 1
     c_left = int(fl) + np.arange(a.cols)  # floor of each real column
     c_right = c_left + step  # its ceiling
-    # beyond the image: no ink on the outer side; the distance grows past the border column
-    off_left = frac + np.maximum(c_left - (W - 1), 0) + FAR * (c_left < 0)
-    off_right = (step - frac) + np.maximum(-c_right, 0) + FAR * (c_right > W - 1)
-    h = np.minimum(b.dist_left[np.clip(c_left, 0, W - 1)] + off_left[:, None].astype(np.float32),
-                   b.dist_right[np.clip(c_right, 0, W - 1)] + off_right[:, None].astype(np.float32))
+    # past the box's right edge the nearest ink on the left is the edge's, farther by the excess;
+    # left of the box there is no ink on the left at all (and mirrored for the right side)
+    off_left = np.where(c_left < 0, np.inf, frac + np.maximum(c_left - last, 0))
+    off_right = np.where(c_right > last, np.inf, (step - frac) + np.maximum(-c_right, 0))
+    h = np.minimum(b.dist_left[np.clip(c_left, 0, last)] + off_left[:, None].astype(np.float32),
+                   b.dist_right[np.clip(c_right, 0, last)] + off_right[:, None].astype(np.float32))
     np.square(h, out=h)
     # every ink pixel of a: min over b's rows of vertical^2 + horizontal^2 (the minimum is taken
     # over the leading axis of the transposed (rows, P) array: elementwise, so vectorised over P)
