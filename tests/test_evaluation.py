@@ -122,6 +122,17 @@ def test_vectorised_scores_equal_brute_force(splits):
             assert mhd[t, j].item() == pytest.approx(-_mhd_reference(q, s), abs=MHD_TOL)
 
 
+def test_shared_cache_gives_the_same_scores(splits):
+    # one embedding of the whole split, shared by task lists, scores exactly as per-list ones
+    ds = splits["validation"]
+    for sc in (NearestNeighbourScorer(), ModifiedHausdorffScorer()):
+        cache = sc.embed(ds.images)
+        for ways, mode in ((3, "within-alphabet"), (7, "unstructured")):
+            tl = sample_tasks(ds, ways, 20, mode, seed=ways)
+            per_list = score_tasks(sc, ds.images, tl).scores
+            assert torch.equal(score_tasks(sc, ds.images, tl, cache).scores, per_list)
+
+
 def test_modified_hausdorff_reproduces_lake(lake_runs):
     r = lake_benchmark(ModifiedHausdorffScorer(), lake_runs)
     assert abs((100 - r.accuracy.value) - 38.8) <= 0.1, r.to_dict()
