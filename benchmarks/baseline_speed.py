@@ -136,7 +136,10 @@ def profile_evaluate(args) -> None:
                 tl = sample_tasks(ds, ways, args.tasks, mode, seed=ways)  # runner: seed + N
                 for sc in scorers:
                     t = time.process_time()
-                    evaluate_tasks(sc, ds.images, tl, caches.get(sc.name))
+                    if caches:
+                        evaluate_tasks(sc, ds.images, tl, caches[sc.name])
+                    else:  # as runner.evaluate does today (runs against older revisions)
+                        evaluate_tasks(sc, ds.images, tl)
                     dt = time.process_time() - t
                     col = f"{split} {mode}"
                     cpu[sc.name, col] = cpu.get((sc.name, col), 0.0) + dt
