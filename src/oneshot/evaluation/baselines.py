@@ -23,24 +23,25 @@ class NearestNeighbourScorer:
 
     The cache keeps the pixels in their own dtype (uint8 Omniglot images stay 1 byte a pixel);
     pairs are scored in chunks of ``PAIR_CHUNK``, so the temporaries stay small whatever the
-    number of pairs.
+    number of pairs. numpy, single-threaded: no thread pool spinning on a busy machine.
     """
 
     name = "nearest-neighbour"
 
-    def embed(self, images: np.ndarray) -> torch.Tensor:
+    def embed(self, images: np.ndarray) -> np.ndarray:
         x = np.ascontiguousarray(images)
         if x.dtype != np.uint8:
             x = x.astype(np.float32, copy=False)
-        return torch.from_numpy(x).flatten(1)
+        return x.reshape(len(x), -1)
 
-    def score(self, cache: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        out = torch.empty(len(a), dtype=torch.float32)
+    def score(self, cache: np.ndarray, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        a, b = np.asarray(a), np.asarray(b)
+        out = np.empty(len(a), dtype=np.float32)
         for i in range(0, len(a), PAIR_CHUNK):
-            d = cache[a[i: i + PAIR_CHUNK]].float()
-            d.sub_(cache[b[i: i + PAIR_CHUNK]].float())
-            out[i: i + len(d)] = -torch.linalg.vector_norm(d, dim=1)
-        return out
+            d = cache[a[i: i + PAIR_CHUNK]].astype(np.float32)
+            d -= cache[b[i: i + PAIR_CHUNK]]
+            out[i: i + len(d)] = np.sqrt(np.einsum("ij,ij->i", d, d))
+        return torch.from_numpy(-out)
 
 
 def ink_points(images: np.ndarray) -> list[torch.Tensor]:
