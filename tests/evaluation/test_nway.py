@@ -83,12 +83,30 @@ def test_task_list_round_trip(splits, tmp_path):
 
 
 def _mhd_reference(a, b):
+    """Brute force, float64: every point pair of the two centred ink sets (Lake's definition)."""
     pa = np.argwhere(a > 0.5).astype(float)
     pb = np.argwhere(b > 0.5).astype(float)
     pa -= pa.mean(0)
     pb -= pb.mean(0)
     d = np.sqrt(((pa[:, None, :] - pb[None, :, :]) ** 2).sum(-1))
     return max(d.min(1).mean(), d.min(0).mean())
+
+
+MHD_TOL = 1e-4  # pixels; the separable transform is exact, float32 sums agree to ~2e-6
+
+
+def _mhd_pairs(images, pairs):
+    sc = ModifiedHausdorffScorer()
+    cache = sc.embed(images)
+    a, b = torch.tensor([p[0] for p in pairs]), torch.tensor([p[1] for p in pairs])
+    return -sc.score(cache, a, b).double().numpy()
+
+
+def _assert_mhd_matches_brute_force(images, pairs):
+    got = _mhd_pairs(images, pairs)
+    want = np.array([_mhd_reference(images[i], images[j]) for i, j in pairs])
+    err = np.abs(got - want)
+    assert err.max() <= MHD_TOL, (err.max(), pairs[int(err.argmax())])
 
 
 def test_vectorised_scores_equal_brute_force(splits):
@@ -101,13 +119,94 @@ def test_vectorised_scores_equal_brute_force(splits):
         for j, c in enumerate(tl.support[t]):
             s = ds.images[c].astype(float)
             assert nn[t, j].item() == pytest.approx(-np.sqrt(((q - s) ** 2).sum()), rel=1e-5)
-            assert mhd[t, j].item() == pytest.approx(-_mhd_reference(q, s), abs=1e-3)
+            assert mhd[t, j].item() == pytest.approx(-_mhd_reference(q, s), abs=MHD_TOL)
+
+
+def test_shared_cache_gives_the_same_scores(splits):
+    # one embedding of the whole split, shared by task lists, scores exactly as per-list ones
+    ds = splits["validation"]
+    for sc in (NearestNeighbourScorer(), ModifiedHausdorffScorer()):
+        cache = sc.embed(ds.images)
+        for ways, mode in ((3, "within-alphabet"), (7, "unstructured")):
+            tl = sample_tasks(ds, ways, 20, mode, seed=ways)
+            per_list = score_tasks(sc, ds.images, tl).scores
+            assert torch.equal(score_tasks(sc, ds.images, tl, cache).scores, per_list)
 
 
 def test_modified_hausdorff_reproduces_lake(lake_runs):
     r = lake_benchmark(ModifiedHausdorffScorer(), lake_runs)
     assert abs((100 - r.accuracy.value) - 38.8) <= 0.1, r.to_dict()
     assert r.accuracy.total == 400
+    assert r.accuracy.correct == 245  # 61.25 %, as the brute force gets (Lake: 38.8 % error)
+
+
+def test_modified_hausdorff_matches_brute_force_on_real_images(lake_runs, splits):
+    # Lake's trials (small centroid offsets) and cross-alphabet pairs (large ones, points
+    # shifted beyond the other image's border), every pair against the float64 brute force
+    rng = np.random.default_rng(0)
+    lake = np.concatenate([np.concatenate([r.test_images, r.train_images]) for r in lake_runs[:3]])
+    pairs = [(40 * k + i, 40 * k + 20 + j) for k in range(3)
+             for i, j in rng.integers(0, 20, size=(15, 2))]
+    _assert_mhd_matches_brute_force(lake, pairs)
+    bg = splits["background"].images
+    idx = rng.choice(len(bg), size=60, replace=False)
+    _assert_mhd_matches_brute_force(bg[idx], [(2 * k, 2 * k + 1) for k in range(30)])
+
+
+def _image(size, pixels):
+    img = np.zeros(size, np.uint8)
+    for r, c in pixels:
+        img[r, c] = 1
+    return img
+
+
+def test_modified_hausdorff_edge_cases_match_brute_force():
+    n = 105
+    line = [(50, c) for c in range(10, 95)]
+    frame = ([(0, c) for c in range(n)] + [(n - 1, c) for c in range(n)]
+             + [(r, 0) for r in range(n)] + [(r, n - 1) for r in range(n)])
+    images = np.stack([
+        _image((n, n), [(52, 52)]),                        # 0: a single ink pixel
+        _image((n, n), [(0, 0)]),                          # 1: single pixel in a corner
+        _image((n, n), frame),                             # 2: ink touching all four borders
+        _image((n, n), line),                              # 3: one long horizontal stroke
+        _image((n, n), [(r, 3) for r in range(n)]),        # 4: a vertical stroke at the left
+        _image((n, n), [(0, 0), (n - 1, n - 1)]),          # 5: two far corners (empty rows)
+        _image((n, n), [(0, n - 1), (1, n - 2), (n - 1, 0)]),  # 6: corners, sub-pixel centroid
+        _image((n, n), [(r, c) for r in range(40, 60) for c in range(30, 33)]
+               + [(10, 90), (95, 12)]),                    # 7: a bar and two outliers
+    ])
+    pairs = [(i, j) for i in range(len(images)) for j in range(len(images))]
+    _assert_mhd_matches_brute_force(images, pairs)
+    assert _mhd_pairs(images, [(3, 3), (0, 1)]) == pytest.approx([0.0, 0.0], abs=1e-6)
+
+
+@pytest.mark.parametrize("size", [(9, 9), (20, 31), (31, 20), (12, 140)])  # 140: int16 tables
+def test_modified_hausdorff_random_images(size):
+    rng = np.random.default_rng(size[1])
+    images = np.stack([(rng.random(size) < p).astype(np.float32)
+                       for p in rng.uniform(0.01, 0.5, size=24)])
+    images[:, 0, 0] = 1  # no empty image
+    pairs = [tuple(p) for p in rng.integers(0, len(images), size=(60, 2))]
+    _assert_mhd_matches_brute_force(images, pairs)
+
+
+def test_modified_hausdorff_rejects_an_empty_image():
+    images = np.zeros((3, 10, 10), np.uint8)
+    images[0, 4, 4] = images[2, 1, 1] = 1
+    with pytest.raises(ValueError, match="image 1 has no ink"):
+        ModifiedHausdorffScorer().embed(images)
+
+
+def test_nearest_neighbour_uint8_and_float_agree(splits):
+    ds = splits["test"]
+    sc = NearestNeighbourScorer()
+    a, b = torch.arange(0, 600), torch.arange(600, 1200)  # more pairs than one chunk
+    u = sc.score(sc.embed(ds.images[:1200]), a, b)
+    f = sc.score(sc.embed(ds.images[:1200].astype(np.float32)), a, b)
+    assert torch.equal(u, f)
+    want = -np.sqrt(((ds.images[:600].astype(float) - ds.images[600:1200]) ** 2).sum((1, 2)))
+    assert np.allclose(u.numpy(), want, rtol=1e-6)
 
 
 def test_random_and_constant_on_lake(lake_runs):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -41,21 +42,27 @@ def predict_positions(scores: torch.Tensor) -> np.ndarray:
     return (s == best).float().argmax(dim=1).numpy()
 
 
-def score_tasks(scorer: Scorer, images: np.ndarray, tasks: TaskList) -> TaskScores:
+def score_tasks(scorer: Scorer, images: np.ndarray, tasks: TaskList, cache: Any = None
+                ) -> TaskScores:
     """Embed each distinct image of ``tasks`` once, then score every (query, candidate) pair.
 
     images: (M, H, W) of the dataset the tasks index into, ink = 1.
+    cache: optionally ``scorer.embed(images)`` for all of ``images``, made once and shared by
+    several task lists (every N and mode of a split): nothing is embedded here then.
     """
     T, N = tasks.support.shape
-    used, inverse = np.unique(np.concatenate([tasks.query, tasks.support.ravel()]),
-                              return_inverse=True)
-    cache = scorer.embed(images[used])
-    q = np.repeat(inverse[:T], N)
-    c = inverse[T:]
+    if cache is None:
+        used, inverse = np.unique(np.concatenate([tasks.query, tasks.support.ravel()]),
+                                  return_inverse=True)
+        cache = scorer.embed(images[used])
+        q, c = np.repeat(inverse[:T], N), inverse[T:]
+    else:
+        q, c = np.repeat(tasks.query, N), tasks.support.ravel()
     scores = score_pairs(scorer, cache, q, c).reshape(T, N)
     return TaskScores(scores, tasks.answer)
 
 
-def evaluate_tasks(scorer: Scorer, images: np.ndarray, tasks: TaskList) -> Accuracy:
+def evaluate_tasks(scorer: Scorer, images: np.ndarray, tasks: TaskList,
+                   cache: Any = None) -> Accuracy:
     """Accuracy of ``scorer`` on ``tasks`` (see :func:`score_tasks`)."""
-    return score_tasks(scorer, images, tasks).accuracy
+    return score_tasks(scorer, images, tasks, cache).accuracy
