@@ -16,7 +16,7 @@ from .preprocess import images_to_tensor
 
 __all__ = ["Embedder", "resolve_device", "DEFAULT_BATCH"]
 
-DEFAULT_BATCH = 256
+DEFAULT_BATCH = 64  # images per forward pass; 64 ran 1.3-1.6x faster than 256 on the 2-core CPU
 DEVICES = ("auto", "cpu", "cuda")
 
 

@@ -122,7 +122,7 @@ def evaluate_and_report(out: str | os.PathLike, settings: EvalSettings, model=No
     parts += [("curve", split, mode) for split in settings.splits for mode in settings.modes]
     rows: list[dict] = []
     lake: list[LakeResult] = []
-    t0, md, figures = time.perf_counter(), Path(out) / "results.md", []
+    t0, md, figures, caches = time.perf_counter(), Path(out) / "results.md", [], {}
     for k, part in enumerate(parts):
         t = time.perf_counter()
         if part[0] == "lake":
@@ -131,7 +131,7 @@ def evaluate_and_report(out: str | os.PathLike, settings: EvalSettings, model=No
         else:
             ds = load_split(part[1], data_dir, cache)
             rows += evaluate_curve(nway_scorers(scorers, settings), ds, part[2], settings,
-                                   Path(out) / "tasks")
+                                   Path(out) / "tasks", caches)
         md = write_report(out, rows, lake, "\n".join(header))
         figures = write_figures(out, rows) if rows else []
         progress_line(k + 1, len(parts), " ".join(part), time.perf_counter() - t,

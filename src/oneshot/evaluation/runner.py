@@ -69,14 +69,20 @@ def task_list_for(ds, ways: int, n_tasks: int, mode: str, seed: int,
 
 
 def evaluate_curve(scorers: list[Scorer], ds, mode: str, settings: EvalSettings,
-                   task_dir: str | os.PathLike) -> list[dict]:
+                   task_dir: str | os.PathLike, caches: dict | None = None) -> list[dict]:
     """Rows of one N-way curve (one split, one mode): every scorer on the same saved tasks,
-    a different seed per N so the points of a curve are independent samples."""
+    a different seed per N so the points of a curve are independent samples. Each scorer
+    embeds the split's images once (kept in ``caches``, by split and scorer, so the other mode
+    reuses them), not once per point."""
+    caches = {} if caches is None else caches
     rows = []
     for ways in settings.ways:
         tl, path = task_list_for(ds, ways, settings.tasks, mode, settings.seed + ways, task_dir)
         for sc in scorers:
-            acc = evaluate_tasks(sc, ds.images, tl)
+            key = (ds.name, ds.digest, id(sc))
+            if key not in caches:
+                caches[key] = sc.embed(ds.images)
+            acc = evaluate_tasks(sc, ds.images, tl, caches[key])
             rows.append({"split": ds.name, "mode": mode, "ways": ways, "scorer": sc.name,
                          **acc.to_dict(), "task_file": path.name, "task_sha256": tl.sha256})
             log.debug("%s %s %d-way %s: %s", ds.name, mode, ways, sc.name, acc)
@@ -90,10 +96,10 @@ def evaluate(scorers: list[Scorer], settings: EvalSettings, task_dir: str | os.P
     (modified Hausdorff on N-way points only with ``settings.mhd_nway``)."""
     rows: list[dict] = []
     for split in settings.splits:
-        ds = load_split(split, data_dir, cache)
+        ds, caches = load_split(split, data_dir, cache), {}
         for mode in settings.modes:
             rows += evaluate_curve(nway_scorers(scorers, settings), ds, mode, settings,
-                                   task_dir)
+                                   task_dir, caches)
     lake = []
     if settings.lake:
         runs = load_lake_runs(data_dir, cache)
