@@ -1,4 +1,8 @@
-"""The in-memory Omniglot-style dataset: images, character labels, alphabets and drawers."""
+"""The in-memory Omniglot-style dataset: images, character labels, alphabets and drawers.
+
+A folder of the user's classes (:mod:`.folder`) is a Dataset too: its groups are alphabets, its
+classes characters, and an image's position in its class (1, 2, ...) its drawer.
+"""
 
 from __future__ import annotations
 
@@ -59,11 +63,13 @@ class Dataset:
         alphabets: Iterable[str] | None = None,
         drawers: Iterable[int] | None = None,
         name: str | None = None,
+        characters: Iterable[str] | None = None,
     ) -> "Dataset":
-        """A new Dataset keeping only the given alphabets and/or drawers.
+        """A new Dataset keeping only the given alphabets, drawers and/or characters.
 
-        Characters and alphabets are renumbered compactly in their original (sorted) order.
-        Raises ValueError for an alphabet or drawer that the dataset does not have.
+        Characters and alphabets are renumbered compactly in their original (sorted) order;
+        an alphabet left with no character is dropped. Raises ValueError for an alphabet,
+        drawer or character that the dataset does not have.
         """
         keep_alpha = np.ones(len(self.alphabets), dtype=bool)
         if alphabets is not None:
@@ -73,6 +79,15 @@ class Dataset:
                 raise ValueError(f"dataset {self.name!r} has no alphabet(s) {missing}")
             keep_alpha = np.isin(np.array(self.alphabets, dtype=object), wanted)
         mask = keep_alpha[self.image_alphabet]
+        if characters is not None:
+            wanted = list(characters)
+            missing = sorted(set(wanted) - set(self.characters))
+            if missing:
+                raise ValueError(f"dataset {self.name!r} has no character(s) {missing[:5]}")
+            keep = np.isin(np.array(self.characters, dtype=object), wanted)
+            mask &= keep[self.labels]
+            keep_alpha &= np.bincount(self.char_alphabet[keep],
+                                      minlength=len(self.alphabets)) > 0
         if drawers is not None:
             dr = np.asarray(list(drawers), dtype=np.int64)
             missing = sorted(set(dr.tolist()) - set(np.unique(self.drawers).tolist()))
