@@ -13,6 +13,11 @@ Steps, for a file, a PIL image or an array:
 
 Omniglot images (105x105, binary, black on white) come out exactly as the evaluation harness's
 ``images_to_tensor`` makes them from the decoded dataset, so a model sees the same input either way.
+
+A folder of the user's images becomes a Dataset through the same steps (:func:`stored_image`):
+steps 1-4, resized to the stored size (105, Omniglot's), then binarised at 0.5 (ink = 1), the
+convention of every Dataset (uint8, ink 1, background 0). Drawn or printed symbols keep their
+shape; a photo keeps only its silhouette at that threshold.
 """
 
 from __future__ import annotations
@@ -38,12 +43,18 @@ __all__ = [
     "squares_to_tensor",
     "ink_squares",
     "preprocess",
+    "stored_image",
+    "STORED_SIZE",
+    "STORED_PREPARE_ID",
 ]
 
 ImageLike = Any  # str | os.PathLike | PIL.Image.Image | np.ndarray
 CROP_MARGIN = 0.15  # share of the side added around the ink's bounding box with crop=True
 _MIN_CONTRAST = 1e-3
 _CHUNK = 2048
+STORED_SIZE = 105  # side of a Dataset's images: Omniglot's, and the Koch encoder's input
+STORED_THRESHOLD = 0.5
+STORED_PREPARE_ID = f"oneshot.preprocess.stored_image/1 size={STORED_SIZE} threshold=0.5"
 
 
 def _as_grey(img: ImageLike, name: str) -> np.ndarray:
@@ -141,3 +152,12 @@ def ink_squares(images: ImageLike | list, crop: bool = False,
 def preprocess(images: ImageLike | list, size: int, crop: bool = False) -> torch.Tensor:
     """Any image(s) -> float32 (B, 1, size, size), ink = 1 (the steps in the module docstring)."""
     return squares_to_tensor(ink_squares(images, crop), size)
+
+
+def stored_image(grey: np.ndarray, name: str = "image") -> np.ndarray:
+    """A decoded image float (H, W) in [0, 1] -> the stored form of a Dataset image: uint8
+    (105, 105), ink = 1 (steps 1-5, then binarised at 0.5). ``STORED_PREPARE_ID`` names this
+    rule in cache keys: change it when the rule changes."""
+    sq = fit_square(to_ink(grey, name))
+    x = resize_batch(torch.from_numpy(np.ascontiguousarray(sq))[None, None], STORED_SIZE)
+    return (x[0, 0].numpy() >= STORED_THRESHOLD).astype(np.uint8)
