@@ -52,18 +52,27 @@ def cmd_evaluate(args) -> int:
     from .evaluation.runner import EvalSettings
     from .report import evaluate_and_report
 
-    model = args.model
-    if model is None and not args.baselines_only and default_model_path() is not None:
-        model = "default"
+    models = args.model
+    if models is None and not args.baselines_only and default_model_path() is not None:
+        models = ["default"]
+    modes = args.mode or ["within-alphabet", "unstructured"]
+    splits, datasets = list(args.split), None
+    if args.data:  # a folder of classes (one part of its class split): no Lake benchmark
+        from .datasets import load_folder_part
+
+        ds = load_folder_part(args.data, args.part, args.data_split, args.split_seed,
+                              cache=args.cache, progress=_progress(args))
+        splits, datasets = [ds.name], {ds.name: ds}
+        if len(ds.alphabets) == 1 and not args.mode:
+            modes = ["unstructured"]  # one group: within-group tasks would be the same
     rep = evaluate_and_report(
-        args.out, EvalSettings(splits=tuple(args.split), modes=tuple(args.mode),
+        args.out, EvalSettings(splits=tuple(splits), modes=tuple(modes),
                                ways=tuple(args.ways), tasks=args.tasks, seed=args.seed,
-                               lake=not args.no_lake),
-        model=None if args.baselines_only else model,
-        model_label="the shipped model" if model == "default" else None,
+                               lake=not args.no_lake and not args.data),
+        model=None if args.baselines_only else models,
         baselines=not args.no_baselines, data_dir=args.data_dir, cache=args.cache,
         device=args.device, progress=_progress(args),
-        command="oneshot " + shlex.join(sys.argv[1:]))
+        command="oneshot " + shlex.join(sys.argv[1:]), datasets=datasets)
     print(rep.markdown.read_text())
     print("written: " + ", ".join(str(p) for p in rep.files))
     return 0
@@ -82,10 +91,12 @@ def cmd_show_task(args) -> int:
 
 def cmd_train(args) -> int:
     from .training import apply_overrides, check_config, preset, train
+    from .training.warmstart import resolve_init
 
-    typed = {k: getattr(args, k) for k in ("steps", "device", "seed")
-             if getattr(args, k) is not None}
+    typed = {k: getattr(args, k) for k in ("steps", "device", "seed", "data", "data_split",
+                                           "init") if getattr(args, k) is not None}
     cfg = apply_overrides(apply_overrides(preset(args.preset), args.set or []), typed)
+    cfg = resolve_init(cfg)
     check_config(cfg)
     if args.print_config:
         print(json.dumps(cfg.to_dict(), indent=2))

@@ -46,10 +46,23 @@ def _data_args(p: argparse.ArgumentParser) -> None:
 
 
 def _model_args(p: argparse.ArgumentParser, what: str = "model file, checkpoint or run "
-                "folder (default: the shipped model)") -> None:
-    p.add_argument("--model", help=what)
+                "folder (default: the shipped model)", many: bool = False) -> None:
+    p.add_argument("--model", help=what, **({"nargs": "+"} if many else {}))
     p.add_argument("--device", default="auto",
                    help="auto (cuda when available, else cpu), cpu, cuda or cuda:N")
+
+
+def _folder_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", metavar="DIR", help="your classes instead of Omniglot: "
+                   "DIR/<class>/<image> or DIR/<group>/<class>/<image> (--split and Lake's "
+                   "benchmark then do not apply)")
+    p.add_argument("--part", default="all", choices=["all", "train", "validation", "test"],
+                   help="with --data: which classes of its class split (the one 'oneshot train "
+                   "--data DIR' draws; test: the classes a model trained there never saw)")
+    p.add_argument("--data-split", metavar="FILE",
+                   help="with --data: a saved class split (a run's data_split.json)")
+    p.add_argument("--split-seed", type=int, default=0,
+                   help="with --data and no --data-split: the seed that draws the split")
 
 
 def _sub(sub, name: str, func: str, help: str, **kw) -> argparse.ArgumentParser:
@@ -69,13 +82,17 @@ def _add_data_and_evaluation(sub) -> None:
 
     p = _sub(sub, "evaluate", "cmd_evaluate", "N-way one-shot figure and Lake's benchmark")
     _data_args(p)
-    _model_args(p)
+    _model_args(p, "model files, checkpoints or run folders, scored side by side ('default': "
+                "the shipped model) (default: the shipped model)", many=True)
+    _folder_args(p)
     p.add_argument("--baselines-only", action="store_true", help="ignore the shipped model")
     p.add_argument("--no-baselines", action="store_true", help="score only the model")
     p.add_argument("--split", nargs="+", default=["test", "background"], help="splits")
-    p.add_argument("--mode", nargs="+", default=["within-alphabet", "unstructured"],
-                   choices=["within-alphabet", "unstructured"], help="task modes")
-    p.add_argument("--ways", nargs="+", type=int, default=WAYS_DEFAULT, help="values of N")
+    p.add_argument("--mode", nargs="+", choices=["within-alphabet", "unstructured"],
+                   help="task modes (default: both; a folder without groups: unstructured)")
+    p.add_argument("--ways", nargs="+", type=int, default=WAYS_DEFAULT,
+                   help="values of N (on a folder, those larger than its classes allow are "
+                   "left out)")
     p.add_argument("--tasks", type=int, default=400, help="tasks per point")
     p.add_argument("--seed", type=int, default=0, help="task seed (N is added per point)")
     p.add_argument("--no-lake", action="store_true", help="skip Lake's benchmark")
@@ -98,7 +115,16 @@ def _add_data_and_evaluation(sub) -> None:
 def _add_training(sub) -> None:
     p = _sub(sub, "train", "cmd_train", "train a Siamese network from a preset")
     _data_args(p)
-    p.add_argument("--preset", default="fast", help="tutorial, koch or fast")
+    p.add_argument("--preset", default="fast",
+                   help="tutorial, koch, fast; for your own folder: finetune or small")
+    p.add_argument("--data", metavar="DIR", help="train on your classes: DIR/<class>/<image> "
+                   "or DIR/<group>/<class>/<image>, split into train, validation and test "
+                   "(saved as OUT/data_split.json) (default: the preset's, Omniglot)")
+    p.add_argument("--data-split", metavar="FILE", help="with --data: use this class split "
+                   "(e.g. another run's data_split.json) instead of drawing one")
+    p.add_argument("--init", metavar="MODEL", help="start from these weights: 'default' (the "
+                   "shipped model), a model file or a run folder; the network is that model's "
+                   "(default: the preset's)")
     p.add_argument("--out", required=True, help="run folder")
     p.add_argument("--set", nargs="*", metavar="FIELD=VALUE",
                    help="override config fields, e.g. --set lr=3e-4 amp=false")

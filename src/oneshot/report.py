@@ -21,6 +21,13 @@ def _cell(r: dict) -> str:
     return f"{r['accuracy']:.1f} [{r['ci95_low']:.1f}, {r['ci95_high']:.1f}]"
 
 
+def _what(split: str) -> str:
+    """How a table names its data: Omniglot's splits are alphabets, anything else classes."""
+    from .datasets import is_split_name
+
+    return f"{split} alphabets" if is_split_name(split) else f"{split} (your classes)"
+
+
 def nway_markdown(rows: list[dict]) -> str:
     """One table per (split, mode): N down, scorers across, accuracy % [95 % CI]."""
     out = []
@@ -30,7 +37,7 @@ def nway_markdown(rows: list[dict]) -> str:
         ways = sorted({r["ways"] for r in rs})
         cell = {(r["scorer"], r["ways"]): r for r in rs}
         n = rs[0]["tasks"]
-        out.append(f"### {split} alphabets, {mode} ({n} tasks per point, accuracy % [95 % CI])\n")
+        out.append(f"### {_what(split)}, {mode} ({n} tasks per point, accuracy % [95 % CI])\n")
         out.append("| N | " + " | ".join(scorers) + " |")
         out.append("| ---: | " + " | ".join("---:" for _ in scorers) + " |")
         for w in ways:
@@ -83,7 +90,7 @@ def write_figures(out: str | os.PathLike, rows: list[dict]) -> list[Path]:
     for split, mode in dict.fromkeys((r["split"], r["mode"]) for r in rows):
         sel = [r for r in rows if r["split"] == split and r["mode"] == mode]
         path = Path(out) / f"nway-{split}-{mode}.png"
-        plot_nway(sel, path, f"{split} alphabets, {mode}, {sel[0]['tasks']} tasks per point")
+        plot_nway(sel, path, f"{_what(split)}, {mode}, {sel[0]['tasks']} tasks per point")
         paths.append(path)
     return paths
 
@@ -98,31 +105,50 @@ class EvaluationReport:
     files: list[Path]
 
 
-def evaluate_and_report(out: str | os.PathLike, settings: EvalSettings, model=None,
-                        model_label: str | None = None, baselines: bool = True,
-                        data_dir=None, cache=None, device: str = "cpu", progress: bool = False,
-                        command: str | None = None) -> EvaluationReport:
-    """Score the baselines (``baselines``) and ``model`` (a path, run folder, "default" or
-    None for none) on the saved tasks under ``out/tasks`` and Lake's runs; write results.md,
-    .csv, .json and the figures into ``out``."""
+def _model_scorers(models: list, label: str | None, device: str) -> tuple[list, list[str]]:
+    """An EncoderScorer per model (a path, run folder or "default"), with distinct names, and
+    the report's header lines naming them."""
     from .checkpoint import load_model, resolve_model_path
     from .evaluation.scorers import EncoderScorer
 
+    scorers, header = [], []
+    for m in models:
+        path = resolve_model_path(m)
+        net, _ = load_model(path)
+        short = path.name if path.parent.name in ("", ".") else f"{path.parent.name}/{path.name}"
+        name = (label if label and len(models) == 1
+                else "the shipped model" if str(m) == "default" else f"siamese ({short})")
+        while name in {s.name for s in scorers}:
+            name += "'"
+        scorers.append(EncoderScorer(net, name=name, device=device))
+        header.append(f"Model: `{path.name}` ({name})\n" if name != f"siamese ({short})"
+                      else f"Model: `{path}`\n")
+    return scorers, header
+
+
+def evaluate_and_report(out: str | os.PathLike, settings: EvalSettings, model=None,
+                        model_label: str | None = None, baselines: bool = True,
+                        data_dir=None, cache=None, device: str = "cpu", progress: bool = False,
+                        command: str | None = None, datasets: dict | None = None
+                        ) -> EvaluationReport:
+    """Score the baselines (``baselines``) and ``model`` (a path, run folder, "default", a list
+    of these, or None for none) on the saved tasks under ``out/tasks`` and, if
+    ``settings.lake``, Lake's runs; write results.md, .csv, .json and the figures into ``out``.
+    ``datasets``: {split: Dataset} for splits that are not loaded by name (a folder's part)."""
+    models = [] if model is None else list(model) if isinstance(model, (list, tuple)) else [model]
     scorers = default_scorers(settings.seed) if baselines else []
     header = ["# oneshot evaluate\n"]
     if command:
         header.append(f"Command: `{command}`\n")
-    if model is not None:
-        path = resolve_model_path(model)
-        net, _ = load_model(path)
-        scorers.append(EncoderScorer(net, name=model_label or f"siamese ({path.name})",
-                                     device=device))
-        header.append(f"Model: `{path.name}`" + (f" ({model_label})\n" if model_label else "\n"))
+    mine, lines = _model_scorers(models, model_label, device)
+    scorers += mine
+    header += lines
     if not scorers:
         from .errors import UsageError
 
         raise UsageError("nothing to evaluate: no model and no baselines")
-    rows, lake = evaluate(scorers, settings, Path(out) / "tasks", data_dir, cache, progress)
+    rows, lake = evaluate(scorers, settings, Path(out) / "tasks", data_dir, cache, progress,
+                          datasets)
     md = write_report(out, rows, lake, "\n".join(header))
     figures = write_figures(out, rows) if rows else []
     return EvaluationReport(rows, lake, md, [md] + figures)
