@@ -165,28 +165,53 @@ def cmd_enrol(args) -> int:
 
     clf = _classifier(args)
     gallery = Path(args.gallery)
-    enrol_into_gallery(clf, gallery, args.folder, replace=args.replace)
-    msg = {"gallery": str(gallery), "classes": len(clf.classes), "images": len(clf)}
+    done = enrol_into_gallery(clf, gallery, args.folder, replace=args.replace,
+                              existing=args.existing, per_class=args.per_class,
+                              pick=args.pick, seed=args.seed)
+    msg = {"gallery": str(gallery), "classes": len(clf.classes), "images": len(clf),
+           "enrolled": done}
+    what = "; ".join(f"{k} {len(v)} class{'es' if len(v) != 1 else ''}"
+                     for k, v in done.items() if v)
     print(json.dumps(msg) if args.json else
-          f"gallery {gallery}: {msg['classes']} classes, {msg['images']} images")
+          f"gallery {gallery}: {msg['classes']} classes, {msg['images']} images ({what})")
     return 0
 
 
 def cmd_classify(args) -> int:
+    from .batch import accuracy_by_class, classify_paths
+
     clf = _classifier(args)
     if args.gallery:
         clf.load_gallery(args.gallery)
     else:
         clf.enrol_folder(args.support)
-    preds = clf.predict(args.images, top_k=args.top_k, threshold=args.threshold)
-    for img, p in zip(args.images, preds):
+    outcomes = []
+    for o in classify_paths(clf, args.images, args.top_k, args.threshold):
+        outcomes.append(o)
         if args.json:
-            print(json.dumps({"image": img, "label": p.label, "probability": p.probability,
-                              "top": [{"label": lab, "probability": s} for lab, s in p.top]}))
+            print(json.dumps(o.to_json()), flush=True)
+        elif o.error is not None:
+            print(f"{o.path}: error: {o.error}", flush=True)
         else:
-            alts = ", ".join(f"{lab} {s:.3f}" for lab, s in p.top)
-            print(f"{img}: {p.label}  ({alts})")
-    return 0
+            alts = ", ".join(f"{lab} {s:.3f}" for lab, s in o.prediction.top)
+            print(f"{o.path}: {o.prediction.label}  ({alts})", flush=True)
+    _print_accuracy(accuracy_by_class(outcomes), sys.stderr if args.json else sys.stdout)
+    failed = sum(o.error is not None for o in outcomes)
+    if failed:
+        print(f"error: {failed} of {len(outcomes)} images could not be classified",
+              file=sys.stderr)
+    return EXIT_USAGE if failed or not outcomes else 0
+
+
+def _print_accuracy(by_class: dict[str, tuple[int, int]], out) -> None:
+    """Per-class and overall accuracy of the images whose folder names their class."""
+    if not by_class:
+        return
+    right, total = (sum(v[i] for v in by_class.values()) for i in (0, 1))
+    print(f"accuracy (images in a folder named like their class): {100 * right / total:.1f} % "
+          f"({right} of {total})", file=out)
+    for c, (r, n) in by_class.items():
+        print(f"  {c}: {100 * r / n:.1f} % ({r} of {n})", file=out)
 
 
 def cmd_demo(args) -> int:

@@ -38,8 +38,8 @@ from .cache import (
 from .dataset import DataError, Dataset
 from .images import ImageError, read_grey
 
-__all__ = ["list_folder", "FolderIndex", "scan_folder", "load_folder", "MAX_FOLDER_IMAGES",
-           "FOLDER_FORMAT"]
+__all__ = ["list_folder", "choose_per_class", "FolderIndex", "scan_folder", "load_folder",
+           "MAX_FOLDER_IMAGES", "FOLDER_FORMAT"]
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +63,26 @@ def list_folder(root: str | os.PathLike) -> list[tuple[Path, str]]:
             raise ImageError(f"{c}: class {c.name!r} has no images")
         items += [(f, c.name) for f in files]
     return items
+
+
+def choose_per_class(items: list[tuple[Path, str]], k: int, pick: str = "first",
+                     seed: int = 0) -> list[tuple[Path, str]]:
+    """At most ``k`` of each class's items: the first by name (``pick="first"``) or a seeded
+    random choice (``"random"``), in sorted order."""
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise ImageError(f"images per class {k!r}; a whole number of at least 1 expected")
+    if pick not in ("first", "random"):
+        raise ImageError(f"pick {pick!r}; 'first' or 'random' expected")
+    rng = np.random.default_rng(seed)
+    by_class: dict[str, list[tuple[Path, str]]] = {}
+    for it in items:
+        by_class.setdefault(it[1], []).append(it)
+    out = []
+    for mine in by_class.values():
+        if pick == "random" and len(mine) > k:
+            mine = [mine[i] for i in sorted(rng.choice(len(mine), k, replace=False))]
+        out += mine[:k]
+    return out
 
 
 def _visible(folder: Path, dirs: bool) -> list[Path]:
