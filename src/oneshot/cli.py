@@ -221,7 +221,7 @@ def cmd_demo(args) -> int:
         from .demo import serve
     except ImportError as e:
         raise UsageError(f"the demo needs its extra: pip install 'oneshot[demo]' ({e})") from e
-    serve(args.host, args.port, args.model, args.data_dir, args.cache)
+    serve(args.host, args.port, args.model, args.data_dir, args.cache, data=args.data)
     return 0
 
 

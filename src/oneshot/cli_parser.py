@@ -205,8 +205,12 @@ def _add_recognition(sub) -> None:
 
     p = _sub(sub, "demo", "cmd_demo", "browser demo: draw a character, see its one-shot matches",
              description="Serve the browser demo (docs/demo.md). It uses the test alphabets "
-             "and never downloads them: run 'oneshot data' once first.")
+             "and never downloads them: run 'oneshot data' once first; or, with --data, "
+             "your own classes.")
     _data_args(p)
+    p.add_argument("--data", metavar="DIR", help="show your classes instead of the test "
+                   "alphabets: DIR/<class>/<image> or DIR/<group>/<class>/<image> (groups are "
+                   "the alphabets; each class's first image by name is its support image)")
     p.add_argument("--model", help="model file, checkpoint, or run folder "
                    "(default: the shipped model)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (this machine "

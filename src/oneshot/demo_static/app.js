@@ -197,7 +197,8 @@
       const info = await api("/api/info");
       const m = info.model;
       $("model").textContent = `model: ${m.encoder} encoder, ${m.head} head, input ` +
-        `${info.input_size}×${info.input_size} px · Omniglot ${info.split} alphabets`;
+        `${info.input_size}×${info.input_size} px · ` +
+        (info.data === "folder" ? `${info.split}: your classes` : `Omniglot ${info.split} alphabets`);
     } catch (err) { /* the footer stays empty */ }
     try {
       const data = await api("/api/alphabets");
