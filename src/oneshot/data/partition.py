@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
 from ..io import atomic_write_json
+from .cache import content_digest
 from .dataset import DataError, Dataset
 
 __all__ = ["PARTS", "SHARES", "MIN_CLASSES", "MIN_GROUPS", "ClassSplit", "split_classes",
@@ -52,8 +53,10 @@ class ClassSplit:
         return [c for c in ds.characters if c.split("/")[0] in names]
 
     def select(self, ds: Dataset, part: str) -> Dataset:
-        """The Dataset of ``part``'s classes, named "<name>-<part>"."""
-        return ds.select(characters=self.characters(ds, part), name=f"{ds.name}-{part}")
+        """The Dataset of ``part``'s classes, named "<name>-<part>", with its own content
+        digest (so task files and checkpoints of a part outlive changes to the others)."""
+        sub = ds.select(characters=self.characters(ds, part), name=f"{ds.name}-{part}")
+        return replace(sub, digest=content_digest(sub))
 
     def counts(self, ds: Dataset) -> dict[str, dict[str, int]]:
         return {p: self.select(ds, p).counts() for p in PARTS}
