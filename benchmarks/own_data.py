@@ -84,7 +84,7 @@ def main() -> None:
     test, rep = _report(data, out, runs, args.tasks, tuple(args.ways))
     names = {"nearest-neighbour": "pixel nearest neighbour", "the shipped model": "shipped"}
     for n in runs:
-        names[f"siamese (runs/{n}/best.pt)"] = n
+        names[f"siamese ({n}/best.pt)"] = n
     print(f"\n### {test.name}: {test.counts()} (scripts {', '.join(test.alphabets)})\n")
     for mode in ("within-alphabet", "unstructured"):
         rows = [r for r in rep.rows if r["mode"] == mode and r["scorer"] in names]
