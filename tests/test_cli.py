@@ -195,7 +195,10 @@ def test_your_own_classes_workflow(env, tmp_path, capsys):
                  "2", "--mode", "unstructured", "--out", str(out)]) == 0
     md = capsys.readouterr().out
     assert "| nearest-neighbour | modified-hausdorff | the shipped model | siamese (ft/best.pt)" \
-        in md
+        in md and "Warning" not in md
+    assert main(["evaluate", "--data", str(data), "--model", str(run), "--no-baselines",
+                 "--tasks", "5", "--ways", "2", "--out", str(tmp_path / "all")]) == 0
+    assert "was trained or selected on 16 of the 20 classes" in capsys.readouterr().out
     # classify a folder with the fine-tuned model: accuracy per class; a bad file: exit 2
     (tmp_path / "broken.png").write_bytes(b"no image")
     assert main(["classify", "--model", str(run), "--support", str(data / "g1"),

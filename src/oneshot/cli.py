@@ -28,12 +28,12 @@ def _progress(args) -> bool:
 
 def cmd_data(args) -> int:
     from .data.omniglot import cache_dir
-    from .data.splits import load_split
+    from .datasets import load_data
 
     print(f"cache: {cache_dir(args.cache)}")
     for name in args.split:
         t0 = time.perf_counter()
-        ds = load_split(name, args.data_dir, args.cache, progress=_progress(args))
+        ds = load_data(name, args.data_dir, args.cache, progress=_progress(args))
         c = ds.counts()
         print(f"{name:11s} {c['alphabets']:3d} alphabets {c['characters']:5d} characters "
               f"{c['images']:6d} images  digest {ds.digest[:16]} "

@@ -126,6 +126,40 @@ def _model_scorers(models: list, label: str | None, device: str) -> tuple[list, 
     return scorers, header
 
 
+def seen_classes(model_path: Path, ds) -> list[str]:
+    """Classes of ``ds`` that the run of ``model_path`` trained or selected on, going by the
+    run folder's ``data_split.json`` (by name; none when the model has no such file)."""
+    from .data.dataset import DataError
+    from .data.partition import ClassSplit
+
+    split_file = model_path.parent / "data_split.json"
+    if not split_file.is_file():
+        return []
+    try:
+        split = ClassSplit.load(split_file)
+    except DataError:
+        return []
+    seen = set(split.parts["train"]) | set(split.parts["validation"])
+    return [c for c in ds.characters
+            if (c.split("/")[0] if split.by == "groups" else c) in seen]
+
+
+def _warnings(models: list, datasets: dict | None) -> list[str]:
+    from .checkpoint import resolve_model_path
+
+    out = []
+    for m in models:
+        path = resolve_model_path(m)
+        for ds in (datasets or {}).values():
+            seen = seen_classes(path, ds)
+            if seen:
+                out.append(f"**Warning**: `{path}` was trained or selected on {len(seen)} of "
+                           f"the {len(ds.characters)} classes of {ds.name} (its run's "
+                           "data_split.json): its scores here are not one-shot on new "
+                           "classes; evaluate the test part (`--part test`).\n")
+    return out
+
+
 def evaluate_and_report(out: str | os.PathLike, settings: EvalSettings, model=None,
                         model_label: str | None = None, baselines: bool = True,
                         data_dir=None, cache=None, device: str = "cpu", progress: bool = False,
@@ -142,7 +176,7 @@ def evaluate_and_report(out: str | os.PathLike, settings: EvalSettings, model=No
         header.append(f"Command: `{command}`\n")
     mine, lines = _model_scorers(models, model_label, device)
     scorers += mine
-    header += lines
+    header += lines + _warnings(models, datasets)
     if not scorers:
         from .errors import UsageError
 
