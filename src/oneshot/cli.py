@@ -171,7 +171,7 @@ def cmd_enrol(args) -> int:
     msg = {"gallery": str(gallery), "classes": len(clf.classes), "images": len(clf),
            "enrolled": done}
     what = "; ".join(f"{k} {len(v)} class{'es' if len(v) != 1 else ''}"
-                     for k, v in done.items() if v)
+                     for k, v in done.items() if v) or "nothing new"
     print(json.dumps(msg) if args.json else
           f"gallery {gallery}: {msg['classes']} classes, {msg['images']} images ({what})")
     return 0
@@ -197,6 +197,8 @@ def cmd_classify(args) -> int:
             print(f"{o.path}: {o.prediction.label}  ({alts})", flush=True)
     _print_accuracy(accuracy_by_class(outcomes), sys.stderr if args.json else sys.stdout)
     failed = sum(o.error is not None for o in outcomes)
+    if not outcomes:
+        print(f"error: no images in {' '.join(args.images)}", file=sys.stderr)
     if failed:
         print(f"error: {failed} of {len(outcomes)} images could not be classified",
               file=sys.stderr)

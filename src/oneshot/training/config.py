@@ -83,6 +83,7 @@ class TrainConfig:
                                     # a model file / run folder; encoder and head follow it
     distort: bool = False           # Koch's affine distortions
     distort_p: float = 0.5
+    distort_thickness: float = 0.0  # share of images thickened or thinned by a pixel (augment)
     # optimisation
     optimizer: str = "adam"         # "adam" or "sgd" (momentum, ramped as in Koch et al.)
     lr: float = 1e-3
@@ -127,8 +128,8 @@ class TrainConfig:
                      "val_tasks", "val_ways", "epoch_steps", "log_every"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"config {name}={getattr(self, name)}; at least 1 expected")
-        for name in ("lr", "distort_p", "same_alphabet", "momentum", "momentum_start",
-                     "l2_conv", "l2_dense", "bce_weight", "time_limit_min"):
+        for name in ("lr", "distort_p", "distort_thickness", "same_alphabet", "momentum",
+                     "momentum_start", "l2_conv", "l2_dense", "bce_weight", "time_limit_min"):
             v = getattr(self, name)
             if not math.isfinite(v) or v < 0 or (name == "lr" and v == 0):
                 raise ConfigError(f"config {name}={v}; a finite number "

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from ..augment import Distortion, apply_affine, random_affine
+from ..augment import Distortion, apply_affine, apply_thickness, random_affine, random_thickness
 from ..data.dataset import Dataset
 from ..data.partition import ClassSplit
 from ..datasets import folder_split, load_data
@@ -49,6 +49,9 @@ class TrainingImages:
         if self.distortion is not None:
             params = random_affine(len(idx), self.distortion, self.generator)[0]
             x = apply_affine(x, params[mine])
+            if self.distortion.thickness:  # drawn only when asked: other streams unchanged
+                change = random_thickness(len(idx), self.distortion.thickness, self.generator)
+                x = apply_thickness(x, change[mine])
         x = x.to(self.device)
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
 

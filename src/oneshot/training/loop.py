@@ -74,7 +74,8 @@ class Trainer:
         self.gen = torch.Generator().manual_seed(cfg.seed + 1)
         self.data = TrainingImages(
             self.train_ds, self.model.encoder.input_size, self.device,
-            Distortion(p=cfg.distort_p) if cfg.distort else None, self.gen, cfg.channels_last)
+            Distortion(p=cfg.distort_p, thickness=cfg.distort_thickness) if cfg.distort else None,
+            self.gen, cfg.channels_last)
         self.opt = build_optimizer(self.model, cfg, self.device)
         self.sched = build_scheduler(self.opt, cfg)
         self.scorer = EncoderScorer(self.model, device=str(self.device), amp=cfg.amp)
