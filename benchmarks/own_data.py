@@ -9,8 +9,10 @@ on it (``--preset finetune``, i.e. ``--init default``).
 Each training is ``oneshot train --data DIR`` in its own process on ONE thread, stopped by its
 preset's time limit or ``--minutes``; both use the split that ``oneshot evaluate --data DIR
 --part test`` uses (seed 0, by script), so the test scripts are never trained or validated on.
-``--variant NAME:PRESET:FIELD=VALUE,...`` adds runs (how the presets were chosen). Training
-minutes are training steps only (validation excluded), measured on a shared 2-core machine.
+``--variant NAME:PRESET:FIELD=VALUE,...`` adds runs (how the presets were chosen: on the
+validation scripts, the best validation accuracy and its curve, never on the test scripts).
+Training minutes are training steps only (validation excluded), measured on a shared 2-core
+machine, so the steps done in the same minutes vary with the load.
 """
 
 from __future__ import annotations
@@ -88,12 +90,15 @@ def main() -> None:
     print(f"\n### {test.name}: {test.counts()} (scripts {', '.join(test.alphabets)})\n")
     for mode in ("within-alphabet", "unstructured"):
         rows = [r for r in rep.rows if r["mode"] == mode and r["scorer"] in names]
-        header = ["scorer", "train min"] + [f"{w}-way" for w in args.ways]
+        header = ["scorer", "train min (steps)", "validation %"] + [
+            f"{w}-way" for w in args.ways]
         table = []
         for scorer, label in names.items():
             cells = {r["ways"]: r for r in rows if r["scorer"] == scorer}
-            minutes = f"{runs[label]['train_minutes']:.1f}" if label in runs else "0"
-            table.append([label, minutes] + [
+            run = runs.get(label)
+            trained = [f"{run['train_minutes']:.1f} ({run['steps']})", f"{run['validation']:.1f}"
+                       ] if run else ["0", ""]
+            table.append([label, *trained] + [
                 f"{cells[w]['accuracy']:.1f} [{cells[w]['ci95_low']:.1f}, "
                 f"{cells[w]['ci95_high']:.1f}]" if w in cells else "" for w in args.ways])
         print(f"{mode}, {args.tasks} tasks per point, accuracy % [95 % CI]\n")
