@@ -73,18 +73,10 @@ class Dataset:
         """
         keep_alpha = np.ones(len(self.alphabets), dtype=bool)
         if alphabets is not None:
-            wanted = list(alphabets)
-            missing = sorted(set(wanted) - set(self.alphabets))
-            if missing:
-                raise ValueError(f"dataset {self.name!r} has no alphabet(s) {missing}")
-            keep_alpha = np.isin(np.array(self.alphabets, dtype=object), wanted)
+            keep_alpha = self._isin(alphabets, self.alphabets, "alphabet")
         mask = keep_alpha[self.image_alphabet]
         if characters is not None:
-            wanted = list(characters)
-            missing = sorted(set(wanted) - set(self.characters))
-            if missing:
-                raise ValueError(f"dataset {self.name!r} has no character(s) {missing[:5]}")
-            keep = np.isin(np.array(self.characters, dtype=object), wanted)
+            keep = self._isin(characters, self.characters, "character")
             mask &= keep[self.labels]
             keep_alpha &= np.bincount(self.char_alphabet[keep],
                                       minlength=len(self.alphabets)) > 0
@@ -114,6 +106,14 @@ class Dataset:
             digest=self.digest,
             digest_verified=self.digest_verified,
         )
+
+    def _isin(self, wanted: Iterable[str], have: tuple[str, ...], what: str) -> np.ndarray:
+        """bool (len(have),): which of ``have`` are ``wanted``; ValueError naming the others."""
+        wanted = list(wanted)
+        missing = sorted(set(wanted) - set(have))
+        if missing:
+            raise ValueError(f"dataset {self.name!r} has no {what}(s) {missing[:5]}")
+        return np.isin(np.array(have, dtype=object), wanted)
 
     def image_name(self, i: int) -> str:
         """'Alphabet/characterNN/ID_drawer.png' of image ``i``."""
