@@ -95,13 +95,17 @@ def drawer1(ds, alphabet: str) -> tuple[list[str], np.ndarray]:
     return [ds.characters[c].split("/")[-1] for c in chars], ds.images[rows]
 
 
-def class_folder(root: Path, classes: list[str], per_class: int = 1, seed: int = 0) -> Path:
-    """root/<class>/<k>.png: random-stroke glyphs, one look per class (for enrol/classify)."""
+def class_folder(root: Path, classes: list[str], per_class: int | list[int] = 1,
+                 seed: int = 0) -> Path:
+    """root/<class>/<k>.png: random-stroke glyphs, one look per class (for enrol/classify).
+    A class named "group/class" makes the grouped layout; ``per_class``: images of every class,
+    or of each class in turn."""
     rng = np.random.default_rng(seed)
-    for c in classes:
+    counts = [per_class] * len(classes) if isinstance(per_class, int) else list(per_class)
+    for c, count in zip(classes, counts):
         (root / c).mkdir(parents=True, exist_ok=True)
         base = (rng.random((28, 28)) < 0.15).astype(np.float32)
-        for k in range(per_class):
+        for k in range(count):
             img = np.clip(base + (rng.random((28, 28)) < 0.02), 0, 1)
             Image.fromarray(((1 - img) * 255).astype(np.uint8)).save(root / c / f"{k}.png")
     return root

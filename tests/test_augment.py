@@ -32,3 +32,19 @@ def test_distortion_identity_and_batch():
         Distortion(p=2.0)
 
 
+
+
+def test_thickness_jitter():
+    from oneshot.augment import apply_thickness, random_thickness
+
+    x = torch.zeros(3, 1, 9, 9)
+    x[:, :, 4, 2:7] = 1  # a one-pixel stroke
+    y = apply_thickness(x, torch.tensor([1, 0, -1]))
+    assert y[0].sum() > x[0].sum() and torch.equal(y[1], x[1])
+    assert 0 < y[2].sum() < x[2].sum()  # thinner, not wiped out
+    assert y.min() >= 0 and y.max() <= 1
+    change = random_thickness(4000, 0.3, torch.Generator().manual_seed(0))
+    assert abs((change != 0).float().mean() - 0.3) < 0.03
+    assert abs((change == 1).float().mean() - 0.15) < 0.03
+    with pytest.raises(ValueError, match="thickness=2"):
+        Distortion(thickness=2)

@@ -99,8 +99,9 @@ def test_enrol_and_classify_folder(env, splits, tmp_path, capsys):
     gallery = tmp_path / "g.npz"
     assert main(["enrol", "--model", str(model), "--gallery", str(gallery), str(support),
                  "--json"]) == 0
-    assert json.loads(capsys.readouterr().out) == {"gallery": str(gallery), "classes": 3,
-                                                   "images": 3}
+    assert json.loads(capsys.readouterr().out) == {
+        "gallery": str(gallery), "classes": 3, "images": 3,
+        "enrolled": {"added": sorted(p.name for p in support.iterdir())}}
     q = next(support.iterdir()) / "one.png"
     assert main(["classify", "--model", str(model), "--gallery", str(gallery), str(q),
                  "--top-k", "2", "--json"]) == 0
@@ -240,3 +241,48 @@ def test_enrol_replace_into_a_folder_is_refused(tiny_model_file, tmp_path, capsy
     assert main(["enrol", "--model", str(tiny_model_file), "--replace", "--gallery",
                  str(tmp_path), str(folder)]) == 2
     assert "is a folder" in capsys.readouterr().err
+
+
+def test_your_own_classes_workflow(env, tmp_path, capsys):
+    """folder -> evaluate -> fine-tune -> evaluate -> classify, on a tiny synthetic folder."""
+    from support import class_folder
+
+    names = [f"g{g}/c{c}" for g in range(5) for c in range(4)]
+    data = class_folder(tmp_path / "mine", names, per_class=[2 + i % 3 for i in range(20)])
+    out = tmp_path / "report"
+    assert main(["evaluate", "--data", str(data), "--part", "test", "--tasks", "20",
+                 "--ways", "2", "4", "20", "--no-baselines", "--out", str(out)]) == 0
+    md = capsys.readouterr().out
+    assert "mine-test (your classes), unstructured" in md and "the shipped model" in md
+    assert "within-alphabet" not in md  # one group in the test part: within it is the same
+    assert "Lake" not in md and "| 20 |" not in md  # 4 classes in a group: N = 20 left out
+    run = tmp_path / "ft"
+    assert main(["--quiet", "train", "--preset", "finetune", "--data", str(data), "--out",
+                 str(run), "--steps", "2", "--set", "val_every=2", "val_tasks=10",
+                 "amp=false", "threads=1"]) == 0
+    assert "trained 2 steps" in capsys.readouterr().out
+    assert main(["evaluate", "--data", str(data), "--data-split", str(run / "data_split.json"),
+                 "--part", "test", "--model", "default", str(run), "--tasks", "20", "--ways",
+                 "2", "--mode", "unstructured", "--out", str(out)]) == 0
+    md = capsys.readouterr().out
+    assert "| nearest-neighbour | modified-hausdorff | the shipped model | siamese (ft/best.pt)" \
+        in md and "Warning" not in md
+    assert main(["evaluate", "--data", str(data), "--model", str(run), "--no-baselines",
+                 "--tasks", "5", "--ways", "2", "--out", str(tmp_path / "all")]) == 0
+    assert "was trained or selected on 16 of the 20 classes" in capsys.readouterr().out
+    # classify a folder with the fine-tuned model: accuracy per class; a bad file: exit 2
+    (tmp_path / "broken.png").write_bytes(b"no image")
+    assert main(["classify", "--model", str(run), "--support", str(data / "g1"),
+                 str(data / "g1"), str(tmp_path / "broken.png")]) == 2
+    cap = capsys.readouterr()
+    assert "accuracy (images in a folder named like their class): 100.0 % (" in cap.out
+    assert "broken.png: error:" in cap.out and "1 of" in cap.err
+    assert main(["classify", "--model", str(run), "--support", str(data / "g1"), "--json",
+                 str(tmp_path / "broken.png")]) == 2
+    assert "error" in json.loads(capsys.readouterr().out)
+    gallery = tmp_path / "g.npz"
+    assert main(["enrol", "--model", str(run), "--gallery", str(gallery), "--per-class", "1",
+                 str(data / "g1")]) == 0
+    assert "4 classes, 4 images (added 4 classes)" in capsys.readouterr().out
+    assert main(["enrol", "--model", str(run), "--gallery", str(gallery), str(data / "g1")]) == 2
+    assert "--existing skip, replace or append" in capsys.readouterr().err

@@ -4,6 +4,11 @@ Each image gets its own random affine map; every component (rotation, shear, sca
 is applied with probability ``p`` (0.5 in the paper), otherwise left at identity. Ranges follow the
 paper: rotation [-10, 10] degrees, shear [-0.3, 0.3], scale [0.8, 1.2] per axis, translation
 [-2, 2] pixels of a 105-pixel frame (scaled with the image, so the same at any input size).
+
+``thickness`` (off by default, not in the paper): with that probability an image's ink is
+thickened or thinned (equally likely) by about half a pixel at the model's input size (the mean
+of the image and its 3 x 3 maximum or minimum filter): strokes drawn with another pen or typeset
+in another weight, or a silhouette's edge moved, without wiping out one-pixel strokes.
 """
 
 from __future__ import annotations
@@ -14,7 +19,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-__all__ = ["Distortion", "random_affine", "apply_affine", "distort"]
+__all__ = ["Distortion", "random_affine", "apply_affine", "distort", "random_thickness",
+           "apply_thickness"]
 
 KOCH_FRAME = 105.0
 
@@ -26,10 +32,13 @@ class Distortion:
     scale: tuple[float, float] = (0.8, 1.2)
     translate_px: float = 2.0
     p: float = 0.5
+    thickness: float = 0.0
 
     def __post_init__(self) -> None:
-        if not 0.0 <= self.p <= 1.0:
-            raise ValueError(f"distortion p={self.p}; a probability in [0, 1] expected")
+        for name in ("p", "thickness"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"distortion {name}={getattr(self, name)}; a probability in "
+                                 "[0, 1] expected")
         if not 0 < self.scale[0] <= self.scale[1]:
             raise ValueError(f"distortion scale={self.scale}; 0 < low <= high expected")
 
@@ -75,3 +84,21 @@ def apply_affine(x: torch.Tensor, mat: torch.Tensor) -> torch.Tensor:
 def distort(x: torch.Tensor, d: Distortion, generator: torch.Generator) -> torch.Tensor:
     """Distort a batch float (B, 1, S, S), ink = 1; background stays 0 (zero padding)."""
     return apply_affine(x, random_affine(len(x), d, generator)[0])
+
+
+def random_thickness(n: int, p: float, generator: torch.Generator) -> torch.Tensor:
+    """int64 (n,): +1 thicken, -1 thin (each with probability p / 2), 0 leave."""
+    on = torch.rand(n, generator=generator) < p
+    sign = torch.where(torch.rand(n, generator=generator) < 0.5, 1, -1)
+    return torch.where(on, sign, 0)
+
+
+def apply_thickness(x: torch.Tensor, change: torch.Tensor) -> torch.Tensor:
+    """Thicken (+1) or thin (-1) the ink of float (B, 1, S, S) by about half a pixel: the mean
+    of each image and its 3 x 3 maximum (minimum) filter."""
+    if not bool(change.any()):
+        return x
+    thick = 0.5 * (x + F.max_pool2d(x, 3, 1, 1))
+    thin = 0.5 * (x - F.max_pool2d(-x, 3, 1, 1))
+    c = change.to(x.device).view(-1, 1, 1, 1)
+    return torch.where(c > 0, thick, torch.where(c < 0, thin, x))

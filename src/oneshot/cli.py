@@ -1,9 +1,7 @@
 """``oneshot`` command line: each subcommand parses, calls one documented library function, and
-prints. Nothing heavy is imported until a command runs, so ``--help`` answers at once.
-
-Exit status: 0 success; 2 a user mistake (bad option, input file, config value: a one-line
-``error: ...``); 130 interrupted; 1 anything else (a bug: the traceback is shown).
-"""
+prints; nothing heavy is imported until a command runs, so ``--help`` answers at once. Exit
+status: 0 success; 2 a user mistake (bad option, input file, config value: a one-line
+``error: ...``); 130 interrupted; 1 anything else (a bug: the traceback is shown)."""
 
 from __future__ import annotations
 
@@ -28,14 +26,14 @@ def _progress(args) -> bool:
 
 def cmd_data(args) -> int:
     from .data.omniglot import cache_dir
-    from .data.splits import load_split
+    from .datasets import load_data
 
     out = {"cache": str(cache_dir(args.cache)), "splits": {}}
     if not args.json:
         print(f"cache: {out['cache']}")
     for name in args.split:
         t0 = time.perf_counter()
-        ds = load_split(name, args.data_dir, args.cache, progress=_progress(args))
+        ds = load_data(name, args.data_dir, args.cache, progress=_progress(args))
         c = ds.counts()
         out["splits"][name] = {**c, "digest": ds.digest, "digest_recomputed": ds.digest_verified,
                                "seconds": round(time.perf_counter() - t0, 3)}
@@ -63,20 +61,28 @@ def cmd_evaluate(args) -> int:
     from .evaluation.runner import FULL, EvalSettings
     from .report import evaluate_and_report
 
-    model = args.model
-    if model is None and not args.baselines_only and default_model_path() is not None:
-        model = "default"
+    models = args.model
+    if models is None and not args.baselines_only and default_model_path() is not None:
+        models = ["default"]
     base = FULL if args.full else EvalSettings()
-    settings = replace(base, splits=tuple(args.split or base.splits), modes=tuple(args.mode),
-                       ways=tuple(args.ways), tasks=args.tasks, seed=args.seed,
-                       lake=not args.no_lake)
+    modes = args.mode or list(base.modes)
+    splits, datasets = list(args.split or base.splits), None
+    if args.data:  # a folder of classes (one part of its class split): no Lake benchmark
+        from .datasets import load_folder_part
+
+        ds = load_folder_part(args.data, args.part, args.data_split, args.split_seed,
+                              cache=args.cache, progress=_progress(args))
+        splits, datasets = [ds.name], {ds.name: ds}
+        if len(ds.alphabets) == 1 and not args.mode:
+            modes = ["unstructured"]  # one group: within-group tasks would be the same
+    settings = replace(base, splits=tuple(splits), modes=tuple(modes), ways=tuple(args.ways),
+                       tasks=args.tasks, seed=args.seed,
+                       lake=not args.no_lake and not args.data)
     rep = evaluate_and_report(
-        args.out, settings,
-        model=None if args.baselines_only else model,
-        model_label="the shipped model" if model == "default" else None,
+        args.out, settings, model=None if args.baselines_only else models,
         baselines=not args.no_baselines, data_dir=args.data_dir, cache=args.cache,
         device=args.device, progress=_progress(args),
-        command="oneshot " + shlex.join(sys.argv[1:]))
+        command="oneshot " + shlex.join(sys.argv[1:]), datasets=datasets)
     print(rep.markdown.read_text())
     print("written: " + ", ".join(str(p) for p in rep.files))
     return 0
@@ -102,11 +108,12 @@ def cmd_train(args) -> int:
         preset,
         train,
     )
+    from .training.warmstart import resolve_init
 
-    typed = {k: getattr(args, k) for k in ("steps", "device", "seed")
-             if getattr(args, k) is not None}
+    typed = {k: getattr(args, k) for k in ("steps", "device", "seed", "data", "data_split",
+                                           "init") if getattr(args, k) is not None}
     base = TrainConfig.from_file(args.config) if args.config else preset(args.preset)
-    cfg = apply_overrides(apply_overrides(base, args.set or []), typed)
+    cfg = resolve_init(apply_overrides(apply_overrides(base, args.set or []), typed))
     check_config(cfg)
     if args.print_config:
         print(json.dumps(cfg.to_dict(), indent=2))
@@ -167,20 +174,6 @@ def _classifier(args):
     return OneShotClassifier.load(args.model, device=args.device, crop=args.crop or None)
 
 
-def _read_pairs(path: str) -> list[tuple[str, str]]:
-    from .errors import UsageError
-
-    text = sys.stdin.read() if path == "-" else Path(path).read_text()
-    pairs = []
-    for n, line in enumerate(text.splitlines(), 1):
-        if not line.strip() or line.lstrip().startswith("#"):
-            continue
-        parts = line.split("\t") if "\t" in line else line.split()
-        if len(parts) != 2:
-            raise UsageError(f"{path}:{n}: {len(parts)} fields; two image paths expected "
-                             "(separated by a tab, or by spaces when the paths have none)")
-        pairs.append((parts[0].strip(), parts[1].strip()))
-    return pairs
 
 
 def cmd_verify(args) -> int:
@@ -190,9 +183,11 @@ def cmd_verify(args) -> int:
         raise UsageError("give two images or --pairs FILE, not both")
     if not args.pairs and not (args.image_a and args.image_b):
         raise UsageError("give two images (or --pairs FILE)")
-    pairs = _read_pairs(args.pairs) if args.pairs else [(args.image_a, args.image_b)]
+    from .batch import read_pairs, verify_many
+
+    pairs = read_pairs(args.pairs) if args.pairs else [(args.image_a, args.image_b)]
     failed = 0
-    for (a, b), v in zip(pairs, _classifier(args).verify_many(pairs, args.threshold)):
+    for (a, b), v in zip(pairs, verify_many(_classifier(args), pairs, args.threshold)):
         if not hasattr(v, "probability"):
             failed += 1
             print(json.dumps({"a": a, "b": b, "error": str(v)}) if args.json else
@@ -212,44 +207,50 @@ def cmd_enrol(args) -> int:
 
     clf = _classifier(args)
     gallery = Path(args.gallery)
-    enrol_into_gallery(clf, gallery, args.folder, replace=args.replace)
-    msg = {"gallery": str(gallery), "classes": len(clf.classes), "images": len(clf)}
+    done = enrol_into_gallery(clf, gallery, args.folder, replace=args.replace,
+                              existing=args.existing, per_class=args.per_class,
+                              pick=args.pick, seed=args.seed)
+    msg = {"gallery": str(gallery), "classes": len(clf.classes), "images": len(clf),
+           "enrolled": done}
+    what = "; ".join(f"{k} {len(v)} class{'es' if len(v) != 1 else ''}"
+                     for k, v in done.items() if v) or "nothing new"
     print(json.dumps(msg) if args.json else
-          f"gallery {gallery}: {msg['classes']} classes, {msg['images']} images")
+          f"gallery {gallery}: {msg['classes']} classes, {msg['images']} images ({what})")
     return 0
 
 
 def cmd_classify(args) -> int:
+    from .batch import accuracy_by_class, classify_paths, print_accuracy, threshold_note
+
     clf = _classifier(args)
     if args.gallery:
         clf.load_gallery(args.gallery)
     else:
         clf.enrol_folder(args.support)
+    outcomes = []
     threshold = "calibrated" if args.threshold is None else args.threshold or None
-    preds = clf.predict(args.images, top_k=args.top_k, threshold=threshold)
     if not args.json:
-        print(_threshold_note(clf, preds[0].threshold if preds else None), file=sys.stderr)
-    for img, p in zip(args.images, preds):
+        used = clf.calibrated_threshold if threshold == "calibrated" else threshold
+        print(threshold_note(clf, used), file=sys.stderr)
+    for o in classify_paths(clf, args.images, args.top_k, threshold):
+        outcomes.append(o)
         if args.json:
-            print(json.dumps({"image": img, "label": p.label, "probability": p.probability,
-                              "threshold": p.threshold,
-                              "top": [{"label": lab, "probability": s} for lab, s in p.top]}))
+            print(json.dumps(o.to_json()), flush=True)
+        elif o.error is not None:
+            print(f"{o.path}: error: {o.error}", flush=True)
         else:
-            alts = ", ".join(f"{lab} {s:.3f}" for lab, s in p.top)
-            print(f"{img}: {p.label}  ({alts})")
-    return 0
+            alts = ", ".join(f"{lab} {s:.3f}" for lab, s in o.prediction.top)
+            print(f"{o.path}: {o.prediction.label}  ({alts})", flush=True)
+    print_accuracy(accuracy_by_class(outcomes), sys.stderr if args.json else sys.stdout)
+    failed = sum(o.error is not None for o in outcomes)
+    if not outcomes:
+        print(f"error: no images in {' '.join(args.images)}", file=sys.stderr)
+    if failed:
+        print(f"error: {failed} of {len(outcomes)} images could not be classified",
+              file=sys.stderr)
+    return EXIT_USAGE if failed or not outcomes else 0
 
 
-def _threshold_note(clf, used: float | None) -> str:
-    if used is None:
-        return "threshold: none (every image is given its best class)"
-    cal = clf.record.get("open_set", {})
-    if used == clf.calibrated_threshold:
-        return (f"threshold {used:.3f}: the model's, calibrated on held-out alphabets "
-                f"({100 * cal['false_accept']:.1f} % of unknown characters accepted, "
-                f"{100 * cal['false_reject']:.1f} % of known ones rejected); "
-                "--threshold 0 always names a class")
-    return f"threshold {used:.3f} (--threshold)"
 
 
 def cmd_demo(args) -> int:
@@ -260,7 +261,7 @@ def cmd_demo(args) -> int:
     except ImportError as e:
         raise UsageError("the demo needs its extra: pip install 'oneshot-siamese[demo]' "
                          f"({e})") from e
-    serve(args.host, args.port, args.model, args.data_dir, args.cache)
+    serve(args.host, args.port, args.model, args.data_dir, args.cache, data=args.data)
     return 0
 
 

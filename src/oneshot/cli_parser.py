@@ -46,10 +46,23 @@ def _data_args(p: argparse.ArgumentParser) -> None:
 
 
 def _model_args(p: argparse.ArgumentParser, what: str = "model file, checkpoint or run "
-                "folder (default: the shipped model)") -> None:
-    p.add_argument("--model", help=what)
+                "folder (default: the shipped model)", many: bool = False) -> None:
+    p.add_argument("--model", help=what, **({"nargs": "+"} if many else {}))
     p.add_argument("--device", default="auto",
                    help="auto (cuda when available, else cpu), cpu, cuda or cuda:N")
+
+
+def _folder_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", metavar="DIR", help="your classes instead of Omniglot: "
+                   "DIR/<class>/<image> or DIR/<group>/<class>/<image> (--split and Lake's "
+                   "benchmark then do not apply)")
+    p.add_argument("--part", default="all", choices=["all", "train", "validation", "test"],
+                   help="with --data: which classes of its class split (the one 'oneshot train "
+                   "--data DIR' draws; test: the classes a model trained there never saw)")
+    p.add_argument("--data-split", metavar="FILE",
+                   help="with --data: a saved class split (a run's data_split.json)")
+    p.add_argument("--split-seed", type=int, default=0,
+                   help="with --data and no --data-split: the seed that draws the split")
 
 
 def _sub(sub, name: str, func: str, help: str, **kw) -> argparse.ArgumentParser:
@@ -64,7 +77,8 @@ def _add_data_and_evaluation(sub) -> None:
     p = _sub(sub, "data", "cmd_data", "find, verify, decode and cache Omniglot; print counts")
     _data_args(p)
     p.add_argument("--split", nargs="+", default=["background", "evaluation"],
-                   help="splits to load")
+                   help="splits to load: Omniglot split names, or folders of your classes "
+                   "(DIR/<class>/<image> or DIR/<group>/<class>/<image>)")
     p.add_argument("--lake", action="store_true", help="also read Lake's 20 runs")
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
@@ -75,16 +89,20 @@ def _add_data_and_evaluation(sub) -> None:
              "Hausdorff on every N-way point: about 10 minutes. The report in --out is "
              "rewritten after each part, with a progress line per part on stderr.")
     _data_args(p)
-    _model_args(p)
+    _model_args(p, "model files, checkpoints or run folders, scored side by side ('default': "
+                "the shipped model) (default: the shipped model)", many=True)
+    _folder_args(p)
     p.add_argument("--full", action="store_true", help="test and background alphabets, "
                    "modified Hausdorff on every point (about 10 min on 2 cores)")
     p.add_argument("--baselines-only", action="store_true", help="ignore the shipped model")
     p.add_argument("--no-baselines", action="store_true", help="score only the model")
     p.add_argument("--split", nargs="+", help="splits (default: test; with --full: test "
                    "background)")
-    p.add_argument("--mode", nargs="+", default=["within-alphabet", "unstructured"],
-                   choices=["within-alphabet", "unstructured"], help="task modes")
-    p.add_argument("--ways", nargs="+", type=int, default=WAYS_DEFAULT, help="values of N")
+    p.add_argument("--mode", nargs="+", choices=["within-alphabet", "unstructured"],
+                   help="task modes (default: both; a folder without groups: unstructured)")
+    p.add_argument("--ways", nargs="+", type=int, default=WAYS_DEFAULT,
+                   help="values of N (on a folder, those larger than its classes allow are "
+                   "left out)")
     p.add_argument("--tasks", type=int, default=400, help="tasks per point")
     p.add_argument("--seed", type=int, default=0, help="task seed (N is added per point)")
     p.add_argument("--no-lake", action="store_true", help="skip Lake's benchmark")
@@ -97,7 +115,7 @@ def _add_data_and_evaluation(sub) -> None:
                 "(default: the shipped model)")
     p.add_argument("--no-model", action="store_true", help="draw the task without scores")
     p.add_argument("--ways", type=int, default=9, choices=[4, 9, 16, 25], help="N")
-    p.add_argument("--split", default="test", help="split")
+    p.add_argument("--split", default="test", help="split name, or a folder of classes")
     p.add_argument("--mode", default="within-alphabet",
                    choices=["within-alphabet", "unstructured"], help="task mode")
     p.add_argument("--seed", type=int, default=0, help="task seed")
@@ -107,10 +125,19 @@ def _add_data_and_evaluation(sub) -> None:
 def _add_training(sub) -> None:
     p = _sub(sub, "train", "cmd_train", "train a Siamese network from a preset")
     _data_args(p)
-    p.add_argument("--preset", default="fast", help="tutorial, koch, fast or shipped (the "
-                   "shipped model: two fast members side by side)")
+    p.add_argument("--preset", default="fast", help="tutorial, koch, fast, shipped (the "
+                   "shipped model: two fast members side by side); for your own folder: "
+                   "finetune or small")
     p.add_argument("--config", metavar="FILE.json", help="start from a saved config (a run's "
                    "config.json or a plain config object) instead of a preset")
+    p.add_argument("--data", metavar="DIR", help="train on your classes: DIR/<class>/<image> "
+                   "or DIR/<group>/<class>/<image>, split into train, validation and test "
+                   "(saved as OUT/data_split.json) (default: the preset's, Omniglot)")
+    p.add_argument("--data-split", metavar="FILE", help="with --data: use this class split "
+                   "(e.g. another run's data_split.json) instead of drawing one")
+    p.add_argument("--init", metavar="MODEL", help="start from these weights: 'default' (the "
+                   "shipped model), a model file or a run folder; the network is that model's "
+                   "(default: the preset's)")
     p.add_argument("--out", required=True, help="run folder")
     p.add_argument("--set", nargs="*", metavar="FIELD=VALUE",
                    help="override config fields, e.g. --set lr=3e-4 amp=false")
@@ -166,10 +193,24 @@ def _add_recognition(sub) -> None:
     recog(p)
     p.add_argument("--gallery", required=True, help="gallery file (.npz) to create or extend")
     p.add_argument("--replace", action="store_true", help="start a new gallery")
+    p.add_argument("--existing", choices=["skip", "replace", "append"],
+                   help="what to do with a class the gallery already has: keep it as it is, "
+                   "replace its images, or add these to them (images already there are not "
+                   "added twice) (default: refuse, naming the classes)")
+    p.add_argument("--per-class", type=int, metavar="K",
+                   help="enrol at most K images of each class (default: all)")
+    p.add_argument("--pick", choices=["first", "random"], default="first",
+                   help="with --per-class: the first K by file name, or K at random")
+    p.add_argument("--seed", type=int, default=0, help="with --pick random")
     p.add_argument("folder", help="DIR/<class>/<image>")
 
     p = _sub(sub, "classify", "cmd_classify",
-             "classify images against a gallery or a support folder")
+             "classify images against a gallery or a support folder",
+             description="Classify images (files, or folders searched recursively) against a "
+             "gallery or a support folder. A file that cannot be read is reported (a JSON "
+             "line with an 'error' field under --json) and the others go on; the exit status "
+             "is then 2. Images in a folder named like an enrolled class count towards the "
+             "accuracy printed at the end (on stderr under --json).")
     recog(p)
     g = p.add_mutually_exclusive_group(required=True)
     g.add_argument("--gallery", help="gallery file made by 'oneshot enrol'")
@@ -179,12 +220,18 @@ def _add_recognition(sub) -> None:
                    help="below this probability the answer is 'unknown'; 0: always name a "
                    "class (default: the model's threshold calibrated on held-out alphabets, "
                    "if it has one)")
-    p.add_argument("images", nargs="+", help="images to classify")
+    p.add_argument("images", nargs="+", help="images or folders of images to classify")
 
+
+def _add_demo(sub) -> None:
     p = _sub(sub, "demo", "cmd_demo", "browser demo: draw a character, see its one-shot matches",
              description="Serve the browser demo (docs/demo.md). It uses the test alphabets "
-             "and never downloads them: run 'oneshot data' once first.")
+             "and never downloads them: run 'oneshot data' once first; or, with --data, "
+             "your own classes.")
     _data_args(p)
+    p.add_argument("--data", metavar="DIR", help="show your classes instead of the test "
+                   "alphabets: DIR/<class>/<image> or DIR/<group>/<class>/<image> (groups are "
+                   "the alphabets; each class's first image by name is its support image)")
     p.add_argument("--model", help="model file, checkpoint, or run folder "
                    "(default: the shipped model)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (this machine "
@@ -201,4 +248,5 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_and_evaluation(sub)
     _add_training(sub)
     _add_recognition(sub)
+    _add_demo(sub)
     return ap

@@ -20,16 +20,15 @@ from pathlib import Path
 import torch
 
 from .checkpoint import load_model, model_fingerprint
-from .data.folder import list_folder
+from .data.folder import choose_per_class, list_folder
 from .embedding import Embedder
 from .errors import UsageError
 from .gallery import GalleryError, gallery_lock, read_gallery, write_gallery
 from .models import SiameseNet
-from .preprocess import ImageError, ImageLike, images_to_tensor, preprocess
+from .preprocess import ImageLike, images_to_tensor, preprocess
 
 __all__ = ["OneShotClassifier", "Prediction", "Verification", "GalleryError", "UNKNOWN",
-           "CALIBRATED",
-           "enrol_into_gallery"]
+           "CALIBRATED", "enrol_into_gallery", "EXISTING"]
 
 UNKNOWN = "unknown"
 CALIBRATED = "calibrated"  # threshold: the model's calibrated open-set threshold, if it has one
@@ -201,32 +200,6 @@ class OneShotClassifier:
         e = self.embed([a, b]).to(self.device)
         return float(torch.sigmoid(self.model.head(e[:1], e[1:])).item())
 
-    @torch.no_grad()
-    def verify_many(self, pairs: list[tuple[ImageLike, ImageLike]], threshold: float = 0.5
-                    ) -> list[Verification | ImageError]:
-        """:meth:`verify_pair` for many pairs, each distinct image read and embedded once; an
-        image that cannot be used gives its ImageError in the place of its pairs' results."""
-        _check_threshold(threshold)
-        keys = list(dict.fromkeys(k for pair in pairs for k in pair))
-        inputs, errors = {}, {}
-        for k in keys:
-            try:
-                inputs[k] = preprocess(k, self.input_size, self.crop)
-            except ImageError as e:
-                errors[k] = e
-        good = [k for k in keys if k in inputs]
-        emb = dict(zip(good, self.embed_tensor(torch.cat([inputs[k] for k in good])).to(
-            self.device))) if good else {}
-        out: list[Verification | ImageError] = []
-        for a, b in pairs:
-            bad = errors.get(a) or errors.get(b)
-            if bad is not None:
-                out.append(bad)
-                continue
-            p = float(torch.sigmoid(self.model.head(emb[a][None], emb[b][None])).item())
-            out.append(Verification(p, p >= threshold, threshold))
-        return out
-
     def verify_pair(self, a: ImageLike, b: ImageLike, threshold: float = 0.5) -> Verification:
         """:meth:`verify` with a decision: same when the probability reaches ``threshold``."""
         _check_threshold(threshold)
@@ -256,20 +229,66 @@ class OneShotClassifier:
         self._emb, self._labels = g.embeddings, list(g.labels)
 
 
+EXISTING = ("skip", "replace", "append")  # what enrolling does with a class already there
+
+
 def enrol_into_gallery(clf: OneShotClassifier, gallery: str | os.PathLike,
-                       folder: str | os.PathLike, replace: bool = False) -> int:
+                       folder: str | os.PathLike, replace: bool = False,
+                       existing: str | None = None, per_class: int | None = None,
+                       pick: str = "first", seed: int = 0) -> dict[str, list[str]]:
     """Enrol ``folder`` (DIR/<class>/<image>) into the gallery file, under its lock: concurrent
     writers wait for each other, so no update is lost. ``replace`` starts a new gallery.
-    Returns the number of images enrolled."""
+
+    ``per_class``: enrol at most that many images of each class (``pick``: the first by name,
+    or "random" with ``seed``). ``existing``: what to do with a class the gallery already has:
+    "skip" it, "replace" its images, or "append" to them (images already enrolled are not
+    added twice); None refuses (GalleryError naming the classes) rather than guess. Nothing
+    is written unless every image could be read. Returns {"added" | "skipped" | "replaced" |
+    "appended": [classes]}.
+    """
+    if existing is not None and existing not in EXISTING:
+        raise UsageError(f"existing={existing!r}; one of {list(EXISTING)} (or None) expected")
+    items = list_folder(folder)
+    if per_class is not None:
+        items = choose_per_class(items, per_class, pick, seed)
     with gallery_lock(gallery):
         if Path(gallery).exists() and not replace:
             try:
                 clf.load_gallery(gallery)
             except GalleryError as e:
                 raise GalleryError(f"{e} (use --replace to start a new gallery)") from e
-        n = clf.enrol_folder(folder)
+        done = _enrol_items(clf, items, existing, gallery)
         clf.save(gallery)
-    return n
+    return done
+
+
+def _enrol_items(clf: OneShotClassifier, items: list, existing: str | None, gallery) -> dict:
+    have = set(clf.classes)
+    classes = list(dict.fromkeys(c for _, c in items))
+    clash = [c for c in classes if c in have]
+    if clash and existing is None:
+        raise GalleryError(f"{gallery}: {len(clash)} of these classes are already enrolled "
+                           f"({', '.join(clash[:5])}{', ...' if len(clash) > 5 else ''}); say "
+                           "what to do with them: --existing skip, replace or append")
+    if existing == "skip":
+        items = [(p, c) for p, c in items if c not in have]
+    emb = clf.embed([str(p) for p, _ in items]) if items else clf._emb[:0]  # all read first
+    labels = [c for _, c in items]
+    if existing == "replace":
+        for c in clash:
+            clf.remove(c)
+    elif existing == "append":  # the same image twice would only weigh its class more
+        ids = {c: i for i, c in enumerate(dict.fromkeys(clf._labels + labels))}
+        same = (torch.tensor([ids[c] for c in labels])[:, None]
+                == torch.tensor([ids[c] for c in clf._labels])[None, :])
+        d = torch.cdist(emb, clf._emb, compute_mode="donot_use_mm_for_euclid_dist")
+        seen = ((d < 1e-4) & same).any(1)
+        keep = (~seen).nonzero().flatten().tolist()
+        emb, labels = emb[keep], [labels[i] for i in keep]
+    clf.enrol_embeddings(emb, labels)
+    action = {"skip": "skipped", "replace": "replaced", "append": "appended"}.get(existing or "")
+    return {"added": [c for c in classes if c not in have],
+            **({action: clash} if action else {})}
 
 
 def _check_threshold(threshold: float) -> None:

@@ -139,20 +139,22 @@ def plot_task(query, support, answer: int, out: str | os.PathLike,
 def show_task(out: str | os.PathLike, ways: int = 9, split: str = "test",
               mode: str = "within-alphabet", seed: int = 0, model=None, data_dir=None,
               cache=None, device: str = "cpu") -> None:
-    """Draw one seeded N-way task of ``split`` as a PNG; with ``model`` (a path, run folder or
-    "default"), each candidate's pair logit is printed under it."""
+    """Draw one seeded N-way task of ``split`` (a split name or a folder of classes) as a PNG;
+    with ``model`` (a path, run folder or "default"), each candidate's pair logit is printed
+    under it."""
     from .checkpoint import load_model
-    from .data.splits import load_split
+    from .datasets import is_split_name, load_data
     from .evaluation.nway import score_tasks
     from .evaluation.scorers import EncoderScorer
     from .sampling import sample_tasks
 
-    ds = load_split(split, data_dir, cache)
+    ds = load_data(split, data_dir, cache)
     tl = sample_tasks(ds, ways, 1, mode, seed=seed)
     scores = None
     if model is not None:
         net, _ = load_model(model)
         scores = score_tasks(EncoderScorer(net, device=device), ds.images, tl).scores[0].tolist()
     plot_task(ds.images[tl.query[0]], ds.images[tl.support[0]], int(tl.answer[0]), out,
-              scores=scores, title=f"{ways}-way {mode} task, {split} alphabets"
+              scores=scores, title=f"{ways}-way {mode} task, "
+              + (f"{split} alphabets" if is_split_name(split) else ds.name)
               + (" (numbers: the model's pair logits)" if scores else ""))

@@ -25,6 +25,9 @@ paper, their strokes 5-6.5 px wide), so they come out exactly as the evaluation 
 ``images_to_tensor`` makes them from the decoded dataset: a model sees the same input either way,
 in training and in use. ``LEGACY`` turns steps 3 and 5 back into the earlier preprocessing
 (border median only, no cleaning).
+
+A folder of the user's images becomes a Dataset by :func:`stored_image`: steps 1-4 (``LEGACY``),
+resized to 105 px and binarised at 0.5, the Dataset convention (uint8, ink 1, background 0).
 """
 
 from __future__ import annotations
@@ -67,6 +70,9 @@ __all__ = [
     "clean_square",
     "normalise_strokes",
     "preprocess",
+    "stored_image",
+    "STORED_SIZE",
+    "STORED_PREPARE_ID",
 ]
 
 ImageLike = Any  # str | os.PathLike | PIL.Image.Image | np.ndarray
@@ -117,6 +123,10 @@ class Preprocessing:
 DEFAULT = Preprocessing()
 LEGACY = Preprocessing(background="median", threshold=None, min_ink=0, clear_frame=False,
                        stroke_width=None)
+
+STORED_SIZE = 105  # side of a Dataset's images: Omniglot's, and the Koch encoder's input
+STORED_THRESHOLD = 0.5
+STORED_PREPARE_ID = f"oneshot.preprocess.stored_image/1 size={STORED_SIZE} threshold=0.5"
 
 
 def _as_grey(img: ImageLike, name: str) -> np.ndarray:
@@ -280,3 +290,12 @@ def preprocess(images: ImageLike | list, size: int, crop: bool = False,
     """Any image(s) -> float32 (B, 1, size, size), ink = 1 (the steps in the module docstring;
     ``options`` default to ``DEFAULT``)."""
     return squares_to_tensor(ink_squares(images, crop, options=options), size)
+
+
+def stored_image(grey: np.ndarray, name: str = "image") -> np.ndarray:
+    """A decoded image float (H, W) in [0, 1] -> the stored form of a Dataset image: uint8
+    (105, 105), ink = 1 (steps 1-4 with ``LEGACY`` options, then binarised at 0.5).
+    ``STORED_PREPARE_ID`` names this rule in cache keys: change it when the rule changes."""
+    sq = ink_squares([grey], names=[name], options=LEGACY)[0]
+    x = resize_batch(torch.from_numpy(np.ascontiguousarray(sq))[None, None], STORED_SIZE)
+    return (x[0, 0].numpy() >= STORED_THRESHOLD).astype(np.uint8)

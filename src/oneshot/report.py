@@ -12,11 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .data.lake import load_lake_runs
-from .data.splits import load_split
 from .errors import UsageError
 from .evaluation.baselines import ModifiedHausdorffScorer
 from .evaluation.lake import PUBLISHED, LakeResult, lake_benchmark
-from .evaluation.runner import EvalSettings, default_scorers, evaluate_curve, nway_scorers
+from .evaluation.runner import EvalSettings, curve_for, default_scorers
 from .io import atomic_write_bytes, atomic_write_json
 
 __all__ = ["nway_markdown", "lake_markdown", "write_report", "write_figures",
@@ -25,6 +24,13 @@ __all__ = ["nway_markdown", "lake_markdown", "write_report", "write_figures",
 
 def _cell(r: dict) -> str:
     return f"{r['accuracy']:.1f} [{r['ci95_low']:.1f}, {r['ci95_high']:.1f}]"
+
+
+def _what(split: str) -> str:
+    """How a table names its data: Omniglot's splits are alphabets, anything else classes."""
+    from .datasets import is_split_name
+
+    return f"{split} alphabets" if is_split_name(split) else f"{split} (your classes)"
 
 
 def nway_markdown(rows: list[dict]) -> str:
@@ -36,7 +42,7 @@ def nway_markdown(rows: list[dict]) -> str:
         ways = sorted({r["ways"] for r in rs})
         cell = {(r["scorer"], r["ways"]): r for r in rs}
         n = rs[0]["tasks"]
-        out.append(f"### {split} alphabets, {mode} ({n} tasks per point, accuracy % [95 % CI])\n")
+        out.append(f"### {_what(split)}, {mode} ({n} tasks per point, accuracy % [95 % CI])\n")
         out.append("| N | " + " | ".join(scorers) + " |")
         out.append("| ---: | " + " | ".join("---:" for _ in scorers) + " |")
         for w in ways:
@@ -91,7 +97,7 @@ def write_figures(out: str | os.PathLike, rows: list[dict]) -> list[Path]:
         path = Path(out) / f"nway-{split}-{mode}.png"
         which = {"background": " (the training alphabets)",
                  "test": " (Lake's 10 test alphabets)"}.get(split, "")
-        plot_nway(sel, path, f"{split} alphabets{which}, {mode}\n{sel[0]['tasks']} tasks per "
+        plot_nway(sel, path, f"{_what(split)}{which}, {mode}\n{sel[0]['tasks']} tasks per "
                   "point, each N its own saved tasks")
         paths.append(path)
     return paths
@@ -110,14 +116,17 @@ class EvaluationReport:
 def evaluate_and_report(out: str | os.PathLike, settings: EvalSettings, model=None,
                         model_label: str | None = None, baselines: bool = True,
                         data_dir=None, cache=None, device: str = "cpu", progress: bool = False,
-                        command: str | None = None) -> EvaluationReport:
-    """Score the baselines (``baselines``) and ``model`` (a path, run folder, "default" or
-    None for none) on Lake's runs and the N-way curves of ``settings`` (saved tasks under
-    ``out/tasks``). The report (results.md, .csv, .json, figures) is rewritten after each part,
-    so an interrupted run keeps what it finished; a line per part says the time spent and an
-    estimate of what remains (``progress_line``)."""
-    scorers, header = _scorers_and_header(settings, model, model_label, baselines, device,
-                                          command)
+                        command: str | None = None, datasets: dict | None = None
+                        ) -> EvaluationReport:
+    """Score the baselines (``baselines``) and ``model`` (a path, run folder, "default", a list
+    of these, or None for none) on Lake's runs (``settings.lake``) and the N-way curves of
+    ``settings`` (saved tasks under ``out/tasks``); ``datasets``: {split: Dataset} for splits
+    not loaded by name (a folder's part). The report (results.md, .csv, .json, figures) is
+    rewritten after each part, so an interrupted run keeps what it finished; a line per part
+    says the time spent and an estimate of what remains (``progress_line``)."""
+    models = [] if model is None else list(model) if isinstance(model, (list, tuple)) else [model]
+    scorers, header = _scorers_and_header(settings, models, model_label, baselines, device,
+                                          command, datasets)
     parts: list[tuple] = [("lake",)] if settings.lake else []
     parts += [("curve", split, mode) for split in settings.splits for mode in settings.modes]
     rows: list[dict] = []
@@ -129,9 +138,8 @@ def evaluate_and_report(out: str | os.PathLike, settings: EvalSettings, model=No
             runs = load_lake_runs(data_dir, cache)
             lake = [lake_benchmark(sc, runs) for sc in scorers]
         else:
-            ds = load_split(part[1], data_dir, cache)
-            rows += evaluate_curve(nway_scorers(scorers, settings), ds, part[2], settings,
-                                   Path(out) / "tasks", caches)
+            rows += curve_for(scorers, part[1], part[2], settings, Path(out) / "tasks",
+                              data_dir, cache, datasets, caches)
         md = write_report(out, rows, lake, "\n".join(header))
         figures = write_figures(out, rows) if rows else []
         progress_line(k + 1, len(parts), " ".join(part), time.perf_counter() - t,
@@ -146,20 +154,15 @@ def progress_line(done: int, total: int, what: str, seconds: float, elapsed: flo
           f"{left:.0f} s left)", file=sys.stderr, flush=True)
 
 
-def _scorers_and_header(settings, model, model_label, baselines, device, command):
-    from .checkpoint import load_model, resolve_model_path
-    from .evaluation.scorers import EncoderScorer
-
+def _scorers_and_header(settings, models, model_label, baselines, device, command, datasets):
+    """The scorers (baselines, then the models) and the report's header lines."""
     scorers = default_scorers(settings.seed) if baselines else []
     header = ["# oneshot evaluate\n"]
     if command:
         header.append(f"Command: `{command}`\n")
-    if model is not None:
-        path = resolve_model_path(model)
-        net, _ = load_model(path)
-        scorers.append(EncoderScorer(net, name=model_label or f"siamese ({path.name})",
-                                     device=device))
-        header.append(f"Model: `{path.name}`" + (f" ({model_label})\n" if model_label else "\n"))
+    mine, lines = _model_scorers(models, model_label, device)
+    scorers += mine
+    header += lines + _warnings(models, datasets)
     if not scorers:
         raise UsageError("nothing to evaluate: no model and no baselines")
     if not settings.mhd_nway and any(isinstance(s, ModifiedHausdorffScorer) for s in scorers):
@@ -168,3 +171,58 @@ def _scorers_and_header(settings, model, model_label, baselines, device, command
     header.append("Each N has its own saved tasks (seed + N); the background split is the 30 "
                   "training alphabets, the test split the 10 alphabets of Lake's runs.\n")
     return scorers, header
+
+
+def _model_scorers(models: list, label: str | None, device: str) -> tuple[list, list[str]]:
+    """An EncoderScorer per model (a path, run folder or "default"), with distinct names, and
+    the report's header lines naming them."""
+    from .checkpoint import load_model, resolve_model_path
+    from .evaluation.scorers import EncoderScorer
+
+    scorers, header = [], []
+    for m in models:
+        path = resolve_model_path(m)
+        net, _ = load_model(path)
+        short = path.name if path.parent.name in ("", ".") else f"{path.parent.name}/{path.name}"
+        name = (label if label and len(models) == 1
+                else "the shipped model" if str(m) == "default" else f"siamese ({short})")
+        while name in {s.name for s in scorers}:
+            name += "'"
+        scorers.append(EncoderScorer(net, name=name, device=device))
+        header.append(f"Model: `{path.name}` ({name})\n" if name != f"siamese ({short})"
+                      else f"Model: `{path}`\n")
+    return scorers, header
+
+
+def seen_classes(model_path: Path, ds) -> list[str]:
+    """Classes of ``ds`` that the run of ``model_path`` trained or selected on, going by the
+    run folder's ``data_split.json`` (by name; none when the model has no such file)."""
+    from .data.dataset import DataError
+    from .data.partition import ClassSplit
+
+    split_file = model_path.parent / "data_split.json"
+    if not split_file.is_file():
+        return []
+    try:
+        split = ClassSplit.load(split_file)
+    except DataError:
+        return []
+    seen = set(split.parts["train"]) | set(split.parts["validation"])
+    return [c for c in ds.characters
+            if (c.split("/")[0] if split.by == "groups" else c) in seen]
+
+
+def _warnings(models: list, datasets: dict | None) -> list[str]:
+    from .checkpoint import resolve_model_path
+
+    out = []
+    for m in models:
+        path = resolve_model_path(m)
+        for ds in (datasets or {}).values():
+            seen = seen_classes(path, ds)
+            if seen:
+                out.append(f"**Warning**: `{path}` was trained or selected on {len(seen)} of "
+                           f"the {len(ds.characters)} classes of {ds.name} (its run's "
+                           "data_split.json): its scores here are not one-shot on new "
+                           "classes; evaluate the test part (`--part test`).\n")
+    return out

@@ -1,7 +1,9 @@
 """Seeded samplers: N-way one-shot evaluation tasks (saved to disk), training pairs and episodes.
 
 All indices are image indices into one :class:`~oneshot.data.Dataset`. Every sampler takes a seed
-or a ``numpy.random.Generator``; none touches global random state.
+or a ``numpy.random.Generator``; none touches global random state. Classes may have different
+numbers of images (a folder of the user's classes; at least 2 each): where they all have the
+same number (Omniglot's 20 drawers) every sampler draws exactly the stream it always drew.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .data.dataset import Dataset
+from .data.dataset import DataError, Dataset
 from .errors import ConfigError, OneshotError
 from .io import atomic_write_bytes
 
@@ -26,6 +28,8 @@ __all__ = [
     "TaskFileError",
     "sample_tasks",
     "character_grid",
+    "ClassImages",
+    "max_ways",
     "PairSampler",
     "EpisodeSampler",
 ]
@@ -48,6 +52,39 @@ def character_grid(ds: Dataset) -> np.ndarray:
     if len(counts) and counts[0] < 2:
         raise ValueError(f"dataset {ds.name!r} has {counts[0]} image per character; 2 needed")
     return order.reshape(len(counts), -1)
+
+
+class ClassImages:
+    """Each class's image indices ordered by drawer, for classes of any sizes: class c's are
+    ``order[start[c]: start[c] + count[c]]``. DataError for a class with fewer than
+    ``min_images`` images, naming it."""
+
+    def __init__(self, ds: Dataset, min_images: int = 2) -> None:
+        self.order = np.lexsort((ds.drawers, ds.labels))
+        self.count = np.bincount(ds.labels, minlength=len(ds.characters))
+        self.start = np.concatenate([[0], np.cumsum(self.count)[:-1]]).astype(np.int64)
+        few = np.flatnonzero(self.count < min_images)
+        if len(few):
+            c = int(few[0])
+            raise DataError(f"character {ds.characters[c]!r} of dataset {ds.name!r} has "
+                            f"{self.count[c]} image(s), at least {min_images} needed "
+                            f"({len(few)} such)")
+        self.uniform = bool(len(self.count)) and bool((self.count == self.count[0]).all())
+
+    def __len__(self) -> int:
+        return len(self.count)
+
+    def at(self, chars: np.ndarray, pos: np.ndarray) -> np.ndarray:
+        """Image indices of position(s) ``pos`` (0-based, < count) of classes ``chars``."""
+        return self.order[self.start[chars] + pos]
+
+
+def max_ways(ds: Dataset, mode: str) -> int:
+    """The largest N of ``mode`` tasks ``ds`` allows: its classes (unstructured), or the most
+    classes one alphabet has (within-alphabet)."""
+    if mode != "within-alphabet":
+        return len(ds.characters)
+    return int(np.bincount(ds.char_alphabet, minlength=len(ds.alphabets)).max(initial=0))
 
 
 def _rng(seed: int | np.random.Generator) -> np.random.Generator:
@@ -133,15 +170,16 @@ def sample_tasks(ds: Dataset, ways: int, n_tasks: int, mode: str = "within-alpha
     Each task: N distinct characters (one alphabet for ``within-alphabet``, any for
     ``unstructured``), two distinct drawers d1 != d2; the support set holds the N characters as
     drawn by d1, the query is one of them (uniformly) as drawn by d2. The support order is random,
-    so the answer's position is uniform over 0..N-1.
+    so the answer's position is uniform over 0..N-1. When classes have different numbers of
+    images, each support image is a random one of its class and the query another one.
     """
     if mode not in MODES:
         raise ConfigError(f"mode {mode!r}; expected one of {MODES}")
     if ways < 1:
         raise ConfigError(f"ways={ways}; at least 1 needed")
-    grid = character_grid(ds)
+    cls = ClassImages(ds)
     rng = _rng(seed)
-    C, K = grid.shape
+    C, K = len(cls), cls.count
     by_alpha = [np.flatnonzero(ds.char_alphabet == a) for a in range(len(ds.alphabets))]
     pools = [p for p in by_alpha if len(p) >= ways] if mode == "within-alphabet" else [np.arange(C)]
     if not pools or max(len(p) for p in pools) < ways:
@@ -154,9 +192,14 @@ def sample_tasks(ds: Dataset, ways: int, n_tasks: int, mode: str = "within-alpha
     for t in range(n_tasks):
         pool = pools[rng.integers(len(pools))]
         chars = rng.choice(pool, size=ways, replace=False)
-        d1, d2 = rng.choice(K, size=2, replace=False)
-        support[t] = grid[chars, d1]
-        query[t] = grid[chars[answer[t]], d2]
+        a = chars[answer[t]]
+        if cls.uniform:  # one drawer for the support set, another for the query
+            d1, d2 = rng.choice(K[0], size=2, replace=False)
+        else:  # a position per class, and another one of the answer's for the query
+            d1 = rng.integers(0, K[chars])
+            d2 = (d1[answer[t]] + 1 + rng.integers(0, K[a] - 1)) % K[a]
+        support[t] = cls.at(chars, d1)
+        query[t] = cls.at(a, d2)
     meta = {"split": ds.name, "digest": ds.digest, "images": len(ds), "ways": ways,
             "mode": mode, "seed": seed if isinstance(seed, int) else None, "tasks": n_tasks}
     return TaskList(query, support, answer, meta)
@@ -177,7 +220,7 @@ class PairSampler:
             raise ValueError(f"same_alphabet={same_alphabet}; a share in [0, 1] expected")
         if balance not in ("character", "alphabet"):
             raise ValueError(f"balance={balance!r}; 'character' or 'alphabet' expected")
-        self.grid = character_grid(ds)
+        self.cls = ClassImages(ds)
         self.char_alphabet = ds.char_alphabet
         self.by_alpha = [np.flatnonzero(ds.char_alphabet == a) for a in range(len(ds.alphabets))]
         self.same_alphabet = same_alphabet
@@ -185,7 +228,7 @@ class PairSampler:
         self.rng = _rng(seed)
 
     def _chars(self, n: int) -> np.ndarray:
-        C = len(self.grid)
+        C = len(self.cls)
         if self.balance == "character":
             return self.rng.integers(0, C, size=n)
         alpha = self.rng.integers(0, len(self.by_alpha), size=n)
@@ -196,7 +239,7 @@ class PairSampler:
         for i, c in enumerate(chars):
             pool = self.by_alpha[self.char_alphabet[c]]
             if len(pool) < 2:  # an alphabet of one character: fall back to any other character
-                out[i] = (c + 1 + self.rng.integers(len(self.grid) - 1)) % len(self.grid)
+                out[i] = (c + 1 + self.rng.integers(len(self.cls) - 1)) % len(self.cls)
                 continue
             j = self.rng.integers(len(pool) - 1)
             out[i] = pool[j + (pool[j] >= c)]  # skip c itself (pool is sorted)
@@ -204,40 +247,39 @@ class PairSampler:
 
     def sample(self, batch: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(a, b, target): int64 (B,) image indices, float32 (B,) 1 = same character."""
-        C, K = self.grid.shape
+        C = len(self.cls)
         npos = batch // 2
         nneg = batch - npos
         chars = self._chars(batch)
-        d1 = self.rng.integers(0, K, size=batch)
-        d2 = (d1 + 1 + self.rng.integers(0, K - 1, size=batch)) % K  # != d1
+        K = self.cls.count[chars]  # one count for all (Omniglot): the same stream as a scalar
+        d1 = self.rng.integers(0, K)
+        d2 = (d1 + 1 + self.rng.integers(0, K - 1)) % K  # != d1
         other = (chars[npos:] + 1 + self.rng.integers(0, C - 1, size=nneg)) % C
         same = self.rng.random(nneg) < self.same_alphabet
         if same.any():
             other[same] = self._other_in_alphabet(chars[npos:][same])
         b_chars = np.concatenate([chars[:npos], other])
-        a = self.grid[chars, d1]
-        b = self.grid[b_chars, d2]
+        a = self.cls.at(chars, d1)
+        b = self.cls.at(b_chars, d2 % self.cls.count[b_chars])  # d2 itself when counts agree
         target = np.concatenate([np.ones(npos), np.zeros(nneg)]).astype(np.float32)
         return a, b, target
 
 
 class EpisodeSampler:
     """N-way episodes mirroring the test: ``ways`` characters, one support image each
-    (``shots`` > 1 allowed) and ``queries`` query images each, all different drawers.
+    (``shots`` > 1 allowed) and ``queries`` query images each, all different drawers (a class
+    with fewer than ``shots + queries`` images gives as many queries as it has images left).
 
-    Returns support int64 (N, shots), query int64 (N * queries,), query labels int64 in 0..N-1.
+    Returns support int64 (N, shots), query int64 (Q,), query labels int64 (Q,) in 0..N-1.
     """
 
     def __init__(self, ds: Dataset, ways: int, shots: int = 1, queries: int = 1,
                  mode: str = "within-alphabet", seed: int | np.random.Generator = 0):
         if mode not in MODES:
             raise ConfigError(f"mode {mode!r}; expected one of {MODES}")
-        self.grid = character_grid(ds)
-        if shots + queries > self.grid.shape[1]:
-            raise ValueError(f"shots + queries = {shots + queries} exceeds the "
-                             f"{self.grid.shape[1]} images per character")
+        self.cls = ClassImages(ds, min_images=shots + 1)
         by_alpha = [np.flatnonzero(ds.char_alphabet == a) for a in range(len(ds.alphabets))]
-        self.pools = by_alpha if mode == "within-alphabet" else [np.arange(len(self.grid))]
+        self.pools = by_alpha if mode == "within-alphabet" else [np.arange(len(self.cls))]
         self.ways, self.shots, self.queries = ways, shots, queries
         self.rng = _rng(seed)
 
@@ -245,10 +287,13 @@ class EpisodeSampler:
         pool = self.pools[self.rng.integers(len(self.pools))]
         n = min(self.ways, len(pool))
         chars = self.rng.choice(pool, size=n, replace=False)
-        K = self.grid.shape[1]
-        d = np.argsort(self.rng.random((n, K)), axis=1)[:, : self.shots + self.queries]
-        idx = self.grid[chars[:, None], d]
+        K = self.cls.count[chars][:, None]
+        r = self.rng.random((n, int(self.cls.count.max())))
+        r[np.arange(r.shape[1])[None, :] >= K] = 2.0  # a smaller class: its own images first
+        d = np.argsort(r, axis=1)[:, : self.shots + self.queries]
+        idx = self.cls.at(chars[:, None], np.minimum(d, K - 1))
         support = idx[:, : self.shots]
-        query = idx[:, self.shots:].reshape(-1)
-        labels = np.repeat(np.arange(n), self.queries)
+        have = d[:, self.shots:] < K  # a class with fewer images gives fewer queries
+        query = idx[:, self.shots:][have]
+        labels = np.repeat(np.arange(n), have.sum(axis=1))
         return support, query, labels

@@ -183,9 +183,11 @@ def test_missing_dataset_is_a_503_and_uploads_still_work(app, tmp_path, monkeypa
 
 def test_cli_demo_is_a_thin_wrapper_over_serve(model_file, monkeypatch, capsys):
     calls = []
-    monkeypatch.setattr(demo, "serve", lambda *a: calls.append(a))
+    monkeypatch.setattr(demo, "serve", lambda *a, **kw: calls.append((a, kw)))
     assert main(["demo", "--model", str(model_file), "--port", "8123", "--data-dir", "D"]) == 0
-    assert calls == [("127.0.0.1", 8123, str(model_file), "D", None)]
+    assert calls == [(("127.0.0.1", 8123, str(model_file), "D", None), {"data": None})]
+    assert main(["demo", "--data", "mine"]) == 0
+    assert calls[-1] == (("127.0.0.1", 8000, None, None, None), {"data": "mine"})
     monkeypatch.undo()
     monkeypatch.setattr("oneshot.checkpoint.default_model_path", lambda: None)
     assert main(["demo"]) == 2

@@ -1,10 +1,14 @@
-"""The decoded cache: ``<cache>/<split>.npz`` (images as packed bits) and ``<split>.json``.
+"""The decoded cache: ``<cache>/<name>.npz`` (images as packed bits) and ``<name>.json``.
 
 The manifest records the format version, counts, content digest and the payload's SHA-256. On
 load the content digest is recomputed from the cached pixels and names (about as fast as hashing
-the payload) and compared with the pinned one, so a stale, truncated, foreign or forged cache is
-detected and rebuilt rather than trusted; ``verify=False`` skips that and marks the digest as
-trusted (``Dataset.digest_verified``). The payload is read within zip limits that fit the split.
+the payload) and compared with the expected one, so a stale, truncated, foreign or forged cache
+is detected and rebuilt rather than trusted; ``verify=False`` skips that and marks the digest as
+trusted (``Dataset.digest_verified``). The payload is read within zip limits that fit the data.
+
+Omniglot's archives expect the digest pinned in ``ARCHIVES``; a folder of the user's images
+(:mod:`.folder`) has no pinned digest, so its cache is keyed by the folder's content (the file
+name carries the key) and checked against the digest its manifest records.
 """
 
 from __future__ import annotations
@@ -14,16 +18,17 @@ import io
 import json
 import os
 import zipfile
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from ..io import ZipLimits, atomic_write, atomic_write_json, open_zip, read_zip_entry, sha256_file
-from .archives import ENV_CACHE, IMAGE_SIZE, ArchiveSpec, cache_dir, spec_of
+from .archives import ENV_CACHE, IMAGE_SIZE, cache_dir, spec_of
 from .dataset import DataError, Dataset
 
-__all__ = ["content_digest", "verify_cache", "read_cache", "write_cache", "cache_paths",
-           "check_cache_folder", "CACHE_FORMAT"]
+__all__ = ["content_digest", "verify_cache", "read_cache", "read_cached", "write_cache",
+           "cache_paths", "check_cache_folder", "CacheExpect", "CACHE_FORMAT"]
 
 CACHE_FORMAT = 1
 PACKED = (IMAGE_SIZE * IMAGE_SIZE + 7) // 8
@@ -64,7 +69,10 @@ def check_cache_folder(root: Path) -> None:
             return
 
 
-def write_cache(ds: Dataset, split: str, cache: str | os.PathLike | None) -> None:
+def write_cache(ds: Dataset, split: str, cache: str | os.PathLike | None,
+                extra: dict | None = None) -> None:
+    """Write ``ds`` as the cache entry ``split``; ``extra``: more manifest fields (a folder's
+    source key), checked again on load by :func:`read_cached`."""
     payload, manifest = cache_paths(split, cache)
     bits = np.packbits(ds.images.reshape(len(ds), -1), axis=1)
     with atomic_write(payload) as f:
@@ -80,17 +88,33 @@ def write_cache(ds: Dataset, split: str, cache: str | os.PathLike | None) -> Non
         "alphabets": list(ds.alphabets),
         "characters": list(ds.characters),
         "payload_sha256": sha256_file(payload),
+        **(extra or {}),
     })
 
 
 _CACHE_ARRAYS = ("bits", "labels", "drawers", "char_alphabet", "char_ids")
 
 
-def _read_payload(payload: Path, spec: ArchiveSpec) -> dict[str, np.ndarray]:
-    """The arrays of a cache payload (an .npz), read within limits that fit ``spec``."""
-    biggest = spec.images * PACKED + (1 << 16)
+@dataclass(frozen=True)
+class CacheExpect:
+    """What a cache entry must hold: its ``name`` (file stem), counts (``alphabets`` None:
+    any), the content ``digest`` (None: the one the manifest records, recomputed on verify),
+    ``extra`` manifest fields that must match, and the Dataset's ``label``."""
+
+    name: str
+    characters: int
+    images: int
+    digest: str | None
+    alphabets: int | None = None
+    extra: dict = field(default_factory=dict)
+    label: str = ""
+
+
+def _read_payload(payload: Path, images: int) -> dict[str, np.ndarray]:
+    """The arrays of a cache payload (an .npz), read within limits that fit ``images``."""
+    biggest = images * PACKED + (1 << 16)
     limits = ZipLimits(max_entries=len(_CACHE_ARRAYS), max_entry_bytes=biggest,
-                       max_total_bytes=biggest + 4 * (spec.images * 8 + (1 << 16)),
+                       max_total_bytes=biggest + 4 * (images * 8 + (1 << 16)),
                        max_directory_bytes=1 << 16)
     try:
         with open_zip(payload, limits) as z:
@@ -101,14 +125,8 @@ def _read_payload(payload: Path, spec: ArchiveSpec) -> dict[str, np.ndarray]:
         raise DataError(f"cache payload {payload} unreadable ({e})") from e
 
 
-def read_cache(split: str, cache: str | os.PathLike | None, verify: bool = True) -> Dataset:
-    """Load a cache written by _write_cache; raise DataError if anything is off.
-
-    verify: recompute the content digest from the cached pixels and names and require the pinned
-    one (otherwise the manifest's digest is trusted and only the structure is checked).
-    """
-    spec = spec_of(split)
-    payload, manifest = cache_paths(split, cache)
+def _read_manifest(manifest: Path, want: CacheExpect) -> tuple[dict, str]:
+    """The manifest's fields after the checks that need no payload; and the digest to expect."""
     try:
         meta = json.loads(manifest.read_text())
     except (OSError, ValueError) as e:
@@ -116,20 +134,36 @@ def read_cache(split: str, cache: str | os.PathLike | None, verify: bool = True)
     fmt = meta.get("format") if isinstance(meta, dict) else None
     if fmt != CACHE_FORMAT:
         raise DataError(f"cache manifest {manifest}: format {fmt!r}, {CACHE_FORMAT} expected")
-    if meta.get("digest") != spec.digest:
-        raise DataError(
-            f"cache {manifest}: digest {meta.get('digest')} is not the pinned {spec.digest}"
-        )
+    digest = want.digest or meta.get("digest")
+    if not isinstance(digest, str) or meta.get("digest") != digest:
+        raise DataError(f"cache {manifest}: digest {meta.get('digest')} is not the pinned {digest}")
+    for key, value in want.extra.items():
+        if meta.get(key) != value:
+            raise DataError(f"cache {manifest}: {key} {meta.get(key)!r}, {value!r} expected")
     characters, alphabets = meta.get("characters"), meta.get("alphabets")
-    if (not isinstance(characters, list) or len(characters) != spec.characters
+    if (not isinstance(characters, list) or len(characters) != want.characters
             or not all(isinstance(c, str) and c.count("/") == 1 for c in characters)
             or characters != sorted(set(characters))
             or alphabets != sorted({c.split("/")[0] for c in characters})
-            or len(alphabets) != spec.alphabets):
+            or len(alphabets) != (want.alphabets or len(alphabets))):
         raise DataError(f"cache manifest {manifest}: characters or alphabets are not the "
-                        f"{spec.characters} sorted characters of {spec.alphabets} alphabets")
-    arrays = _read_payload(payload, spec)
-    n, C = spec.images, spec.characters
+                        f"{want.characters} sorted characters of "
+                        f"{want.alphabets or 'their'} alphabets")
+    return meta, digest
+
+
+def read_cached(want: CacheExpect, cache: str | os.PathLike | None,
+                verify: bool = True) -> Dataset:
+    """Load the cache entry ``want.name``; DataError if anything differs from ``want``.
+
+    verify: recompute the content digest from the cached pixels and names and require the
+    expected one (otherwise the manifest's digest is trusted and only the structure is checked).
+    """
+    payload, manifest = cache_paths(want.name, cache)
+    meta, digest = _read_manifest(manifest, want)
+    characters, alphabets = meta["characters"], meta["alphabets"]
+    arrays = _read_payload(payload, want.images)
+    n, C = want.images, want.characters
     shapes = {"bits": (n, PACKED), "labels": (n,), "drawers": (n,), "char_alphabet": (C,),
               "char_ids": (C,)}
     for k, shape in shapes.items():
@@ -145,17 +179,25 @@ def read_cache(split: str, cache: str | os.PathLike | None, verify: bool = True)
         raise DataError(f"cache payload {payload}: character alphabets differ from the manifest")
     if verify:
         hexd = digest_of(characters, arrays["char_ids"], labels, arrays["drawers"],
-                               arrays["bits"])
-        if hexd != spec.digest:
+                         arrays["bits"])
+        if hexd != digest:
             raise DataError(f"cache payload {payload}: content digest {hexd} recomputed from the "
-                            f"cached images differs from the pinned {spec.digest}")
+                            f"cached images differs from the expected {digest}")
     images = np.unpackbits(arrays["bits"], axis=1, count=IMAGE_SIZE * IMAGE_SIZE)
     return Dataset(
         images=images.reshape(n, IMAGE_SIZE, IMAGE_SIZE), labels=labels,
         drawers=arrays["drawers"], characters=tuple(characters), char_alphabet=char_alpha,
-        alphabets=tuple(alphabets), char_ids=arrays["char_ids"], name=split,
-        digest=spec.digest, digest_verified=verify,
+        alphabets=tuple(alphabets), char_ids=arrays["char_ids"], name=want.label or want.name,
+        digest=digest, digest_verified=verify,
     )
+
+
+def read_cache(split: str, cache: str | os.PathLike | None, verify: bool = True) -> Dataset:
+    """Load the cached Omniglot archive ``split`` (see :func:`read_cached`); its digest must be
+    the one pinned in ``ARCHIVES``."""
+    spec = spec_of(split)
+    return read_cached(CacheExpect(spec.name, spec.characters, spec.images, spec.digest,
+                                   spec.alphabets), cache, verify)
 
 
 def verify_cache(split: str, cache: str | os.PathLike | None = None) -> Dataset:

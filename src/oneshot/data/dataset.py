@@ -1,4 +1,8 @@
-"""The in-memory Omniglot-style dataset: images, character labels, alphabets and drawers."""
+"""The in-memory Omniglot-style dataset: images, character labels, alphabets and drawers.
+
+A folder of the user's classes (:mod:`.folder`) is a Dataset too: its groups are alphabets, its
+classes characters, and an image's position in its class (1, 2, ...) its drawer.
+"""
 
 from __future__ import annotations
 
@@ -64,20 +68,23 @@ class Dataset:
         alphabets: Iterable[str] | None = None,
         drawers: Iterable[int] | None = None,
         name: str | None = None,
+        characters: Iterable[str] | None = None,
     ) -> "Dataset":
-        """A new Dataset keeping only the given alphabets and/or drawers.
+        """A new Dataset keeping only the given alphabets, drawers and/or characters.
 
-        Characters and alphabets are renumbered compactly in their original (sorted) order.
-        Raises ValueError for an alphabet or drawer that the dataset does not have.
+        Characters and alphabets are renumbered compactly in their original (sorted) order;
+        an alphabet left with no character is dropped. Raises ValueError for an alphabet,
+        drawer or character that the dataset does not have.
         """
         keep_alpha = np.ones(len(self.alphabets), dtype=bool)
         if alphabets is not None:
-            wanted = list(alphabets)
-            missing = sorted(set(wanted) - set(self.alphabets))
-            if missing:
-                raise ValueError(f"dataset {self.name!r} has no alphabet(s) {missing}")
-            keep_alpha = np.isin(np.array(self.alphabets, dtype=object), wanted)
+            keep_alpha = self._isin(alphabets, self.alphabets, "alphabet")
         mask = keep_alpha[self.image_alphabet]
+        if characters is not None:
+            keep = self._isin(characters, self.characters, "character")
+            mask &= keep[self.labels]
+            keep_alpha &= np.bincount(self.char_alphabet[keep],
+                                      minlength=len(self.alphabets)) > 0
         if drawers is not None:
             dr = np.asarray(list(drawers), dtype=np.int64)
             missing = sorted(set(dr.tolist()) - set(np.unique(self.drawers).tolist()))
@@ -104,6 +111,14 @@ class Dataset:
             digest=self.digest,
             digest_verified=self.digest_verified,
         )
+
+    def _isin(self, wanted: Iterable[str], have: tuple[str, ...], what: str) -> np.ndarray:
+        """bool (len(have),): which of ``have`` are ``wanted``; ValueError naming the others."""
+        wanted = list(wanted)
+        missing = sorted(set(wanted) - set(have))
+        if missing:
+            raise ValueError(f"dataset {self.name!r} has no {what}(s) {missing[:5]}")
+        return np.isin(np.array(have, dtype=object), wanted)
 
     def image_name(self, i: int) -> str:
         """'Alphabet/characterNN/ID_drawer.png' of image ``i``."""

@@ -28,7 +28,7 @@ from .payload import (
     read_payload,
     top_k_value,
 )
-from .state import SPLIT, SUPPORT_DRAWER, DemoState
+from .state import SUPPORT_DRAWER, DemoState
 
 log = logging.getLogger("oneshot.demo")
 
@@ -98,13 +98,15 @@ def _api(handler):
 
 async def _info(request: Request, st: DemoState) -> dict:
     return {"model": st.clf.model.spec.to_dict(), "input_size": st.clf.input_size,
-            "split": SPLIT, "support_drawer": SUPPORT_DRAWER,
+            "split": st.split, "data": "omniglot" if st.data is None else "folder",
+            "support_drawer": SUPPORT_DRAWER,
             "max_upload_bytes": request.app.state.max_upload_bytes,
             "max_image_pixels": MAX_IMAGE_PIXELS, "top_k": DEFAULT_TOP_K}
 
 
 async def _alphabets(request: Request, st: DemoState) -> dict:
-    return {"split": SPLIT, "alphabets": await run_in_threadpool(st.alphabets)}
+    alphabets = await run_in_threadpool(st.alphabets)
+    return {"split": st.split, "alphabets": alphabets}
 
 
 async def _get_support(request: Request, st: DemoState) -> dict:
@@ -153,8 +155,8 @@ def create_app(classifier_or_model_path: OneShotClassifier | str | os.PathLike |
                data_dir: str | os.PathLike | None = None,
                cache: str | os.PathLike | None = None,
                max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
-               allowed_hosts: tuple[str, ...] | None = LOOPBACK_HOSTS
-               ) -> Starlette:
+               allowed_hosts: tuple[str, ...] | None = LOOPBACK_HOSTS,
+               data: str | os.PathLike | None = None) -> Starlette:
     """The demo's ASGI app.
 
     classifier_or_model_path: an OneShotClassifier (its gallery is not used), a model file,
@@ -164,6 +166,8 @@ def create_app(classifier_or_model_path: OneShotClassifier | str | os.PathLike |
     max_upload_bytes: the largest request body accepted, bytes.
     allowed_hosts: host names the API answers to (the Host header; and the Origin of POSTs
     from browsers), or None for any (a server open to the network).
+    data: a folder of your classes (DIR/[<group>/]<class>/<image>) shown instead of the test
+    alphabets: its groups are the alphabets, each class's first image its support image.
     """
     if max_upload_bytes < 1:
         raise ValueError(f"max_upload_bytes={max_upload_bytes}; a positive size expected")
@@ -179,7 +183,7 @@ def create_app(classifier_or_model_path: OneShotClassifier | str | os.PathLike |
         Route("/api/verify", _api(_verify), methods=["POST"]),
         Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
     ], exception_handlers={HTTPException: _http_error})
-    app.state.demo = DemoState(clf, data_dir, cache)
+    app.state.demo = DemoState(clf, data_dir, cache, data)
     app.state.max_upload_bytes = int(max_upload_bytes)
     app.state.allowed_hosts = None if allowed_hosts is None else {
         _host_of(h) for h in allowed_hosts}
@@ -190,7 +194,8 @@ def create_app(classifier_or_model_path: OneShotClassifier | str | os.PathLike |
 def serve(host: str = "127.0.0.1", port: int = 8000,
           classifier_or_model_path: OneShotClassifier | str | os.PathLike | None = None,
           data_dir: str | os.PathLike | None = None, cache: str | os.PathLike | None = None,
-          max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES, log_level: str = "info") -> None:
+          max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES, log_level: str = "info",
+          data: str | os.PathLike | None = None) -> None:
     """Serve the demo until interrupted; prints its address. The data is loaded first (a
     missing dataset is logged and leaves only uploads working). Sets torch to
     ``SERVE_TORCH_THREADS`` threads: requests run side by side, each embedding one image."""
@@ -199,7 +204,7 @@ def serve(host: str = "127.0.0.1", port: int = 8000,
     torch.set_num_threads(SERVE_TORCH_THREADS)
     open_host = host in ("0.0.0.0", "::", "")
     app = create_app(classifier_or_model_path, data_dir, cache, max_upload_bytes,
-                     None if open_host else LOOPBACK_HOSTS + (host,))
+                     None if open_host else LOOPBACK_HOSTS + (host,), data)
     if open_host:
         log.warning("serving on all interfaces: any host name and page origin is accepted")
     try:

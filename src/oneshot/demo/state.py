@@ -1,5 +1,5 @@
-"""The demo's state: the model, the test split (loaded on first use) and the support sets,
-each embedded once."""
+"""The demo's state: the model, the test split or a folder of your classes (loaded on first
+use) and the support sets, each embedded once."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ import torch
 
 from ..data.omniglot import DataError
 from ..data.splits import load_split
+from ..datasets import load_data
 from ..inference import OneShotClassifier
 from ..preprocess import ink_squares, squares_to_tensor
 from .payload import MAX_UPLOAD_IMAGES, ApiError, png_data_url
@@ -44,10 +45,12 @@ class SupportSet:
 
 
 class DemoState:
-    """The model, the test split (loaded on first use) and the cached support sets."""
+    """The model, the test split or the folder ``data`` (loaded on first use; its groups are
+    the "alphabets", each class's first image its support image) and the cached support sets."""
 
-    def __init__(self, clf: OneShotClassifier, data_dir=None, cache=None) -> None:
-        self.clf, self.data_dir, self.cache = clf, data_dir, cache
+    def __init__(self, clf: OneShotClassifier, data_dir=None, cache=None, data=None) -> None:
+        self.clf, self.data_dir, self.cache, self.data = clf, data_dir, cache, data
+        self.split = SPLIT if data is None else Path(data).name
         self._lock = threading.Lock()
         self._ds = None
         self._alphabets: dict[str, SupportSet] = {}
@@ -55,6 +58,9 @@ class DemoState:
 
     def dataset(self):
         with self._lock:
+            if self._ds is None and self.data is not None:
+                self._ds = load_data(self.data, cache=self.cache)
+                self.split = self._ds.name
             if self._ds is None:
                 try:
                     self._ds = load_split(SPLIT, self.data_dir, self.cache,
@@ -86,8 +92,8 @@ class DemoState:
                                 f"last {MAX_UPLOADED_SETS} uploads); upload the images again")
         ds = self.dataset()
         if key not in ds.alphabets:
-            raise ApiError(404, f"unknown support set {key!r}: not an alphabet of the {SPLIT} "
-                                f"split {list(ds.alphabets)} nor a current upload")
+            raise ApiError(404, f"unknown support set {key!r}: not an alphabet of the "
+                                f"{self.split} data {list(ds.alphabets)} nor a current upload")
         chars = np.flatnonzero(ds.char_alphabet == ds.alphabets.index(key))
         rows = []
         for c in chars:  # drawer 1, or the lowest drawer the character has

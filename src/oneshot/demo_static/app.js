@@ -204,9 +204,12 @@
     try {
       const info = await api("/api/info");
       const m = info.model;
-      $("model").textContent = "The model learned from 30 other alphabets and never saw " +
-        `these ones; it compares ${info.input_size}×${info.input_size}-pixel views of the ` +
-        "characters. Handwriting from the Omniglot dataset (Lake et al., 2015).";
+      $("model").textContent = info.data === "folder"
+        ? `The model compares ${info.input_size}×${info.input_size}-pixel views of your ` +
+          `images with one example of each class (${info.split}).`
+        : "The model learned from 30 other alphabets and never saw these ones; it compares " +
+          `${info.input_size}×${info.input_size}-pixel views of the characters. Handwriting ` +
+          "from the Omniglot dataset (Lake et al., 2015).";
     } catch (err) { /* the footer stays empty */ }
     try {
       const data = await api("/api/alphabets");

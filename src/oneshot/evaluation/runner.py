@@ -2,26 +2,29 @@
 
 ``evaluate`` draws (or reloads) one saved task list per (split, mode, N), scores every scorer on
 the very same tasks, and returns rows ready for the report: accuracy with a 95 % CI, task count,
-task-file name and hash.
+task-file name and hash. A split may be an Omniglot split name, a folder of classes, or the name
+of a Dataset passed in ``datasets`` (a folder's test part); on a folder, values of N larger than
+its classes allow are left out (logged).
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
+from ..data.dataset import Dataset
 from ..data.lake import load_lake_runs
-from ..data.splits import load_split
-from ..sampling import TaskList, sample_tasks
+from ..datasets import is_split_name, load_data
+from ..sampling import TaskList, max_ways, sample_tasks
 from .baselines import ModifiedHausdorffScorer, NearestNeighbourScorer
 from .lake import LakeResult, lake_benchmark
 from .nway import evaluate_tasks
 from .scorers import RandomScorer, Scorer
 
-__all__ = ["EvalSettings", "FULL", "default_scorers", "nway_scorers", "task_list_for",
-           "evaluate", "evaluate_curve", "DEFAULT_WAYS"]
+__all__ = ["EvalSettings", "FULL", "curve_for", "ways_that_fit", "default_scorers",
+           "nway_scorers", "task_list_for", "evaluate", "evaluate_curve", "DEFAULT_WAYS"]
 
 log = logging.getLogger(__name__)
 DEFAULT_WAYS = tuple(range(1, 20, 2))
@@ -69,11 +72,13 @@ def task_list_for(ds, ways: int, n_tasks: int, mode: str, seed: int,
 
 
 def evaluate_curve(scorers: list[Scorer], ds, mode: str, settings: EvalSettings,
-                   task_dir: str | os.PathLike, caches: dict | None = None) -> list[dict]:
+                   task_dir: str | os.PathLike, caches: dict | None = None,
+                   label: str | None = None) -> list[dict]:
     """Rows of one N-way curve (one split, one mode): every scorer on the same saved tasks,
     a different seed per N so the points of a curve are independent samples. Each scorer
     embeds the split's images once (kept in ``caches``, by split and scorer, so the other mode
-    reuses them), not once per point."""
+    reuses them), not once per point. ``label`` names the split in the rows (default: the
+    dataset's name)."""
     caches = {} if caches is None else caches
     rows = []
     for ways in settings.ways:
@@ -83,23 +88,48 @@ def evaluate_curve(scorers: list[Scorer], ds, mode: str, settings: EvalSettings,
             if key not in caches:
                 caches[key] = sc.embed(ds.images)
             acc = evaluate_tasks(sc, ds.images, tl, caches[key])
-            rows.append({"split": ds.name, "mode": mode, "ways": ways, "scorer": sc.name,
-                         **acc.to_dict(), "task_file": path.name, "task_sha256": tl.sha256})
+            rows.append({"split": label or ds.name, "mode": mode, "ways": ways,
+                         "scorer": sc.name, **acc.to_dict(), "task_file": path.name,
+                         "task_sha256": tl.sha256})
             log.debug("%s %s %d-way %s: %s", ds.name, mode, ways, sc.name, acc)
     return rows
 
 
+def ways_that_fit(ds: Dataset, mode: str, ways: tuple[int, ...]) -> tuple[int, ...]:
+    """The values of N for which ``ds`` has enough classes (in one alphabet, within-alphabet)."""
+    most = max_ways(ds, mode)
+    fit = tuple(n for n in ways if n <= most)
+    if len(fit) < len(ways):
+        log.info("%s %s: N = %s left out (at most %d classes)", ds.name, mode,
+                 sorted(set(ways) - set(fit)), most)
+    return fit
+
+
+def curve_for(scorers: list[Scorer], split: str, mode: str, settings: EvalSettings,
+              task_dir: str | os.PathLike, data_dir=None, cache=None,
+              datasets: dict[str, Dataset] | None = None, caches: dict | None = None
+              ) -> list[dict]:
+    """One curve of ``split`` (a split name, a folder, or a key of ``datasets``): all N for
+    Omniglot's splits, the N that fit for a folder's classes."""
+    ds = (datasets or {}).get(split) or load_data(split, data_dir, cache)
+    ways = settings.ways if is_split_name(split) else ways_that_fit(ds, mode, settings.ways)
+    return evaluate_curve(nway_scorers(scorers, settings), ds, mode,
+                          replace(settings, ways=ways), task_dir, caches, label=split)
+
+
 def evaluate(scorers: list[Scorer], settings: EvalSettings, task_dir: str | os.PathLike,
-             data_dir=None, cache=None, progress: bool = False
+             data_dir=None, cache=None, progress: bool = False,
+             datasets: dict[str, Dataset] | None = None
              ) -> tuple[list[dict], list[LakeResult]]:
     """Score every scorer on N-way tasks (rows) and, if ``settings.lake``, on Lake's runs
-    (modified Hausdorff on N-way points only with ``settings.mhd_nway``)."""
+    (modified Hausdorff on N-way points only with ``settings.mhd_nway``). ``datasets``:
+    {split: Dataset} to use instead of loading those splits."""
     rows: list[dict] = []
     for split in settings.splits:
-        ds, caches = load_split(split, data_dir, cache), {}
+        caches: dict = {}
         for mode in settings.modes:
-            rows += evaluate_curve(nway_scorers(scorers, settings), ds, mode, settings,
-                                   task_dir, caches)
+            rows += curve_for(scorers, split, mode, settings, task_dir, data_dir, cache,
+                              datasets, caches)
     lake = []
     if settings.lake:
         runs = load_lake_runs(data_dir, cache)

@@ -72,11 +72,20 @@ class TrainConfig:
     episodes_per_step: int = 1
     bce_weight: float = 0.0
     # data
-    train_split: str = "train"
+    train_split: str = "train"      # an Omniglot split name or a folder of classes
     drawers: list | None = None     # restrict training drawers (Koch used 12 of 20)
     rotations: bool = False         # add characters rotated by 90/180/270 degrees as new classes
+    data: str = ""                  # a folder of your classes (DIR/[<group>/]<class>/<image>),
+                                    # split into train / validation / test (train_split and
+                                    # val_split unused); the split is saved as data_split.json
+    data_split: str = ""            # a saved split to use (a run's data_split.json); "": drawn
+    split_seed: int = 0             # draws the split (apart from ``seed``: same classes)
+    split_by: str = "auto"          # "groups", "classes", or "auto" (groups when >= 3)
+    init: str = ""                  # start from these weights: "default" (the shipped model) or
+                                    # a model file / run folder; encoder and head follow it
     distort: bool = False           # Koch's affine distortions
     distort_p: float = 0.5
+    distort_thickness: float = 0.0  # share of images thickened or thinned by a pixel (augment)
     # optimisation
     optimizer: str = "adam"         # "adam" or "sgd" (momentum, ramped as in Koch et al.)
     lr: float = 1e-3
@@ -90,7 +99,7 @@ class TrainConfig:
     l2_dense: float = 0.0           # as coupled weight decay 2 * lambda (same gradient)
     steps: int = 20000
     # validation: N-way tasks on held-out alphabets from a saved task list
-    val_split: str = "validation"
+    val_split: str = "validation"   # an Omniglot split name or a folder of classes
     val_every: int = 200
     val_tasks: int = 250
     val_ways: int = 20
@@ -116,6 +125,7 @@ class TrainConfig:
             _check_type(f, getattr(self, f.name))
         checks = {"balance": (self.balance, ("character", "alphabet")),
                   "val_mode": (self.val_mode, ("within-alphabet", "unstructured")),
+                  "split_by": (self.split_by, ("auto", "groups", "classes")),
                   **registered_names(self)}
         for name, (value, allowed) in checks.items():
             if value not in allowed:
@@ -124,8 +134,9 @@ class TrainConfig:
                      "val_tasks", "val_ways", "epoch_steps", "log_every", "members"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"config {name}={getattr(self, name)}; at least 1 expected")
-        for name in ("lr", "distort_p", "same_alphabet", "momentum", "momentum_start",
-                     "l2_conv", "l2_dense", "bce_weight", "time_limit_min", "checkpoint_minutes"):
+        for name in ("lr", "distort_p", "distort_thickness", "same_alphabet", "momentum",
+                     "momentum_start", "l2_conv", "l2_dense", "bce_weight", "time_limit_min",
+                     "checkpoint_minutes"):
             v = getattr(self, name)
             if not math.isfinite(v) or v < 0 or (name == "lr" and v == 0):
                 raise ConfigError(f"config {name}={v}; a finite number "
@@ -136,6 +147,13 @@ class TrainConfig:
         for name in ("threads", "patience"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"config {name}={getattr(self, name)}; 0 or more expected")
+        if self.data and (self.train_split, self.val_split) != ("train", "validation"):
+            raise ConfigError(f"config data={self.data!r} splits that folder into train, "
+                              "validation and test; train_split and val_split cannot apply "
+                              f"too (they are {self.train_split!r}, {self.val_split!r})")
+        if self.data_split and not self.data:
+            raise ConfigError(f"config data_split={self.data_split!r} needs data (the folder "
+                              "it splits)")
         if self.drawers is not None and (
                 not self.drawers or not all(isinstance(d, int) and 1 <= d <= 20
                                             for d in self.drawers)):
@@ -197,6 +215,23 @@ PRESETS: dict[str, TrainConfig] = {
         bce_weight=0.1, rotations=True, distort=True, optimizer="adam", lr=1e-3,
         lr_schedule="cosine", steps=30000, val_every=2000, val_tasks=1000, amp=True,
         time_limit_min=60.0, log_lake=True,
+    ),
+    # Your own classes (--data DIR), starting from the shipped model: the ``fast`` episodes and
+    # learning rate (1e-3 beat 3e-4 and 1e-4 at every step of 4-minute runs), short, validated
+    # often on the held-out classes; the network (and its input size) is the shipped model's.
+    # See benchmarks/own_data.py and the README ("Your own classes") for the measurements.
+    "finetune": TrainConfig(
+        init="default", objective="episodes", ways=20, queries=2, episodes_per_step=2,
+        bce_weight=0.1, distort=True, optimizer="adam", lr=1e-3, lr_schedule="cosine",
+        steps=1500, val_every=100, val_tasks=500, amp=True, time_limit_min=10.0,
+    ),
+    # Your own classes from scratch: the ``fast`` network and recipe, shortened for a few
+    # hundred classes of a few images each.
+    "small": TrainConfig(
+        encoder="conv", encoder_args={"input_size": 28, "width": 64, "depth": 4, "centre": True},
+        head="euclidean", objective="episodes", ways=20, queries=2, episodes_per_step=2,
+        bce_weight=0.1, distort=True, optimizer="adam", lr=1e-3, lr_schedule="cosine",
+        steps=3000, val_every=200, val_tasks=500, amp=True, time_limit_min=10.0,
     ),
 }
 # The shipped model in one command: the exact ensemble of two `fast` runs (seeds 0 and 1), trained

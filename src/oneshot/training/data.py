@@ -1,15 +1,29 @@
-"""Training images as model inputs, with Koch's affine distortions drawn from a seeded stream."""
+"""Training data: which datasets a config trains and validates on (Omniglot splits or a folder
+split into parts), and their images as model inputs with Koch's affine distortions drawn from a
+seeded stream."""
 
 from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
-from ..augment import Distortion, apply_affine, random_affine
+from ..augment import Distortion, apply_affine, apply_thickness, random_affine, random_thickness
 from ..data.dataset import Dataset
+from ..data.partition import ClassSplit
+from ..datasets import folder_split, load_data
 from ..preprocess import images_to_tensor
+from ..sampling import max_ways
 
-__all__ = ["TrainingImages"]
+if TYPE_CHECKING:
+    from .config import TrainConfig
+
+__all__ = ["TrainingImages", "load_training_data", "fit_ways"]
+
+log = logging.getLogger("oneshot.training")
 
 
 class TrainingImages:
@@ -39,5 +53,41 @@ class TrainingImages:
         if self.distortion is not None:
             params = random_affine(len(idx), self.distortion, self.generator)[0]
             x = apply_affine(x, params[mine])
+            if self.distortion.thickness:  # drawn only when asked: other streams unchanged
+                change = random_thickness(len(idx), self.distortion.thickness, self.generator)
+                x = apply_thickness(x, change[mine])
         x = x.to(self.device)
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
+
+
+def load_training_data(cfg: TrainConfig, data_dir=None, cache=None, progress: bool = False,
+                       saved_split: Path | None = None
+                       ) -> tuple[Dataset, Dataset, ClassSplit | None]:
+    """(training data, validation data, class split or None) as ``cfg`` says: the splits
+    ``train_split`` / ``val_split`` (names or folders), or with ``cfg.data`` that folder's
+    train and validation parts (``saved_split``, a resumed run's, wins over drawing again).
+    ``drawers`` applies to the training data; ``rotations`` are the trainer's to make (after
+    resizing, :class:`TrainingImages`)."""
+    split = None
+    if cfg.data:
+        full = load_data(cfg.data, data_dir, cache, progress=progress)
+        if saved_split is not None and saved_split.exists():
+            split = ClassSplit.load(saved_split, full)
+        else:
+            split = folder_split(full, cfg.data_split or None, cfg.split_seed, cfg.split_by)
+        ds, val = split.select(full, "train"), split.select(full, "validation")
+        if cfg.drawers is not None:
+            ds = ds.select(drawers=cfg.drawers)
+    else:
+        ds = load_data(cfg.train_split, data_dir, cache, drawers=cfg.drawers, progress=progress)
+        val = load_data(cfg.val_split, data_dir, cache, progress=progress)
+    return ds, val, split
+
+
+def fit_ways(ds: Dataset, ways: int, mode: str) -> int:
+    """``ways``, or fewer when ``ds`` has fewer classes (in one alphabet, within-alphabet)."""
+    most = max_ways(ds, mode)
+    if most < ways:
+        log.info("validation: %d-way tasks instead of %d (%s has at most %d classes %s)",
+                 most, ways, ds.name, most, "in a group" if mode == "within-alphabet" else "")
+    return min(ways, most)

@@ -22,19 +22,19 @@ import torch
 
 from ..augment import Distortion
 from ..checkpoint import load_checkpoint, save_checkpoint
-from ..data.splits import load_split
 from ..errors import ConfigError
 from ..evaluation.nway import evaluate_tasks
 from ..evaluation.scorers import EncoderScorer
-from ..models import SiameseNet, build_model
+from ..models import SiameseNet
 from ..sampling import TaskList, sample_tasks
 from .config import TrainConfig, config_diff
-from .data import TrainingImages
+from .data import TrainingImages, fit_ways, load_training_data
 from .distributed import init_distributed
 from .hooks import Hook, StepInfo, default_hooks
 from .objectives import StepContext, batch_field, create_objective
 from .optim import apply_momentum, build_optimizer, build_scheduler
 from .runfolder import RunFolder
+from .warmstart import initial_model
 
 __all__ = ["Trainer", "TrainResult", "VAL_SEED_OFFSET", "TrainingInterrupted", "StopRequest"]
 
@@ -87,8 +87,9 @@ class Trainer:
         self.data_dir, self.cache = data_dir, cache
         self.dist, self.device = init_distributed(cfg.device, (batch_field(cfg),
                                                   getattr(cfg, batch_field(cfg))))
-        self.train_ds, self.val_ds, base = self._load_data(progress)
-        self.model = build_model(cfg.model_spec, seed=cfg.seed).to(self.device)
+        base, self.val_ds, self.split = self._load_data(progress)
+        self.train_ds = base.with_rotations(images=False) if cfg.rotations else base
+        self.model = initial_model(cfg).to(self.device)
         if cfg.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.net = self.dist.wrap(self.model, self.device)
@@ -97,31 +98,30 @@ class Trainer:
         self.gen = torch.Generator().manual_seed(cfg.seed + 1)
         self.data = TrainingImages(
             base, self.model.encoder.input_size, self.device,
-            Distortion(p=cfg.distort_p) if cfg.distort else None, self.gen, cfg.channels_last,
-            rotations=cfg.rotations)
+            Distortion(p=cfg.distort_p, thickness=cfg.distort_thickness) if cfg.distort else None,
+            self.gen, cfg.channels_last, rotations=cfg.rotations)
         self.opt = build_optimizer(self.model, cfg, self.device)
         self.sched = build_scheduler(self.opt, cfg)
         self.scorer = EncoderScorer(self.model, device=str(self.device), amp=cfg.amp)
-        self.hooks = default_hooks(cfg.log_lake, progress) if hooks is None else list(hooks)
+        lake = cfg.log_lake and not cfg.data  # Lake's runs are Omniglot's: not for a folder
+        self.hooks = default_hooks(lake, progress) if hooks is None else list(hooks)
         self.step_count, self.best, self.best_step, self.train_seconds = 0, -1.0, -1, 0.0
         self.val_tasks: TaskList | None = None
         self.last_val: dict = {}
         self.stop_request = StopRequest()
 
     def _load_data(self, progress: bool):
-        """Training split (with rotations: labels only, the images are rotated after resizing),
-        validation split, and the training split as loaded; rank 0 decodes and caches first,
+        """Training data (drawers; rotations are made later, after resizing), validation data
+        and the folder's class split (None for named splits); rank 0 decodes and caches first,
         the other ranks then read the cache."""
-        cfg, dist = self.cfg, self.dist
+        dist = self.dist
         if not dist.main:
             dist.barrier()
-        base = load_split(cfg.train_split, self.data_dir, self.cache, drawers=cfg.drawers,
-                          progress=progress)
-        ds = base.with_rotations(images=False) if cfg.rotations else base
-        val = load_split(cfg.val_split, self.data_dir, self.cache, progress=progress)
+        out = load_training_data(self.cfg, self.data_dir, self.cache, progress,
+                                 self.folder.data_split)
         if dist.main:
             dist.barrier()
-        return ds, val, base
+        return out
 
     def context(self) -> StepContext:
         return StepContext(self.net, self.model.head, self.data.images, self.device,
@@ -146,12 +146,12 @@ class Trainer:
         """Draw the validation tasks from the config and save them; a resumed run reloads its
         saved tasks, which must be the ones its config draws (split, N, count, mode, seed)."""
         cfg, path = self.cfg, self.folder.val_tasks
-        want = {"ways": cfg.val_ways, "tasks": cfg.val_tasks, "mode": cfg.val_mode,
-                "seed": cfg.seed + VAL_SEED_OFFSET}
+        want = {"ways": fit_ways(self.val_ds, cfg.val_ways, cfg.val_mode),
+                "tasks": cfg.val_tasks, "mode": cfg.val_mode, "seed": cfg.seed + VAL_SEED_OFFSET}
         if resume and path.exists():
             self.val_tasks = TaskList.load(path, self.val_ds, expect=want)
             return
-        self.val_tasks = sample_tasks(self.val_ds, cfg.val_ways, cfg.val_tasks, cfg.val_mode,
+        self.val_tasks = sample_tasks(self.val_ds, want["ways"], cfg.val_tasks, cfg.val_mode,
                                       seed=cfg.seed + VAL_SEED_OFFSET)
         self.val_tasks.save(path)
 

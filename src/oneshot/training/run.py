@@ -22,6 +22,7 @@ from .distributed import shut_down
 from .hooks import Hook
 from .loop import VAL_SEED_OFFSET, StopRequest, Trainer, TrainResult
 from .runfolder import RunFolder
+from .warmstart import resolve_init
 
 __all__ = ["train", "check_config"]
 
@@ -53,8 +54,10 @@ def train(cfg: TrainConfig, out: str | os.PathLike, data_dir=None, cache=None,
     locked while the run lasts. ``stop_after`` ends the run after that many steps (as if killed
     after its last checkpoint); ``cfg.steps`` still defines the schedule. ``hooks`` replace the
     default ones (:func:`oneshot.training.hooks.default_hooks`). The caller's torch thread
-    count and global RNG state are restored afterwards.
+    count and global RNG state are restored afterwards. With ``cfg.init`` the network is the
+    init model's (:func:`.warmstart.resolve_init`), starting from its weights.
     """
+    cfg = resolve_init(cfg)
     check_config(cfg)
     if cfg.members > 1:
         if int(os.environ.get("WORLD_SIZE", "1")) > 1:
@@ -107,11 +110,17 @@ def _run(cfg, out, data_dir, cache, resume, progress, stop_after, command, hooks
             t.resume()  # first: a config that differs is refused before any file changes
         if t.dist.main:
             t.prepare_validation(resume)
+            extra = {}
+            if t.split is not None:  # a folder: which classes train, validate and test
+                t.split.save(t.folder.data_split)
+                extra["data_split"] = {"file": t.folder.data_split.name, "by": t.split.by,
+                                       **{p: len(names) for p, names in t.split.parts.items()}}
             t.folder.write_config(
                 cfg.to_dict(), command,
                 {"training": cfg.seed, "validation_tasks": cfg.seed + VAL_SEED_OFFSET},
                 data_digest=t.train_ds.digest, val_tasks_sha256=t.val_tasks.sha256,
-                device=str(t.device), world_size=t.dist.world)
+                val_ways=t.val_tasks.ways, device=str(t.device), world_size=t.dist.world,
+                **extra)
         with _stop_on_signals(t.stop_request):
             result = t.fit(stop_after)
     except BaseException:

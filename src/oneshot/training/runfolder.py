@@ -2,7 +2,8 @@
 
 A run folder holds ``config.json`` (resolved config, command line, git revision, seeds, data
 digest), ``metrics.jsonl`` (one JSON object per logged step and per validation),
-``val_tasks.npz``, ``best.pt``, ``last.pt`` and ``training.png``.
+``val_tasks.npz``, ``best.pt``, ``last.pt`` and ``training.png``; a run on a folder of classes
+also ``data_split.json`` (which classes are for training, validation and test).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from ..locking import FileLock
 __all__ = ["RunFolder", "git_revision"]
 
 RUN_FILES = ("config.json", "metrics.jsonl", "val_tasks.npz", "best.pt", "last.pt",
-             "training.png")
+             "training.png", "data_split.json")
 
 
 def git_revision() -> str:
@@ -46,6 +47,7 @@ class RunFolder:
         self.best = self.root / "best.pt"
         self.last = self.root / "last.pt"
         self.plot = self.root / "training.png"
+        self.data_split = self.root / "data_split.json"
         self.lock = FileLock(self.root / ".lock", timeout=0, what=f"run folder {self.root}")
 
     def check_start(self, resume: bool, overwrite: bool = False) -> None:

@@ -1,0 +1,174 @@
+"""The classifier on many files at once, as ``oneshot classify`` uses it.
+
+- :func:`expand_paths`: files as given, folders searched recursively (hidden names skipped);
+- :func:`classify_paths`: each image classified, or its failure recorded (an unreadable or
+  blank file, a missing path), without stopping the batch;
+- :func:`accuracy_by_class`: when an image's folder is named like an enrolled class, that is
+  its true class; accuracy per class and overall over those images.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from .errors import OneshotError, UsageError
+from .inference import OneShotClassifier, Prediction, Verification, _check_threshold
+from .preprocess import ImageError, ImageLike, preprocess
+
+__all__ = ["Outcome", "expand_paths", "classify_paths", "accuracy_by_class", "BATCH",
+           "verify_many", "read_pairs", "threshold_note", "print_accuracy"]
+
+BATCH = 256  # images preprocessed and embedded together
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One input: its path, the prediction or the error message (one of them is None), and its
+    true class when its folder names an enrolled class (else None)."""
+
+    path: str
+    prediction: Prediction | None
+    error: str | None
+    truth: str | None
+
+    def to_json(self) -> dict:
+        out: dict = {"image": self.path}
+        if self.error is not None:
+            out["error"] = self.error
+        else:
+            p = self.prediction
+            out.update(label=p.label, probability=p.probability, threshold=p.threshold,
+                       top=[{"label": lab, "probability": s} for lab, s in p.top])
+        if self.truth is not None:
+            out.update(truth=self.truth, correct=self.correct)
+        return out
+
+    @property
+    def correct(self) -> bool | None:
+        if self.truth is None or self.prediction is None:
+            return None
+        return self.prediction.label == self.truth
+
+
+def expand_paths(paths: list[str | os.PathLike]) -> list[str]:
+    """Each file as given; each folder's non-hidden files below it, recursively, sorted. A path
+    that does not exist is kept (classifying it reports the error)."""
+    out: list[str] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            out += sorted(str(f) for f in p.rglob("*") if f.is_file() and not any(
+                part.startswith(".") for part in f.relative_to(p).parts))
+        else:
+            out.append(str(p))
+    return out
+
+
+def _prepared(clf: OneShotClassifier, path: str) -> torch.Tensor | str:
+    """The model input (1, 1, S, S) of one file, or what is wrong with it."""
+    if not Path(path).exists():
+        return f"{path}: no such file"
+    try:
+        return preprocess(path, clf.input_size, clf.crop)
+    except (OneshotError, OSError) as e:
+        return str(e)
+
+
+def classify_paths(clf: OneShotClassifier, paths: list[str | os.PathLike], top_k: int = 1,
+                   threshold: float | str | None = "calibrated") -> Iterator[Outcome]:
+    """Classify every image of ``paths`` (see :func:`expand_paths`), in order, ``BATCH`` at a
+    time; a file that fails gives an Outcome with its error and the others go on."""
+    files = expand_paths(paths)
+    classes = set(clf.classes)
+    for i in range(0, len(files), BATCH):
+        chunk = files[i: i + BATCH]
+        ready = [_prepared(clf, f) for f in chunk]
+        good = [x for x in ready if isinstance(x, torch.Tensor)]
+        preds = iter(clf.predict_embeddings(clf.embed_tensor(torch.cat(good)), top_k,
+                                            threshold) if good else [])
+        for f, x in zip(chunk, ready):
+            truth = Path(f).parent.name if Path(f).parent.name in classes else None
+            if isinstance(x, str):
+                yield Outcome(f, None, x, truth)
+            else:
+                yield Outcome(f, next(preds), None, truth)
+
+
+def accuracy_by_class(outcomes: list[Outcome]) -> dict[str, tuple[int, int]]:
+    """{class: (correct, images)} over the outcomes with a true class and a prediction."""
+    out: dict[str, list[int]] = {}
+    for o in outcomes:
+        if o.correct is not None:
+            c = out.setdefault(o.truth, [0, 0])
+            c[0] += int(o.correct)
+            c[1] += 1
+    return {k: (v[0], v[1]) for k, v in sorted(out.items())}
+
+
+@torch.no_grad()
+def verify_many(clf: OneShotClassifier, pairs: list[tuple[ImageLike, ImageLike]],
+                threshold: float = 0.5) -> list[Verification | ImageError]:
+    """``clf.verify_pair`` for many pairs, each distinct image read and embedded once; an
+    image that cannot be used gives its ImageError in the place of its pairs' results."""
+    _check_threshold(threshold)
+    keys = list(dict.fromkeys(k for pair in pairs for k in pair))
+    inputs, errors = {}, {}
+    for k in keys:
+        try:
+            inputs[k] = preprocess(k, clf.input_size, clf.crop)
+        except ImageError as e:
+            errors[k] = e
+    good = [k for k in keys if k in inputs]
+    emb = dict(zip(good, clf.embed_tensor(torch.cat([inputs[k] for k in good])).to(
+        clf.device))) if good else {}
+    out: list[Verification | ImageError] = []
+    for a, b in pairs:
+        bad = errors.get(a) or errors.get(b)
+        if bad is not None:
+            out.append(bad)
+            continue
+        p = float(torch.sigmoid(clf.model.head(emb[a][None], emb[b][None])).item())
+        out.append(Verification(p, p >= threshold, threshold))
+    return out
+
+
+def read_pairs(path: str) -> list[tuple[str, str]]:
+    text = sys.stdin.read() if path == "-" else Path(path).read_text()
+    pairs = []
+    for n, line in enumerate(text.splitlines(), 1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        parts = line.split("\t") if "\t" in line else line.split()
+        if len(parts) != 2:
+            raise UsageError(f"{path}:{n}: {len(parts)} fields; two image paths expected "
+                             "(separated by a tab, or by spaces when the paths have none)")
+        pairs.append((parts[0].strip(), parts[1].strip()))
+    return pairs
+
+
+def threshold_note(clf, used: float | None) -> str:
+    if used is None:
+        return "threshold: none (every image is given its best class)"
+    cal = clf.record.get("open_set", {})
+    if used == clf.calibrated_threshold:
+        return (f"threshold {used:.3f}: the model's, calibrated on held-out alphabets "
+                f"({100 * cal['false_accept']:.1f} % of unknown characters accepted, "
+                f"{100 * cal['false_reject']:.1f} % of known ones rejected); "
+                "--threshold 0 always names a class")
+    return f"threshold {used:.3f} (--threshold)"
+
+
+def print_accuracy(by_class: dict[str, tuple[int, int]], out) -> None:
+    """Per-class and overall accuracy of the images whose folder names their class."""
+    if not by_class:
+        return
+    right, total = (sum(v[i] for v in by_class.values()) for i in (0, 1))
+    print(f"accuracy (images in a folder named like their class): {100 * right / total:.1f} % "
+          f"({right} of {total})", file=out)
+    for c, (r, n) in by_class.items():
+        print(f"  {c}: {100 * r / n:.1f} % ({r} of {n})", file=out)

@@ -1,0 +1,111 @@
+"""Folders of the user's classes: layouts, the content-keyed cache, and the stored images."""
+
+from __future__ import annotations
+
+import logging
+import zipfile
+
+import numpy as np
+import pytest
+from PIL import Image
+from support import class_folder
+
+from oneshot.data.dataset import DataError
+from oneshot.data.folder import choose_per_class, list_folder, scan_folder
+from oneshot.data.images import ImageError
+from oneshot.datasets import load_data, load_folder_dataset
+from oneshot.preprocess import STORED_SIZE
+
+
+def test_flat_and_grouped_layouts(tmp_path):
+    flat = scan_folder(class_folder(tmp_path / "flat", ["b", "a"], per_class=[2, 3]))
+    assert not flat.grouped and flat.classes == ("flat/a", "flat/b") and flat.images == 5
+    assert [len(f) for f in flat.files] == [3, 2]  # a, then b
+    grouped = scan_folder(class_folder(tmp_path / "g", ["x/c1", "x/c2", "y/c1"]))
+    assert grouped.grouped and grouped.groups == ["x", "y"]
+    assert grouped.classes == ("x/c1", "x/c2", "y/c1")
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda r: (r / "a").mkdir(parents=True), "class 'r/a' has no images"),
+    (lambda r: class_folder(r, ["a", "g/b"]), "mixes classes and groups"),
+    (lambda r: r.mkdir(), "no class folders"),
+])
+def test_bad_layouts_are_named(tmp_path, make, message):
+    make(tmp_path / "r")
+    with pytest.raises(DataError, match=message):
+        scan_folder(tmp_path / "r")
+
+
+def test_cached_once_and_keyed_by_content(tmp_path, caplog):
+    root = class_folder(tmp_path / "mine", ["g/a", "g/b", "h/c"], per_class=[2, 3, 2])
+    cache = tmp_path / "cache"
+    ds = load_folder_dataset(root, cache)
+    assert ds.images.shape == (7, STORED_SIZE, STORED_SIZE) and ds.images.dtype == np.uint8
+    assert set(np.unique(ds.images)) <= {0, 1} and ds.images.sum() > 0
+    assert ds.alphabets == ("g", "h") and ds.drawers.tolist() == [1, 2, 1, 2, 3, 1, 2]
+    assert len(list(cache.glob("folder-*.npz"))) == 1
+    again = load_folder_dataset(root, cache)  # from the cache, digest recomputed
+    assert again.digest_verified and again.digest == ds.digest
+    assert np.array_equal(again.images, ds.images)
+    Image.fromarray(np.full((28, 28), 255, np.uint8)).save(root / "g" / "a" / "new.png")
+    img = np.array(Image.open(root / "g" / "a" / "new.png"))
+    img[5:20, 10:12] = 0
+    Image.fromarray(img).save(root / "g" / "a" / "new.png")
+    added = load_folder_dataset(root, cache)
+    assert len(added) == 8 and added.digest != ds.digest
+    Image.fromarray(img[::-1]).save(root / "g" / "a" / "new.png")  # same name, new content
+    assert load_folder_dataset(root, cache).digest != added.digest
+    assert len(list(cache.glob("folder-*.npz"))) == 3
+    # a damaged cache is noticed and rebuilt
+    payload = sorted(cache.glob("folder-*.npz"), key=lambda p: p.stat().st_mtime)[-1]
+    payload.write_bytes(b"junk")
+    with caplog.at_level(logging.WARNING):
+        rebuilt = load_folder_dataset(root, cache)
+    assert "rebuilding" in caplog.text and zipfile.is_zipfile(payload)
+    assert rebuilt.digest == load_folder_dataset(root, cache).digest
+
+
+def test_any_image_goes_through_the_one_preprocessing(tmp_path):
+    """Colour, white-on-black, any size: the same ink as black-on-white of another size."""
+    ink = np.zeros((40, 60), np.float32)
+    ink[10:30, 20:25] = 1
+    (tmp_path / "d" / "g" / "bar").mkdir(parents=True)
+    Image.fromarray(((1 - ink) * 255).astype(np.uint8)).save(tmp_path / "d/g/bar/a.png")
+    rgb = np.stack([ink * 255, ink * 0, ink * 255], -1).astype(np.uint8)  # magenta on black
+    Image.fromarray(rgb).resize((120, 80), Image.NEAREST).save(tmp_path / "d/g/bar/b.jpg")
+    ds = load_data(tmp_path / "d", cache=tmp_path / "c")
+    a, b = ds.images.astype(int)
+    assert abs(a - b).sum() < 0.02 * a.sum()
+
+
+def test_omniglot_pngs_give_the_archives_images(splits, tmp_path):
+    """An Omniglot character written out as files is decoded to exactly its cached pixels."""
+    ds = splits["test"]
+    for c in range(2):
+        folder = tmp_path / "omni" / ds.characters[c]
+        folder.mkdir(parents=True)
+        for i in np.flatnonzero(ds.labels == c):
+            Image.fromarray(((1 - ds.images[i]) * 255).astype(np.uint8)).convert("1").save(
+                folder / f"{int(ds.char_ids[c]):04d}_{int(ds.drawers[i]):02d}.png")
+    mine = load_data(tmp_path / "omni", cache=tmp_path / "c")
+    want = ds.select(characters=ds.characters[:2])
+    assert mine.characters == want.characters
+    assert np.array_equal(mine.images, want.images)
+
+
+def test_unreadable_file_is_named(tmp_path):
+    root = class_folder(tmp_path / "r", ["a", "b"], per_class=2)
+    (root / "a" / "notes.txt").write_text("not an image")
+    with pytest.raises(ImageError, match="notes.txt: not a readable image"):
+        load_folder_dataset(root, tmp_path / "c")
+
+
+def test_choose_per_class(tmp_path):
+    items = list_folder(class_folder(tmp_path / "r", ["a", "b"], per_class=[4, 1]))
+    first = choose_per_class(items, 2)
+    assert [(p.name, c) for p, c in first] == [("0.png", "a"), ("1.png", "a"), ("0.png", "b")]
+    rand = choose_per_class(items, 2, "random", seed=3)
+    assert rand == choose_per_class(items, 2, "random", seed=3) and len(rand) == 3
+    with pytest.raises(ImageError, match="per class 0"):
+        choose_per_class(items, 0)
