@@ -86,14 +86,14 @@ def _add_data_and_evaluation(sub) -> None:
              description="Lake's benchmark and the tutorial's N-way figure on the test "
              "alphabets for the shipped model (or --model) beside the baselines: about a "
              "minute on a 2-core CPU. --full adds the background alphabets and modified "
-             "Hausdorff on every N-way point: about 10 minutes. The report in --out is "
+             "Hausdorff on every N-way point: a few minutes. The report in --out is "
              "rewritten after each part, with a progress line per part on stderr.")
     _data_args(p)
     _model_args(p, "model files, checkpoints or run folders, scored side by side ('default': "
                 "the shipped model) (default: the shipped model)", many=True)
     _folder_args(p)
     p.add_argument("--full", action="store_true", help="test and background alphabets, "
-                   "modified Hausdorff on every point (about 10 min on 2 cores)")
+                   "modified Hausdorff on every point (a few minutes on 2 cores)")
     p.add_argument("--baselines-only", action="store_true", help="ignore the shipped model")
     p.add_argument("--no-baselines", action="store_true", help="score only the model")
     p.add_argument("--split", nargs="+", help="splits (default: test; with --full: test "
