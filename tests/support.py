@@ -97,17 +97,24 @@ def drawer1(ds, alphabet: str) -> tuple[list[str], np.ndarray]:
 
 def class_folder(root: Path, classes: list[str], per_class: int | list[int] = 1,
                  seed: int = 0) -> Path:
-    """root/<class>/<k>.png: random-stroke glyphs, one look per class (for enrol/classify).
-    A class named "group/class" makes the grouped layout; ``per_class``: images of every class,
-    or of each class in turn."""
+    """root/<class>/<k>.png: black strokes on white, one random three-stroke glyph per class,
+    each image of it shifted by a pixel or two (for enrol/classify). A class named
+    "group/class" makes the grouped layout; ``per_class``: images of every class, or of each
+    class in turn."""
+    from PIL import ImageDraw
+
     rng = np.random.default_rng(seed)
     counts = [per_class] * len(classes) if isinstance(per_class, int) else list(per_class)
     for c, count in zip(classes, counts):
         (root / c).mkdir(parents=True, exist_ok=True)
-        base = (rng.random((28, 28)) < 0.15).astype(np.float32)
+        strokes = rng.integers(12, 52, size=(3, 4)).tolist()
         for k in range(count):
-            img = np.clip(base + (rng.random((28, 28)) < 0.02), 0, 1)
-            Image.fromarray(((1 - img) * 255).astype(np.uint8)).save(root / c / f"{k}.png")
+            dx, dy = (int(v) for v in rng.integers(-2, 3, size=2))
+            im = Image.new("L", (64, 64), 255)
+            draw = ImageDraw.Draw(im)
+            for x0, y0, x1, y1 in strokes:
+                draw.line((x0 + dx, y0 + dy, x1 + dx, y1 + dy), fill=0, width=5)
+            im.save(root / c / f"{k}.png")
     return root
 
 

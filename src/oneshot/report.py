@@ -165,11 +165,14 @@ def _scorers_and_header(settings, models, model_label, baselines, device, comman
     header += lines + _warnings(models, datasets)
     if not scorers:
         raise UsageError("nothing to evaluate: no model and no baselines")
-    if not settings.mhd_nway and any(isinstance(s, ModifiedHausdorffScorer) for s in scorers):
+    if settings.lake and not settings.mhd_nway and \
+            any(isinstance(s, ModifiedHausdorffScorer) for s in scorers):
         header.append("Modified Hausdorff is scored on Lake's runs only (`--full` adds it to "
                       "every N-way point).\n")
-    header.append("Each N has its own saved tasks (seed + N); the background split is the 30 "
-                  "training alphabets, the test split the 10 alphabets of Lake's runs.\n")
+    header.append("Each N has its own saved tasks (seed + N).\n")
+    if set(settings.splits) & {"test", "background"}:
+        header.append("The background split is the 30 training alphabets; the test split the "
+                      "10 alphabets of Lake's runs.\n")
     return scorers, header
 
 
