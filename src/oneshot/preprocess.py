@@ -247,8 +247,9 @@ def normalise_strokes(mask: np.ndarray, target: float,
 
 def clean_square(sq: np.ndarray, options: Preprocessing = DEFAULT,
                  crop: bool = False) -> np.ndarray:
-    """Step 5 (and the crop of step 4): a square ink image -> float32 (W, W) at
-    ``options.work_size``, in {0, 1} but for the edges of normalised strokes."""
+    """Step 5 (and the crop of step 4, on the cleaned ink, after the strokes are normalised): a
+    square ink image -> float32 (W, W) at ``options.work_size``, in {0, 1} but for the edges of
+    normalised strokes and of a resized crop."""
     o = options
     x = _resize(sq, o.work_size)
     t = otsu_threshold(x) if o.threshold == "otsu" else float(o.threshold)
@@ -257,11 +258,12 @@ def clean_square(sq: np.ndarray, options: Preprocessing = DEFAULT,
         mask = _unless_empty(mask & ~edge_rules(mask, FRAME_BAND, FRAME_SPAN), mask)
     if o.min_ink > 1:
         mask = _unless_empty(remove_small(mask, o.min_ink), mask)
+    out = mask.astype(np.float32)
+    if o.stroke_width is not None:  # at the image's own scale, before a crop enlarges it
+        out = normalise_strokes(mask, o.stroke_width, o.stroke_range).astype(np.float32)
     if crop:
-        mask = _resize(fit_square(mask.astype(np.float32), crop=True), o.work_size) > 0.5
-    if o.stroke_width is not None:
-        return normalise_strokes(mask, o.stroke_width, o.stroke_range).astype(np.float32)
-    return mask.astype(np.float32)
+        out = np.clip(_resize(fit_square(out, crop=True), o.work_size), 0.0, 1.0)
+    return out
 
 
 def ink_squares(images: ImageLike | list, crop: bool = False,
