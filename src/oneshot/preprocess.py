@@ -1,6 +1,5 @@
-"""One documented preprocessing from any image to the model's input.
-
-Steps, for a file, a PIL image or an array (``Preprocessing``'s options; defaults in brackets):
+"""One documented preprocessing from any image to the model's input. Steps, for a file, a PIL
+image or an array (``Preprocessing``'s options; defaults in brackets):
 
 1. grey: colour is converted to luminance; transparent pixels are composited onto white;
 2. polarity: the median of the border pixels is the background; if it is light, the image is
