@@ -20,9 +20,8 @@ image or an array (``Preprocessing``'s options; defaults in brackets):
 
 Omniglot images (105x105, binary, black on white) pass steps 3 and 5 unchanged (their border is
 paper, their strokes 5-6.5 px wide), so they come out exactly as the evaluation harness's
-``images_to_tensor`` makes them from the decoded dataset: a model sees the same input either way,
-in training and in use. ``LEGACY`` turns steps 3 and 5 back into the earlier preprocessing
-(border median only, no cleaning).
+``images_to_tensor`` makes them from the decoded dataset: a model sees the same input either way.
+``LEGACY`` turns steps 3 and 5 back into the earlier preprocessing (border median, no cleaning).
 
 A folder of the user's images becomes a Dataset by :func:`stored_image`: steps 1-4 (``LEGACY``),
 resized to 105 px and binarised at 0.5, the Dataset convention (uint8, ink 1, background 0).
