@@ -138,10 +138,11 @@ def evaluate_and_report(out: str | os.PathLike, settings: EvalSettings, model=No
             runs = load_lake_runs(data_dir, cache)
             lake = [lake_benchmark(sc, runs) for sc in scorers]
         else:
-            rows += curve_for(scorers, part[1], part[2], settings, Path(out) / "tasks",
-                              data_dir, cache, datasets, caches)
+            new = curve_for(scorers, part[1], part[2], settings, Path(out) / "tasks",
+                            data_dir, cache, datasets, caches)
+            rows += new
+            figures += write_figures(out, new) if new else []  # this curve's figure only
         md = write_report(out, rows, lake, "\n".join(header))
-        figures = write_figures(out, rows) if rows else []
         progress_line(k + 1, len(parts), " ".join(part), time.perf_counter() - t,
                       time.perf_counter() - t0)
     return EvaluationReport(rows, lake, md, [md] + figures)

@@ -49,9 +49,9 @@ def _launch(folder: RunFolder, k: int, cfg: TrainConfig, data_dir, cache) -> sub
     cmd += ["--resume"] if (out / "last.pt").exists() else []
     cmd += ["--data-dir", str(data_dir)] if data_dir else []
     cmd += ["--cache", str(cache)] if cache else []
-    logfile = open(folder.root / f"member-{k}.log", "a")  # noqa: SIM115 (the child owns it)
-    return subprocess.Popen(cmd, stdout=logfile, stderr=subprocess.STDOUT,
-                            env={**os.environ, "OMP_NUM_THREADS": str(cfg.threads)})
+    with open(folder.root / f"member-{k}.log", "a") as log_file:  # the child keeps its copy
+        return subprocess.Popen(cmd, stdout=log_file, stderr=subprocess.STDOUT,
+                                env={**os.environ, "OMP_NUM_THREADS": str(cfg.threads)})
 
 
 def _wait_all(procs: list[subprocess.Popen], folder: RunFolder) -> None:
@@ -141,8 +141,7 @@ def train_ensemble(cfg: TrainConfig, out: str | os.PathLike, data_dir=None, cach
                    command: list[str] | None = None) -> TrainResult:
     """Train ``cfg.members`` members side by side and combine them (module docstring)."""
     folder = RunFolder(out)
-    if folder.root.exists() and not folder.root.is_dir():
-        raise UsageError(f"--out {folder.root}: is a file, not a folder")
+    folder.check_is_folder()
     try:
         _take_folder(folder, cfg, resume, overwrite)
         folder.write_config(cfg.to_dict(), command,

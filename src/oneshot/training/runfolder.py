@@ -50,12 +50,14 @@ class RunFolder:
         self.data_split = self.root / "data_split.json"
         self.lock = FileLock(self.root / ".lock", timeout=0, what=f"run folder {self.root}")
 
-    def check_start(self, resume: bool, overwrite: bool = False) -> None:
-        """Refuse what would lose the user's files: a run folder that is a file, a new run in a
-        folder that is not empty (unless ``overwrite``: the previous run's files are removed),
-        a resume without last.pt."""
+    def check_is_folder(self) -> None:
+        """UsageError when ``--out`` names a file (nothing is written then)."""
         if self.root.exists() and not self.root.is_dir():
             raise UsageError(f"--out {self.root}: is a file, not a folder")
+
+    def check_start(self, resume: bool, overwrite: bool = False) -> None:
+        """Refuse what would lose the user's files: a new run in a folder that is not empty
+        (unless ``overwrite``: the previous run's files are removed), a resume without last.pt."""
         if resume:
             if not self.last.exists():
                 raise UsageError(f"--resume: {self.last} does not exist")
@@ -73,8 +75,7 @@ class RunFolder:
     def open(self, resume: bool, overwrite: bool = False) -> None:
         """Take the folder for this run: lock it (a second run into it is refused at once,
         naming the pid that holds it), then :meth:`check_start`. ``close`` releases it."""
-        if self.root.exists() and not self.root.is_dir():
-            raise UsageError(f"--out {self.root}: is a file, not a folder")
+        self.check_is_folder()
         self.lock.acquire()
         try:
             self.check_start(resume, overwrite)
