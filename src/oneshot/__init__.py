@@ -31,6 +31,9 @@ _EXPORTS = {
     ".evaluation.lake": ["lake_benchmark"],
     ".evaluation.metrics": ["Accuracy", "wilson_interval"],
     ".evaluation.nway": ["evaluate_tasks", "score_tasks"],
+    ".evaluation.perturbations": ["list_perturbations", "get_perturbation",
+                                  "register_perturbation"],
+    ".evaluation.robustness": ["run_robustness", "RobustnessScorer", "robustness_markdown"],
     ".evaluation.runner": ["EvalSettings", "evaluate"],
     ".evaluation.scorers": ["ConstantScorer", "EncoderScorer", "RandomScorer"],
     ".inference": ["UNKNOWN", "GalleryError", "OneShotClassifier", "Prediction",
@@ -40,7 +43,7 @@ _EXPORTS = {
                 "register_encoder", "create_head", "list_heads", "register_head", "Encoder",
                 "Head"],
     ".plugins": ["load_plugins"],
-    ".preprocess": ["preprocess"],
+    ".preprocess": ["preprocess", "Preprocessing"],
     ".report": ["evaluate_and_report"],
     ".sampling": ["EpisodeSampler", "PairSampler", "TaskList", "sample_tasks"],
 }
