@@ -7,14 +7,15 @@ image or an array (``Preprocessing``'s options; defaults in brackets):
 3. background and contrast: the paper's level, a plane fitted robustly to the border pixels
    [``background="plane"``; "median": one level, the border's median], is subtracted, the
    strongest ink scaled to 1, clipped to [0, 1] (grey paper and shading go);
-4. square: padded with background to a square, centred (``crop=True`` crops to the ink's
-   bounding box and adds a margin, for photos with a lot of empty space; off by default);
-5. clean, at Omniglot's resolution [``work_size=105``]: resized there, binarised [``threshold``
-   "otsu": Otsu's level; a number: that level], specks of fewer than ``min_ink`` [12] pixels
-   removed (noise; no Omniglot stroke is that small), a frame or rule along the image edge
-   removed [``clear_frame``], and strokes thickened or thinned by whole pixels towards
-   ``stroke_width`` [5.5 px, Omniglot's median] when they are ``stroke_tolerance`` [2 px] or
-   more off it;
+4. square: padded with background to a square, centred;
+5. clean, at Omniglot's resolution [``work_size=105``]: resized there, then binarised
+   [``threshold="otsu"``: Otsu's level; a number: that level], a frame or ruled line along the
+   image's edge removed [``clear_frame=True``], specks of fewer than ``min_ink`` [12] pixels
+   removed (noise: no part of an Omniglot character is that small), and the strokes thickened
+   or thinned to ``stroke_width`` [5.5 px, Omniglot's median] when their width is outside
+   ``stroke_range`` [4.5-7 px], by whole pixels (a disk) and the fraction by a blur that moves
+   the edges. ``crop=True`` then crops to the cleaned ink's bounding box with a margin and
+   resizes back to ``work_size``, for photos with much empty space (off: docs/robustness.md);
 6. size: resized to the encoder's input size (area averaging when shrinking, bilinear when
    growing), giving float32 (1, S, S).
 
@@ -78,10 +79,9 @@ _MIN_CONTRAST = 1e-3
 _CHUNK = 2048
 WORK_SIZE = 105  # Omniglot's side: the resolution at which images are cleaned (step 5)
 OMNIGLOT_STROKE = 5.5  # px at 105: the median stroke width of Omniglot (5.0-6.3 for 98 %)
-# a frame or rule: a line longer than FRAME_SPAN of the side within FRAME_BAND of the edge (no
-# Omniglot test image has one; 1 in 2,000 background images loses a stroke's edge to it)
+# a frame or rule: longer than FRAME_SPAN of the side, within FRAME_BAND of the edge
 FRAME_BAND, FRAME_SPAN = 0.08, 0.6
-STROKE_RANGE = (4.5, 7.0)  # px: widths left alone (Omniglot's test alphabets all but 0.3 %)
+STROKE_RANGE = (4.5, 7.0)  # px: widths left alone (all but 0.2 % of the test alphabets')
 STROKE_SIGMA = 1.0  # px: the blur that moves stroke edges by fractions of a pixel
 _EPS = 1e-6
 
