@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..allocator import keep_freed_memory
 from ..augment import Distortion
 from ..checkpoint import load_checkpoint, save_checkpoint
 from ..errors import ConfigError
@@ -101,6 +102,8 @@ class Trainer:
             Distortion(p=cfg.distort_p, thickness=cfg.distort_thickness) if cfg.distort else None,
             self.gen, cfg.channels_last, rotations=cfg.rotations)
         self.opt = build_optimizer(self.model, cfg, self.device)
+        if self.device.type == "cpu":
+            keep_freed_memory()  # reuse each step's large buffers (after loading the data)
         self.sched = build_scheduler(self.opt, cfg)
         self.scorer = EncoderScorer(self.model, device=str(self.device), amp=cfg.amp)
         lake = cfg.log_lake and not cfg.data  # Lake's runs are Omniglot's: not for a folder
