@@ -51,6 +51,8 @@ CONFIGS = {
     "concat": ({"members": [{"encoder": "conv", "encoder_args": SMALL_CONV},
                             {"encoder": "conv", "encoder_args": {**SMALL_CONV, "pool": "max"}}],
                 "weights": [0.7, 1.3]}, "euclidean"),
+    "views": ({"inner": {"encoder": "conv", "encoder_args": {**SMALL_CONV, "centre": True}},
+               "views": [[0.0, 1.0, 0.0], [8.0, 1.1, 0.1]]}, "euclidean"),
 }
 
 

@@ -156,10 +156,11 @@ def cmd_export(args) -> int:
 
 def cmd_ensemble(args) -> int:
     from .checkpoint import export_model, load_model
-    from .models import ensemble
+    from .models import ensemble, with_views
 
     loaded = [load_model(r) for r in args.runs]
-    export_model(ensemble([m for m, _ in loaded]), args.out,
+    net = ensemble([m for m, _ in loaded]) if len(loaded) > 1 else loaded[0][0]
+    export_model(with_views(net, args.views) if args.views else net, args.out,
                  {"members": [str(r) for r in args.runs],
                   "member_records": [rec for _, rec in loaded]}, half=args.half,
                  inputs=tuple(args.runs))
@@ -172,8 +173,6 @@ def _classifier(args):
     from .inference import OneShotClassifier
 
     return OneShotClassifier.load(args.model, device=args.device, crop=args.crop or None)
-
-
 
 
 def cmd_verify(args) -> int:

@@ -170,6 +170,9 @@ def _add_training(sub) -> None:
     p.add_argument("runs", nargs="+", help="run folders, checkpoints or model files")
     p.add_argument("--out", required=True, help="model file to write")
     p.add_argument("--half", action="store_true", help="store weights as float16")
+    p.add_argument("--views", metavar="SET", help="test-time views in the model: each image "
+                   "embedded as the mean of a few rotated and scaled copies (sets: none, rot, "
+                   "rot-scale; default: none added)")
 
 
 def _add_recognition(sub) -> None:

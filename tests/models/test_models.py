@@ -20,6 +20,9 @@ SMALL_ARGS = {
                            {"encoder": "conv", "encoder_args": {"input_size": 28, "width": 4,
                                                                 "centre": True}}],
                "weights": [1.0, 0.5]},
+    "views": {"inner": {"encoder": "conv", "encoder_args": {"input_size": 28, "width": 8,
+                                                            "centre": True}},
+              "views": "rot-scale"},
 }
 
 

@@ -26,13 +26,14 @@ def test_shipped_preset_is_two_fast_members():
 
 
 def test_members_train_side_by_side_into_one_model(tmp_path, data_dir, cache_dir, capsys):
-    cfg = apply_overrides(preset("fast"), SETS)
+    cfg = apply_overrides(preset("fast"), {**SETS, "views": "rot"})
     out = tmp_path / "ens"
     r = train(cfg, out, data_dir, cache_dir, progress=False)
     assert (out / "member-0" / "best.pt").is_file() and (out / "member-1" / "best.pt").is_file()
     assert resolve_model_path(out) == out / "model.pt"
     net, record = load_model(out)
-    assert net.spec.encoder == "concat" and len(net.encoder.members) == 2
+    assert net.spec.encoder == "views" and len(net.encoder.views) == 3
+    assert len(net.encoder.inner.members) == 2  # the views wrap the exact ensemble
     assert [m["seed"] for m in record["members"]] == [0, 1]
     assert record["validation"]["tasks"] == 10 and r.best_val == record["validation"]["accuracy"]
     assert 0 < record["open_set"]["threshold"] < 1
@@ -44,3 +45,14 @@ def test_members_train_side_by_side_into_one_model(tmp_path, data_dir, cache_dir
     assert main(["classify", "--model", str(out), "--support", str(support),
                  str(support / "a" / "0.png"), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["label"] in ("a", "b", "unknown")
+    members = [str(out / "member-0"), str(out / "member-1")]
+    assert main(["ensemble", *members, "--out", str(tmp_path / "e.pt")]) == 0
+    assert load_model(tmp_path / "e.pt")[0].spec.encoder == "concat"
+    assert main(["ensemble", members[0], "--out", str(tmp_path / "v.pt"), "--views",
+                 "rot-scale"]) == 0
+    inner = load_model(tmp_path / "v.pt")[0].spec.encoder_args["inner"]
+    assert inner["encoder"] == "conv"  # one run: its own network, in the views
+    assert main(["ensemble", members[0], "--out", str(tmp_path / "x.pt"), "--views",
+                 "spin"]) == 2
+    assert "unknown view set 'spin'" in capsys.readouterr().err
+    assert not (tmp_path / "x.pt").exists()

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
-from ..models import ModelSpec, list_encoders, list_heads
+from ..models import VIEW_SETS, ModelSpec, list_encoders, list_heads
 from .objectives import list_objectives
 from .optim import OPTIMIZERS, SCHEDULES
 
@@ -119,6 +119,7 @@ class TrainConfig:
     log_every: int = 1
     members: int = 1                # > 1: an ensemble, its members trained side by side (one
                                     # process and thread each, seeds seed, seed + 1, ...)
+    views: str = ""                 # ensembles: test-time views in model.pt (models.VIEW_SETS)
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -126,6 +127,7 @@ class TrainConfig:
         checks = {"balance": (self.balance, ("character", "alphabet")),
                   "val_mode": (self.val_mode, ("within-alphabet", "unstructured")),
                   "split_by": (self.split_by, ("auto", "groups", "classes")),
+                  "views": (self.views, ("", *VIEW_SETS)),
                   **registered_names(self)}
         for name, (value, allowed) in checks.items():
             if value not in allowed:

@@ -23,7 +23,7 @@ from pathlib import Path
 from ..checkpoint import export_model, load_checkpoint, load_model
 from ..errors import ConfigError, OneshotError, UsageError
 from ..io import atomic_write_json
-from ..models import ensemble
+from ..models import ensemble, with_views
 from .config import TrainConfig, config_diff
 from .loop import VAL_SEED_OFFSET, TrainingInterrupted, TrainResult
 from .runfolder import RUN_FILES, RunFolder
@@ -94,6 +94,8 @@ def _combine(folder: RunFolder, cfg: TrainConfig, data_dir, cache) -> TrainResul
     runs = [folder.root / f"member-{k}" for k in range(cfg.members)]
     members = [_member_record(r) for r in runs]
     net = ensemble([load_model(r / "best.pt")[0] for r in runs])
+    if cfg.views:
+        net = with_views(net, cfg.views)
     path = folder.root / "model.pt"
     export_model(net, path, {}, half=True)
     net, _ = load_model(path)  # score exactly what ships: float16 weights back as float32
