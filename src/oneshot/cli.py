@@ -127,9 +127,12 @@ def cmd_train(args) -> int:
         return EXIT_INTERRUPTED
     summary = {"steps": r.steps, "train_minutes": round(r.train_seconds / 60, 3),
                "best_val": r.best_val, "best_step": r.best_step, "run": str(r.out)}
-    print(json.dumps(summary) if args.json else
-          f"trained {r.steps} steps in {r.train_seconds / 60:.1f} min; best validation "
-          f"{r.best_val:.2f} % at step {r.best_step}; run folder {r.out}")
+    what = (f"{cfg.members} members, {r.steps} steps at most, {r.train_seconds / 60:.1f} "
+            f"training minutes in all; ensemble validation {r.best_val:.2f} %; model file "
+            f"{r.out / 'model.pt'}" if cfg.members > 1 else
+            f"{r.steps} steps in {r.train_seconds / 60:.1f} min; best validation "
+            f"{r.best_val:.2f} % at step {r.best_step}; run folder {r.out}")
+    print(json.dumps(summary) if args.json else f"trained {what}")
     return 0
 
 
@@ -248,7 +251,6 @@ def cmd_classify(args) -> int:
         print(f"error: {failed} of {len(outcomes)} images could not be classified",
               file=sys.stderr)
     return EXIT_USAGE if failed or not outcomes else 0
-
 
 
 

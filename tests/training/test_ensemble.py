@@ -41,6 +41,12 @@ def test_members_train_side_by_side_into_one_model(tmp_path, data_dir, cache_dir
         train(cfg, out, data_dir, cache_dir, progress=False)
     again = train(cfg, out, data_dir, cache_dir, progress=False, resume=True)  # all finished
     assert again.best_val == r.best_val
+    cfg_file = tmp_path / "cfg.json"
+    cfg_file.write_text(json.dumps(cfg.to_dict()))
+    assert main(["train", "--config", str(cfg_file), "--out", str(out), "--resume",
+                 "--data-dir", str(data_dir), "--cache", str(cache_dir), "--quiet"]) == 0
+    said = capsys.readouterr().out
+    assert "trained 2 members" in said and f"model file {out / 'model.pt'}" in said, said
     support = class_folder(tmp_path / "s", ["a", "b"])
     assert main(["classify", "--model", str(out), "--support", str(support),
                  str(support / "a" / "0.png"), "--json"]) == 0
