@@ -25,6 +25,14 @@ def test_shipped_preset_is_two_fast_members():
         {k: v for k, v in fast.to_dict().items() if k not in ("members", "threads")}
 
 
+def test_views_need_an_ensemble():
+    from oneshot.errors import ConfigError
+    with pytest.raises(ConfigError, match="views='rot' go into an ensemble's model.pt"):
+        apply_overrides(preset("fast"), {"views": "rot"})
+    with pytest.raises(ConfigError, match="views='spin'; expected one of"):
+        apply_overrides(preset("shipped"), {"views": "spin"})
+
+
 def test_members_train_side_by_side_into_one_model(tmp_path, data_dir, cache_dir, capsys):
     cfg = apply_overrides(preset("fast"), {**SETS, "views": "rot"})
     out = tmp_path / "ens"

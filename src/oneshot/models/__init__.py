@@ -1,8 +1,9 @@
 """Models: encoders and heads by name (registries), SiameseNet, exact ensembles.
 
-The built-in components are registered here, in one place: encoders ``koch``, ``conv`` and
-``concat`` (ensembles) and ``views`` (test-time views); heads ``l1`` and ``euclidean``. Register your own with
-``register_encoder`` / ``register_head`` from anywhere, no edit to the package needed.
+The built-in components are registered here, in one place: encoders ``koch``, ``conv``,
+``concat`` (ensembles) and ``views`` (test-time views); heads ``l1`` and ``euclidean``. Register
+your own with ``register_encoder`` / ``register_head`` from anywhere, no edit to the package
+needed.
 """
 
 from .encoders import (

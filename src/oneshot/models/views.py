@@ -17,7 +17,6 @@ import math
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from ..errors import ConfigError
 from .encoders import Encoder, create_encoder

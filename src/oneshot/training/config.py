@@ -153,6 +153,9 @@ class TrainConfig:
             raise ConfigError(f"config data={self.data!r} splits that folder into train, "
                               "validation and test; train_split and val_split cannot apply "
                               f"too (they are {self.train_split!r}, {self.val_split!r})")
+        if self.views and self.members < 2:
+            raise ConfigError(f"config views={self.views!r} go into an ensemble's model.pt "
+                              "(members >= 2); for one run: oneshot ensemble RUN --views SET")
         if self.data_split and not self.data:
             raise ConfigError(f"config data_split={self.data_split!r} needs data (the folder "
                               "it splits)")
