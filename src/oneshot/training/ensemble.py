@@ -34,8 +34,9 @@ log = logging.getLogger("oneshot.training")
 
 
 def member_configs(cfg: TrainConfig) -> list[TrainConfig]:
-    """The members' configs: one member each, seeds ``seed + k``, one thread unless set."""
-    return [replace(cfg, members=1, seed=cfg.seed + k, threads=cfg.threads or 1)
+    """The members' configs: one member each, seeds ``seed + k``, one thread unless set; the
+    views belong to the ensemble's model.pt, not to the members."""
+    return [replace(cfg, members=1, views="", seed=cfg.seed + k, threads=cfg.threads or 1)
             for k in range(cfg.members)]
 
 
