@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+from oneshot.augment import apply_affine
 from oneshot.checkpoint import default_model_path, export_model, load_model
 from oneshot.errors import ConfigError
 from oneshot.models import ModelSpec, build_model, create_encoder, with_views
@@ -32,10 +33,7 @@ def test_mean_of_views_and_round_trip(tmp_path):
     with torch.no_grad():
         want = []
         for v in wrapped.encoder.views:  # one view at a time, the plain way
-            grid = torch.nn.functional.affine_grid(torch.tensor([_theta(v)]).expand(3, 2, 3),
-                                                   [3, 1, 28, 28], align_corners=False)
-            want.append(net.encoder(torch.nn.functional.grid_sample(x, grid,
-                                                                    align_corners=False)))
+            want.append(net.encoder(apply_affine(x, torch.tensor([_theta(v)]).expand(3, 2, 3))))
         torch.testing.assert_close(wrapped.encoder(x), torch.stack(want).mean(0))
     export_model(wrapped, tmp_path / "m.pt", {"views": "rot-scale"})
     again, record = load_model(tmp_path / "m.pt")
@@ -66,9 +64,7 @@ def test_views_make_the_shipped_model_less_sensitive_to_rotation(splits):
     idx = np.random.default_rng(0).choice(len(ds.images), 20, replace=False)
     x = torch.from_numpy(ds.images[idx]).float().unsqueeze(1)
     x = torch.nn.functional.interpolate(x, size=model.encoder.input_size, mode="area")
-    grid = torch.nn.functional.affine_grid(torch.tensor([_theta([8.0, 1.0, 0.0])]).expand(
-        20, 2, 3), list(x.shape), align_corners=False)
-    rotated = torch.nn.functional.grid_sample(x, grid, align_corners=False)
+    rotated = apply_affine(x, torch.tensor([_theta([8.0, 1.0, 0.0])]).expand(20, 2, 3))
 
     def ratio(encoder) -> float:
         with torch.no_grad():

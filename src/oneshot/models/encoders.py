@@ -12,9 +12,9 @@
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
+from ..augment import apply_affine
 from ..errors import ConfigError
 from ..registry import Registry
 
@@ -86,8 +86,7 @@ def centre_ink(x: torch.Tensor) -> torch.Tensor:
     theta = torch.zeros(b, 2, 3, dtype=x.dtype, device=x.device)
     theta[:, 0, 0] = theta[:, 1, 1] = 1
     theta[:, 0, 2], theta[:, 1, 2] = cx, cy
-    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
-    return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    return apply_affine(x, theta)
 
 
 class ConvEncoder(Encoder):

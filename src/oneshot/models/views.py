@@ -16,8 +16,8 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
 
+from ..augment import apply_affine
 from ..errors import ConfigError
 from .encoders import Encoder, create_encoder
 from .siamese import ModelSpec, SiameseNet, build_model
@@ -71,11 +71,9 @@ class ViewsEncoder(Encoder):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, v = x.shape[0], len(self.views)
-        theta = self.thetas.to(x.dtype)[:, None].expand(v, b, 2, 3).reshape(v * b, 2, 3)
+        theta = self.thetas[:, None].expand(v, b, 2, 3).reshape(v * b, 2, 3)
         xs = x[None].expand(v, *x.shape).reshape(v * b, *x.shape[1:])     # view-major
-        grid = F.affine_grid(theta, list(xs.shape), align_corners=False)
-        xs = F.grid_sample(xs, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
-        return self.inner(xs).unflatten(0, (v, b)).mean(0)
+        return self.inner(apply_affine(xs, theta)).unflatten(0, (v, b)).mean(0)
 
 
 def with_views(model: SiameseNet, views: list | str) -> SiameseNet:
