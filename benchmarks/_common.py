@@ -24,6 +24,9 @@ T = TypeVar("T")
 SCORING_SEED = 12345
 SCORING_WAYS = 20
 SCORING_MODE = "within-alphabet"
+# The 3,000 published 20-way within-alphabet tasks of the test alphabets (docs/robustness.md)
+TEST_TASK_FILE = (Path(__file__).resolve().parents[1] / "docs" / "robustness" / "tasks"
+                  / "test-within-alphabet-20way-3000-seed1300.npz")
 
 
 def timed(fn: Callable[[], T]) -> tuple[float, T]:
@@ -102,20 +105,27 @@ def ci(acc: dict) -> str:
     return f"{acc['accuracy']:.1f} [{acc['ci95_low']:.1f}, {acc['ci95_high']:.1f}]"
 
 
+def validation_tasks(n: int, task_dir: str | Path, data_dir=None, cache=None):
+    """(validation split, its saved scoring TaskList of ``n`` tasks, the file): the tasks every
+    trained model is scored on (drawn once with ``SCORING_SEED``, then loaded)."""
+    from oneshot import load_split
+    from oneshot.evaluation.runner import task_list_for
+
+    val = load_split("validation", data_dir, cache)
+    return val, *task_list_for(val, SCORING_WAYS, n, SCORING_MODE, SCORING_SEED, task_dir)
+
+
 def score_model(model, val_tasks: int, task_dir: str | Path, data_dir=None,
                 cache=None) -> dict:
     """A trained model (a SiameseNet) on the saved validation tasks (``val_tasks`` tasks,
     ``SCORING_WAYS``-way ``SCORING_MODE``, seed ``SCORING_SEED``, drawn once and saved in
     ``task_dir``) and on Lake's 20 runs: {"validation": accuracy + task file and hash,
     "lake": ``LakeResult.to_dict()``}. Belongs in the library (oneshot.evaluation)."""
-    from oneshot import EncoderScorer, load_lake_runs, load_split
+    from oneshot import EncoderScorer, load_lake_runs
     from oneshot.evaluation.lake import lake_benchmark
     from oneshot.evaluation.nway import evaluate_tasks
-    from oneshot.evaluation.runner import task_list_for
 
-    val = load_split("validation", data_dir, cache)
-    tasks, path = task_list_for(val, SCORING_WAYS, val_tasks, SCORING_MODE, SCORING_SEED,
-                                task_dir)
+    val, tasks, path = validation_tasks(val_tasks, task_dir, data_dir, cache)
     scorer = EncoderScorer(model)
     acc = evaluate_tasks(scorer, val.images, tasks)
     lake = lake_benchmark(scorer, load_lake_runs(data_dir, cache))

@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 import torch
-from _common import parser, set_threads, write_json
+from _common import TEST_TASK_FILE, parser, set_threads, write_json
 
 from oneshot.augment import Distortion
 from oneshot.checkpoint import export_model, load_model
@@ -38,8 +38,6 @@ ARMS = {"trained": Distortion(),
         "wide": Distortion(rotation_deg=15.0, scale=(0.75, 1.25), translate_px=6.0, p=0.8)}
 PERTURB = ["clean", "rotate-10", "scale-0.8", "scale-1.2", "shift-5", "dilate-2", "erode-2",
            "gaussian-0.2"]
-TASK_FILE = (Path(__file__).resolve().parents[1] / "docs" / "robustness" / "tasks"
-             / "test-within-alphabet-20way-3000-seed1300.npz")
 
 
 def member0(model, ens) -> None:
@@ -83,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
         export_model(res.model, Path(args.out) / arm / "model.pt", {"arm": arm})
         models[f"fine-tuned, {arm}"] = res.model
     ds = load_split("test", args.data_dir, args.cache)
-    tl = TaskList.load(TASK_FILE, ds)
+    tl = TaskList.load(TEST_TASK_FILE, ds)
     tl = TaskList(tl.query[:args.tasks], tl.support[:args.tasks], tl.answer[:args.tasks], tl.meta)
     trials = [lake_trials(load_lake_runs(args.data_dir, args.cache)),
               task_trials(ds, tl, f"{len(tl)} tasks")]

@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import math
 import sys
-from pathlib import Path
 
 import numpy as np
-from _common import parser, set_threads, write_json
+from _common import TEST_TASK_FILE, parser, set_threads, write_json
 
 from oneshot.checkpoint import load_model
 from oneshot.data.lake import load_lake_runs
@@ -21,9 +20,6 @@ from oneshot.evaluation.nway import TaskScores
 from oneshot.evaluation.robustness import RobustnessScorer, lake_trials, task_trials
 from oneshot.evaluation.scorers import score_pairs
 from oneshot.sampling import TaskList
-
-TASK_FILE = (Path(__file__).resolve().parents[1] / "docs" / "robustness" / "tasks"
-             / "test-within-alphabet-20way-3000-seed1300.npz")
 
 
 def correct(scorer: RobustnessScorer, tr) -> np.ndarray:
@@ -50,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     model, _ = load_model(args.model)
     ds = load_split("test", args.data_dir, args.cache)
     trials = [lake_trials(load_lake_runs(args.data_dir, args.cache)),
-              task_trials(ds, TaskList.load(TASK_FILE, ds), "3,000 tasks")]
+              task_trials(ds, TaskList.load(TEST_TASK_FILE, ds), "3,000 tasks")]
     out = []
     print("| trials | crop=False | crop=True | only crop=False right | only crop=True right "
           "| McNemar p |\n| --- | ---: | ---: | ---: | ---: | ---: |")

@@ -15,21 +15,17 @@ interval is much narrower than the two accuracies' intervals suggest).
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import numpy as np
 from _common import (
-    SCORING_MODE,
-    SCORING_SEED,
-    SCORING_WAYS,
+    TEST_TASK_FILE,
     markdown_table,
     parser,
     set_threads,
+    validation_tasks,
     write_json,
 )
 
-ROOT = Path(__file__).resolve().parents[1]
-TEST_TASKS = ROOT / "docs/robustness/tasks/test-within-alphabet-20way-3000-seed1300.npz"
 TUTORIAL_SEED = 2015  # the tutorial's setting: 20-way across the evaluation alphabets
 
 
@@ -47,12 +43,11 @@ def benchmarks(args):
     from oneshot.evaluation.runner import task_list_for
     from oneshot.sampling import TaskList
 
-    val, test = (load_split(s, args.data_dir, args.cache) for s in ("validation", "test"))
-    ev = load_split("evaluation", args.data_dir, args.cache)
-    vt, _ = task_list_for(val, SCORING_WAYS, args.tasks, SCORING_MODE, SCORING_SEED,
-                          args.task_dir)
+    val, vt, _ = validation_tasks(args.tasks, args.task_dir, args.data_dir, args.cache)
+    test, ev = (load_split(s, args.data_dir, args.cache) for s in ("test", "evaluation"))
     et, _ = task_list_for(ev, 20, args.tasks, "unstructured", TUTORIAL_SEED, args.task_dir)
-    sets = {"validation": (val.images, vt), "test": (test.images, TaskList.load(TEST_TASKS, test)),
+    sets = {"validation": (val.images, vt),
+            "test": (test.images, TaskList.load(TEST_TASK_FILE, test)),
             "tutorial": (ev.images, et)}
     return sets, load_lake_runs(args.data_dir, args.cache)
 
