@@ -48,3 +48,17 @@ def test_thickness_jitter():
     assert abs((change == 1).float().mean() - 0.15) < 0.03
     with pytest.raises(ValueError, match="thickness=2"):
         Distortion(thickness=2)
+
+
+def test_make_distortion_ranges_and_errors():
+    from oneshot.augment import make_distortion
+
+    d = make_distortion(0.8, 0.0, {"rotation_deg": 20, "scale": [0.7, 1.3]})
+    assert (d.p, d.rotation_deg, d.scale, d.shear) == (0.8, 20, (0.7, 1.3), 0.3)
+    _, p = random_affine(4000, d, torch.Generator().manual_seed(0))
+    assert 15 < p["rotation_deg"].abs().max() <= 20
+    for bad, msg in (({"rot": 5}, "unknown distortion ranges"), ({"scale": 0.8}, "low, high"),
+                     ({"shear": -1}, "shear=-1"), ({"scale": [1.3, 0.7]}, "low <= high"),
+                     ({"translate_px": True}, "translate_px")):
+        with pytest.raises(ValueError, match=msg):
+            make_distortion(0.5, 0.0, bad)

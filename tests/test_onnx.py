@@ -47,7 +47,8 @@ SMALL_CONV = {"input_size": 20, "width": 8, "depth": 3, "centre": True}
 # One small configuration per registered encoder (koch has no size options: the paper's network).
 CONFIGS = {
     "koch": ({}, "l1"),
-    "conv": ({"input_size": 20, "width": 8, "depth": 3, "pool": "avg", "dim": 16}, "l1"),
+    "conv": ({"input_size": 20, "width": 8, "depth": 3, "pool": "avg", "dim": 16, "crop": 16},
+             "l1"),
     "concat": ({"members": [{"encoder": "conv", "encoder_args": SMALL_CONV},
                             {"encoder": "conv", "encoder_args": {**SMALL_CONV, "pool": "max"}}],
                 "weights": [0.7, 1.3]}, "euclidean"),
@@ -95,6 +96,9 @@ def test_every_encoder_exports_with_dynamic_batch(name, tmp_path):
     gen = torch.Generator().manual_seed(1)
     for batch in (1, 5):  # neither is the export's example batch (2): the batch is dynamic
         x = torch.rand(batch, 1, s, s, generator=gen)
+        for i in range(batch):  # ink boxes of different sizes and places (the crop option)
+            x[i, :, : 2 + i] = 0
+            x[i, :, :, s - 3 - i:] = 0
         got = enc.embed(x)
         assert got.dtype == torch.float32 and got.shape == (batch, enc.embedding_dim)
         with torch.no_grad():

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-__all__ = ["Distortion", "random_affine", "apply_affine", "distort", "random_thickness",
-           "apply_thickness"]
+__all__ = ["Distortion", "make_distortion", "random_affine", "apply_affine", "distort",
+           "random_thickness", "apply_thickness"]
 
 KOCH_FRAME = 105.0
 
@@ -41,6 +41,29 @@ class Distortion:
                                  "[0, 1] expected")
         if not 0 < self.scale[0] <= self.scale[1]:
             raise ValueError(f"distortion scale={self.scale}; 0 < low <= high expected")
+
+
+def make_distortion(p: float = 0.5, thickness: float = 0.0, ranges: dict | None = None
+                    ) -> Distortion:
+    """A :class:`Distortion` with probabilities ``p`` and ``thickness`` and the paper's ranges,
+    any of them replaced by ``ranges`` (``rotation_deg``, ``shear``, ``scale`` as [low, high],
+    ``translate_px``); ValueError naming an unknown or bad range."""
+    ranges = dict(ranges or {})
+    known = ("rotation_deg", "shear", "scale", "translate_px")
+    unknown = sorted(set(ranges) - set(known))
+    if unknown:
+        raise ValueError(f"unknown distortion ranges {unknown}; known: {list(known)}")
+    for name, v in ranges.items():
+        ok = (isinstance(v, (list, tuple)) and len(v) == 2 if name == "scale" else True)
+        vals = v if name == "scale" and ok else [v]
+        if not ok or not all(isinstance(a, (int, float)) and not isinstance(a, bool)
+                             and math.isfinite(a) and a >= 0 for a in vals):
+            raise ValueError(f"distortion {name}={v!r}; "
+                             + ("[low, high] expected" if name == "scale"
+                                else "a finite number >= 0 expected"))
+    if "scale" in ranges:
+        ranges["scale"] = tuple(float(a) for a in ranges["scale"])
+    return Distortion(p=p, thickness=thickness, **ranges)
 
 
 def random_affine(n: int, d: Distortion, generator: torch.Generator) -> tuple[torch.Tensor, dict]:
@@ -75,9 +98,11 @@ def random_affine(n: int, d: Distortion, generator: torch.Generator) -> tuple[to
     return mat, params
 
 
-def apply_affine(x: torch.Tensor, mat: torch.Tensor) -> torch.Tensor:
-    """Warp float (B, 1, S, S) images by (B, 2, 3) affine matrices; background stays 0."""
-    grid = F.affine_grid(mat.to(x.dtype), list(x.shape), align_corners=False)
+def apply_affine(x: torch.Tensor, mat: torch.Tensor, size: int | None = None) -> torch.Tensor:
+    """Warp float (B, 1, S, S) images by (B, 2, 3) affine matrices, sampled at ``size`` x
+    ``size`` (default S); background stays 0."""
+    shape = list(x.shape) if size is None else [*x.shape[:2], size, size]
+    grid = F.affine_grid(mat.to(x.dtype), shape, align_corners=False)
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
 
 

@@ -128,6 +128,12 @@ def test_presets_and_overrides():
         apply_overrides(t, ["steps=many"])
     with pytest.raises(ValueError, match="objective"):
         apply_overrides(t, ["objective=magic"])
+    d = apply_overrides(k, ['distort_args={"rotation_deg": 20, "scale": [0.7, 1.3]}'])
+    assert d.distort_args == {"rotation_deg": 20, "scale": [0.7, 1.3]}
+    with pytest.raises(ValueError, match=r"distort_args=.*unknown distortion ranges \['spin'\]"):
+        apply_overrides(k, ['distort_args={"spin": 20}'])
+    with pytest.raises(ValueError, match="distort_p=1.5.*probability"):
+        apply_overrides(k, ["distort_p=1.5"])
 
 
 def test_l2_is_keras_penalty_as_weight_decay():

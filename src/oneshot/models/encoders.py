@@ -6,12 +6,14 @@
   of the ReLU work.
 - ``conv``: a compact CPU family: ``depth`` blocks of conv 3x3 (padding 1) + batch norm + ReLU +
   max-pool 2 (ceil mode, so no border row is dropped), ``width`` channels, flattened
-  (Vinyals/Snell's "Conv-4" at 28x28 with depth 4, width 64).
+  (Vinyals/Snell's "Conv-4" at 28x28 with depth 4, width 64). Optionally it first crops each
+  character to its ink's bounding box (``crop``) and centres its ink (``centre``).
 """
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ..augment import apply_affine
@@ -19,7 +21,9 @@ from ..errors import ConfigError
 from ..registry import Registry
 
 __all__ = ["Encoder", "KochEncoder", "ConvEncoder", "create_encoder", "register_encoder",
-           "list_encoders", "centre_ink", "koch_layer_macs"]
+           "list_encoders", "centre_ink", "crop_ink", "koch_layer_macs", "CROP_MARGIN"]
+
+CROP_MARGIN = 0.15  # share of the bounding box's longer side added on each side (as preprocess)
 
 
 class Encoder(nn.Module):
@@ -89,29 +93,61 @@ def centre_ink(x: torch.Tensor) -> torch.Tensor:
     return apply_affine(x, theta)
 
 
+def crop_ink(x: torch.Tensor, size: int, margin: float = CROP_MARGIN) -> torch.Tensor:
+    """Crop each image of float (B, 1, S, S) to the square around its ink's bounding box (pixels
+    above 0.5; the longer side plus ``margin`` of it on each side, centred on the box) and
+    resample it to (B, 1, size, size): bilinear at twice ``size``, then 2x2 means (so shrinking
+    does not alias). Blank images are only resized. Size and position of the character go."""
+    b, _, h, w = x.shape
+    ink = x[:, 0] > 0.5
+    rows, cols = ink.any(dim=2), ink.any(dim=1)  # (B, H), (B, W)
+
+    def extent(hit: torch.Tensor, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        i = torch.arange(n, device=x.device)
+        lo = torch.where(hit, i, n).amin(1).to(x.dtype)
+        hi = torch.where(hit, i, -1).amax(1).to(x.dtype) + 1
+        return (lo + hi) / n - 1, (hi - lo) / n  # centre and half-extent, in [-1, 1] units
+
+    cy, hy = extent(rows, h)
+    cx, hx = extent(cols, w)
+    half = torch.maximum(hx, hy) * (1 + 2 * margin)
+    blank = ~rows.any(1)
+    half = torch.where(blank, torch.ones_like(half), half.clamp_min(4.0 / max(h, w)))
+    theta = torch.zeros(b, 2, 3, dtype=x.dtype, device=x.device)
+    theta[:, 0, 0] = theta[:, 1, 1] = half
+    theta[:, 0, 2] = torch.where(blank, torch.zeros_like(cx), cx)
+    theta[:, 1, 2] = torch.where(blank, torch.zeros_like(cy), cy)
+    return F.avg_pool2d(apply_affine(x, theta, 2 * size), 2)
+
+
 class ConvEncoder(Encoder):
     """``depth`` x [conv3x3(width) + BN + ReLU + maxpool2], then ``pool``: "flatten" keeps the
     spatial map (width * r * r, r = input_size halved, rounding up, ``depth`` times), "max" or
     "avg" pool it globally (width); optional linear to ``dim``. ``centre`` first moves each
     character's centre of mass to the middle of the frame (part of the model, so training,
-    evaluation and the classifier all see it)."""
+    evaluation and the classifier all see it). ``crop`` (pixels; 0: off) first crops each
+    character to its ink's bounding box resampled to ``crop`` x ``crop``, the size the convolutions
+    then work at (give an ``input_size`` larger than ``crop``, so the crop keeps detail)."""
 
     def __init__(self, input_size: int = 28, width: int = 64, depth: int = 4,
-                 dim: int | None = None, pool: str = "flatten", centre: bool = False) -> None:
+                 dim: int | None = None, pool: str = "flatten", centre: bool = False,
+                 crop: int = 0) -> None:
         super().__init__()
         for name, v in (("input_size", input_size), ("width", width), ("depth", depth),
-                        ("dim", dim or 1)):
+                        ("dim", dim or 1), ("crop", crop or 1)):
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise ConfigError(f"encoder 'conv': {name}={v!r}; a whole number >= 1 expected")
-        if input_size >> depth < 1:
-            raise ConfigError(f"encoder 'conv': input_size={input_size} is too small for "
-                              f"depth={depth}")
+        conv_size = crop or input_size
+        if conv_size >> depth < 1:
+            raise ConfigError(f"encoder 'conv': {'crop' if crop else 'input_size'}="
+                              f"{conv_size} is too small for depth={depth}")
         if pool not in ("flatten", "max", "avg"):
             raise ConfigError(f"encoder 'conv': pool={pool!r}; expected 'flatten', 'max' or "
                               "'avg'")
         self.input_size = input_size
         self.pool = pool
         self.centre = centre
+        self.crop = crop
         layers: list[nn.Module] = []
         c = 1
         for _ in range(depth):
@@ -119,7 +155,7 @@ class ConvEncoder(Encoder):
                        nn.MaxPool2d(2, ceil_mode=True), nn.ReLU(inplace=True)]
             c = width
         self.features = nn.Sequential(*layers)
-        r = input_size
+        r = conv_size
         for _ in range(depth):
             r = (r + 1) // 2  # ceil-mode pooling keeps the border rows
         flat = width * r * r if pool == "flatten" else width
@@ -127,8 +163,10 @@ class ConvEncoder(Encoder):
         self.embedding_dim = dim or flat
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.centre:
-            with torch.no_grad():
+        with torch.no_grad():
+            if self.crop:
+                x = crop_ink(x, self.crop)
+            if self.centre:
                 x = centre_ink(x)
         f = self.features(x)
         if self.pool == "max":

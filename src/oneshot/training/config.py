@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from ..augment import make_distortion
 from ..errors import ConfigError
 from ..models import VIEW_SETS, ModelSpec, list_encoders, list_heads
 from .objectives import list_objectives
@@ -48,7 +49,6 @@ def _check_type(f: dataclasses.Field, value: Any) -> None:
           "list | None": lambda v: v is None or isinstance(v, list)}.get(kind)
     if ok is not None and not ok(value):
         raise ConfigError(f"config {f.name}={value!r}: a {kind} expected")
-
 
 
 @dataclass(frozen=True)
@@ -86,6 +86,7 @@ class TrainConfig:
     distort: bool = False           # Koch's affine distortions
     distort_p: float = 0.5
     distort_thickness: float = 0.0  # share of images thickened or thinned by a pixel (augment)
+    distort_args: dict = field(default_factory=dict)  # other ranges (augment.make_distortion)
     # optimisation
     optimizer: str = "adam"         # "adam" or "sgd" (momentum, ramped as in Koch et al.)
     lr: float = 1e-3
@@ -139,10 +140,15 @@ class TrainConfig:
         for name in ("lr", "distort_p", "distort_thickness", "same_alphabet", "momentum",
                      "momentum_start", "l2_conv", "l2_dense", "bce_weight", "time_limit_min",
                      "checkpoint_minutes"):
-            v = getattr(self, name)
-            if not math.isfinite(v) or v < 0 or (name == "lr" and v == 0):
-                raise ConfigError(f"config {name}={v}; a finite number "
-                                  f"{'> 0' if name == 'lr' else '>= 0'} expected")
+            v, prob = getattr(self, name), name in ("distort_p", "distort_thickness")
+            if not math.isfinite(v) or v < 0 or (name == "lr" and v == 0) or (prob and v > 1):
+                want = "a probability in [0, 1]" if prob else "a finite number " + (
+                    "> 0" if name == "lr" else ">= 0")
+                raise ConfigError(f"config {name}={v}; {want} expected")
+        try:
+            make_distortion(self.distort_p, self.distort_thickness, self.distort_args)
+        except ValueError as e:
+            raise ConfigError(f"config distort_args={self.distort_args}: {e}") from e
         if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
             raise ConfigError(f"config device={self.device!r}; auto, cpu, cuda or cuda:N "
                               "expected")

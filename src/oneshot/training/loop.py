@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from ..allocator import keep_freed_memory
-from ..augment import Distortion
+from ..augment import make_distortion
 from ..checkpoint import load_checkpoint, save_checkpoint
 from ..errors import ConfigError
 from ..evaluation.nway import evaluate_tasks
@@ -99,7 +99,8 @@ class Trainer:
         self.gen = torch.Generator().manual_seed(cfg.seed + 1)
         self.data = TrainingImages(
             base, self.model.encoder.input_size, self.device,
-            Distortion(p=cfg.distort_p, thickness=cfg.distort_thickness) if cfg.distort else None,
+            make_distortion(cfg.distort_p, cfg.distort_thickness, cfg.distort_args)
+            if cfg.distort else None,
             self.gen, cfg.channels_last, rotations=cfg.rotations)
         self.opt = build_optimizer(self.model, cfg, self.device)
         if self.device.type == "cpu":
