@@ -2,7 +2,9 @@
 
 Ensembles the runs' best checkpoints (one run: just that model) into one model file, scores it
 on Lake's 20 runs (400 trials, the headline test) and on a saved list of 20-way within-alphabet
-tasks of the validation alphabets, and writes the file (float16 weights, a few hundred kB) with a
+tasks of the validation alphabets, calibrates its open-set threshold on the validation alphabets
+(``oneshot.calibration.calibrate_record``, as ``oneshot train`` does for an ensemble), and
+writes the file (float16 weights, a few hundred kB) with a
 record of the members, their training minutes and commands, and those scores. The shipped-model
 test checks the record and the model card against a fresh Lake evaluation.
 
@@ -17,6 +19,8 @@ from pathlib import Path
 import torch
 from _common import ci, parser, score_model, set_threads
 
+from oneshot import load_split
+from oneshot.calibration import calibrate_record
 from oneshot.checkpoint import export_model, load_model
 from oneshot.models import ensemble
 
@@ -47,7 +51,9 @@ def main() -> None:
     export_model(net, args.out, {}, half=True)
     net, _ = load_model(args.out)
     scores = score_model(net, args.val_tasks, args.task_dir, args.data_dir, args.cache)
-    record = {"members": list(info), **scores, "torch": torch.__version__}
+    val = load_split("validation", args.data_dir, args.cache)
+    record = {"members": list(info), **scores, "torch": torch.__version__,
+              "open_set": calibrate_record(net, val, trials=500)}
     export_model(net, args.out, record, half=True)
     print(json.dumps(record, indent=2))
     print(f"Lake: {ci(scores['lake'])} %; validation: {ci(scores['validation'])} %; "

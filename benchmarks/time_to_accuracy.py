@@ -6,6 +6,10 @@ Markdown table of validation and Lake accuracy (95 % CI) at each validation, plu
 accuracy against training minutes, one line per run, with the published figures as references.
 
     python benchmarks/time_to_accuracy.py runs/fast runs/tutorial --png docs/time_to_accuracy.png
+
+A JSON file written by ``--json`` may stand in for run folders (its runs are read back), so a
+new run can be drawn beside earlier ones whose folders are gone: docs/time_to_accuracy.json
+holds the curves of the figure.
 """
 
 from __future__ import annotations
@@ -77,8 +81,10 @@ def main() -> None:
     args = ap.parse_args()
     table = {}
     for run in args.runs:
-        table[str(run)] = read(run)
-        print_table(run, table[str(run)])
+        earlier = json.loads(run.read_text()) if run.is_file() else {str(run): read(run)}
+        for name, rows in earlier.items():
+            table[name] = rows
+            print_table(Path(name), rows)
     if args.png:
         plot(table, args.png)
     write_json(args.json, table)
