@@ -159,12 +159,12 @@ def test_gallery_from_pytorch_is_accepted_by_its_export(shipped, shipped_onnx, l
 
 
 def test_int8_stays_within_half_a_point_on_lake(shipped_onnx, splits, lake_runs, tmp_path):
-    src = shipped_onnx.encoder.path
+    src, s = shipped_onnx.encoder.path, shipped_onnx.encoder.input_size
     with pytest.raises(OnnxError, match="overwrite the input"):
-        quantize_onnx(src, src, torch.zeros(1, 1, 28, 28))
+        quantize_onnx(src, src, torch.zeros(1, 1, s, s))
     bg = splits["background"].images  # calibration from the training alphabets, never Lake's
     pick = np.random.default_rng(0).choice(len(bg), 256, replace=False)
-    path = quantize_onnx(src, tmp_path / "int8.onnx", images_to_tensor(bg[pick], 28))
+    path = quantize_onnx(src, tmp_path / "int8.onnx", images_to_tensor(bg[pick], s))
     net8 = load_onnx_model(path, threads=1)
     assert net8.fingerprint != shipped_onnx.fingerprint  # fp32 galleries are not accepted
     assert net8.encoder.spec == shipped_onnx.encoder.spec
@@ -238,9 +238,10 @@ def test_missing_exporter_dependency_names_the_package(monkeypatch, tmp_path):
 
 
 def test_embed_checks_the_input_shape(shipped_onnx):
-    with pytest.raises(ValueError, match=r"\(B, 1, 28, 28\) expected"):
+    s = shipped_onnx.encoder.input_size
+    with pytest.raises(ValueError, match=rf"\(B, 1, {s}, {s}\) expected"):
         shipped_onnx.encoder.embed(torch.zeros(2, 1, 105, 105))
-    assert shipped_onnx.encoder.embed(torch.zeros(0, 1, 28, 28)).shape == (0, 512)
+    assert shipped_onnx.encoder.embed(torch.zeros(0, 1, s, s)).shape == (0, 512)
 
 
 def test_cli_exports_and_every_command_takes_the_onnx_file(tiny_model_file, tmp_path, capsys):

@@ -75,7 +75,7 @@ def test_legacy_preprocessing_gives_the_harness_input_too(shipped, setting):
     x = trials[0].images[:30]
     from oneshot.preprocess import images_to_tensor
 
-    want = images_to_tensor(x, 28)
+    want = images_to_tensor(x, shipped.encoder.input_size)
     assert np.array_equal(RobustnessScorer(shipped, options=LEGACY).inputs(x), want)
     assert np.array_equal(RobustnessScorer(shipped).inputs(x), want)
 
