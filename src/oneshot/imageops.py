@@ -75,10 +75,17 @@ def label_components(mask: np.ndarray, connectivity: int = 8) -> tuple[np.ndarra
 
     Vectorised min-label propagation with pointer jumping: each round, every pixel takes the
     smallest label among itself and its neighbours, then the label of the pixel that label names.
+    Runs on the mask's bounding box only (labels are numbered in raster order either way).
     """
+    rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
+    out = np.zeros(mask.shape, np.int64)
+    if not len(rows):
+        return out, 0
+    box = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
+    mask = mask[box]
     h, w = mask.shape
     big = h * w
-    lab = np.where(mask, np.arange(big).reshape(h, w), big)
+    lab = np.where(mask, np.arange(big, dtype=np.int32).reshape(h, w), np.int32(big))
     if connectivity == 8:
         offs = [(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1) if dy or dx]
     else:
@@ -97,8 +104,7 @@ def label_components(mask: np.ndarray, connectivity: int = 8) -> tuple[np.ndarra
             break
         lab = new
     roots, labels = np.unique(lab[mask], return_inverse=True)
-    out = np.zeros((h, w), np.int64)
-    out[mask] = labels + 1
+    out[box][mask] = labels + 1
     return out, len(roots)
 
 
