@@ -236,8 +236,8 @@ PRESETS: dict[str, TrainConfig] = {
         bce_weight=0.1, distort=True, optimizer="adam", lr=1e-3, lr_schedule="cosine",
         steps=1500, val_every=100, val_tasks=500, amp=True, time_limit_min=10.0,
     ),
-    # Your own classes from scratch: the ``fast`` network and recipe, shortened for a few
-    # hundred classes of a few images each.
+    # Your own classes from scratch: the earlier ``fast`` network (28 px, no crop) and recipe,
+    # shortened for a few hundred classes of a few images each.
     "small": TrainConfig(
         encoder="conv", encoder_args={"input_size": 28, "width": 64, "depth": 4, "centre": True},
         head="euclidean", objective="episodes", ways=20, queries=2, episodes_per_step=2,
