@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 import torch
 
@@ -160,3 +161,23 @@ def test_l2_is_keras_penalty_as_weight_decay():
         p.grad = torch.zeros_like(p)
     opt.step()
     assert torch.allclose(model.encoder.fc.weight, w0 * (1 - 0.1 * 2e-3))
+
+
+def test_rotated_training_images_equal_the_rotated_dataset(splits):
+    """Rotations made per batch are the rotated images in Dataset.with_rotations' order
+    (position k * N + i is image i turned k times), and the stored images stay unrotated."""
+    from oneshot.preprocess import images_to_tensor
+    from oneshot.training.data import TrainingImages
+
+    ds = splits["validation"].select(alphabets=[splits["validation"].alphabets[0]])
+    n = len(ds.images)
+    assert len(ds.with_rotations(images=False).labels) == 4 * n
+    data = TrainingImages(ds, 20, torch.device("cpu"), None, torch.Generator(), rotations=True)
+    base = images_to_tensor(ds.images, 20)
+    for k in range(4):
+        assert torch.equal(data.images(np.arange(k * n, (k + 1) * n)),
+                           torch.rot90(base, k, dims=(2, 3)))
+    mixed = np.random.default_rng(0).choice(4 * n, 64, replace=False)
+    want = torch.stack([torch.rot90(base[i % n], i // n, dims=(1, 2)) for i in mixed])
+    assert torch.equal(data.images(mixed), want)
+    assert torch.equal(data.x, base)

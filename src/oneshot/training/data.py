@@ -28,7 +28,8 @@ log = logging.getLogger("oneshot.training")
 
 class TrainingImages:
     """A dataset's images resized once to the encoder's input size: float32 (N, 1, S, S);
-    with ``rotations``, followed by their rotations by 90, 180 and 270 degrees (4N in all).
+    with ``rotations``, positions N..4N-1 are their rotations by 90, 180 and 270 degrees, made
+    for each batch (exact, so the same as stored copies, in a quarter of the memory).
 
     ``images(idx, mine)`` returns this rank's share ``idx[mine]`` of a global batch on
     ``device``; distortion parameters are drawn for the whole global batch from ``generator``,
@@ -38,10 +39,8 @@ class TrainingImages:
     def __init__(self, dataset: Dataset, size: int, device: torch.device,
                  distortion: Distortion | None, generator: torch.Generator,
                  channels_last: bool = False, rotations: bool = False) -> None:
-        x = images_to_tensor(dataset.images, size)
-        if rotations:  # as Dataset.with_rotations orders them, rotated after resizing (small)
-            x = torch.cat([x] + [torch.rot90(x, k, dims=(2, 3)) for k in (1, 2, 3)])
-        self.x = x
+        self.x = images_to_tensor(dataset.images, size)
+        self.rotations = rotations  # ordered as Dataset.with_rotations orders them
         self.device = device
         self.distortion = distortion
         self.generator = generator
@@ -49,7 +48,7 @@ class TrainingImages:
 
     def images(self, idx: np.ndarray, mine: np.ndarray | slice = slice(None)) -> torch.Tensor:
         idx = np.asarray(idx).ravel()
-        x = self.x[torch.from_numpy(idx[mine])]
+        x = self._fetch(idx[mine])
         if self.distortion is not None:
             params = random_affine(len(idx), self.distortion, self.generator)[0]
             x = apply_affine(x, params[mine])
@@ -58,6 +57,18 @@ class TrainingImages:
                 x = apply_thickness(x, change[mine])
         x = x.to(self.device)
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
+
+
+    def _fetch(self, idx: np.ndarray) -> torch.Tensor:
+        n = len(self.x)
+        x = self.x[torch.from_numpy(idx % n if self.rotations else idx)]
+        if self.rotations:
+            turns = idx // n
+            for k in (1, 2, 3):
+                sel = torch.from_numpy(np.flatnonzero(turns == k))
+                if len(sel):
+                    x[sel] = torch.rot90(x[sel], k, dims=(2, 3))
+        return x
 
 
 def load_training_data(cfg: TrainConfig, data_dir=None, cache=None, progress: bool = False,
