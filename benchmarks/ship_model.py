@@ -4,9 +4,9 @@ Ensembles the runs' best checkpoints (one run: just that model) into one model f
 on Lake's 20 runs (400 trials, the headline test) and on a saved list of 20-way within-alphabet
 tasks of the validation alphabets, calibrates its open-set threshold on the validation alphabets
 (``oneshot.calibration.calibrate_record``, as ``oneshot train`` does for an ensemble), and
-writes the file (float16 weights, a few hundred kB) with a
-record of the members, their training minutes and commands, and those scores. The shipped-model
-test checks the record and the model card against a fresh Lake evaluation.
+writes the file (float16 weights, a few hundred kB) with a record of the members, their
+training minutes and commands, and those scores. The shipped-model test checks the record and
+the model card against a fresh Lake evaluation.
 
     python benchmarks/ship_model.py runs/fast runs/fast-s1 --out src/oneshot/weights/default.pt
 """

@@ -189,8 +189,8 @@ def quantize_onnx(src: str | os.PathLike, dst: str | os.PathLike,
 
     with tempfile.TemporaryDirectory() as tmp:
         prepared, out = Path(tmp) / "prepared.onnx", Path(tmp) / "int8.onnx"
-        # ONNX Runtime's symbolic shape inference fails on the crop's data-dependent box (its
-        # TopK-free min/max over a Where); ONNX's own shape inference is enough for static QDQ
+        # ONNX Runtime's symbolic shape inference fails on the conv encoder's crop (a box found
+        # by ReduceMin/ReduceMax over a Where); ONNX's own shape inference is enough for QDQ
         q.quant_pre_process(str(src), str(prepared), skip_symbolic_shape=True)
         q.quantize_static(str(prepared), str(out), Reader(), quant_format=q.QuantFormat.QDQ,
                           op_types_to_quantize=INT8_OPS, per_channel=False,
