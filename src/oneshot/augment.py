@@ -53,16 +53,17 @@ def make_distortion(p: float = 0.5, thickness: float = 0.0, ranges: dict | None 
     unknown = sorted(set(ranges) - set(known))
     if unknown:
         raise ValueError(f"unknown distortion ranges {unknown}; known: {list(known)}")
+    def number(a) -> bool:
+        return isinstance(a, (int, float)) and not isinstance(a, bool) and math.isfinite(a) \
+            and a >= 0
+
     for name, v in ranges.items():
-        ok = (isinstance(v, (list, tuple)) and len(v) == 2 if name == "scale" else True)
-        vals = v if name == "scale" and ok else [v]
-        if not ok or not all(isinstance(a, (int, float)) and not isinstance(a, bool)
-                             and math.isfinite(a) and a >= 0 for a in vals):
-            raise ValueError(f"distortion {name}={v!r}; "
-                             + ("[low, high] expected" if name == "scale"
-                                else "a finite number >= 0 expected"))
-    if "scale" in ranges:
-        ranges["scale"] = tuple(float(a) for a in ranges["scale"])
+        if name == "scale":
+            if not (isinstance(v, (list, tuple)) and len(v) == 2 and all(map(number, v))):
+                raise ValueError(f"distortion scale={v!r}; [low, high] expected")
+            ranges["scale"] = (float(v[0]), float(v[1]))
+        elif not number(v):
+            raise ValueError(f"distortion {name}={v!r}; a finite number >= 0 expected")
     return Distortion(p=p, thickness=thickness, **ranges)
 
 

@@ -18,12 +18,11 @@ from torch import nn
 
 from ..augment import apply_affine
 from ..errors import ConfigError
+from ..preprocess import CROP_MARGIN
 from ..registry import Registry
 
 __all__ = ["Encoder", "KochEncoder", "ConvEncoder", "create_encoder", "register_encoder",
-           "list_encoders", "centre_ink", "crop_ink", "koch_layer_macs", "CROP_MARGIN"]
-
-CROP_MARGIN = 0.15  # share of the bounding box's longer side added on each side (as preprocess)
+           "list_encoders", "centre_ink", "crop_ink", "koch_layer_macs"]
 
 
 class Encoder(nn.Module):
@@ -78,46 +77,48 @@ def koch_layer_macs() -> dict[str, int]:
     return macs
 
 
+def _zoom(x: torch.Tensor, scale: torch.Tensor | float, cx: torch.Tensor, cy: torch.Tensor,
+          size: int | None = None) -> torch.Tensor:
+    """Sample each image of x at the square of half-side ``scale`` centred at (cx, cy), in
+    [-1, 1] units (scale 1, centre 0: the frame itself), ``size`` pixels a side (default S)."""
+    theta = torch.zeros(len(x), 2, 3, dtype=x.dtype, device=x.device)
+    theta[:, 0, 0] = theta[:, 1, 1] = scale
+    theta[:, 0, 2], theta[:, 1, 2] = cx, cy
+    return apply_affine(x, theta, size)
+
+
 def centre_ink(x: torch.Tensor) -> torch.Tensor:
     """Translate each image of float (B, 1, S, S) so that its ink's centre of mass sits at the
     image centre (bilinear, zero padding); blank images are left as they are."""
-    b, _, h, w = x.shape
+    _, _, h, w = x.shape
     mass = x.sum(dim=(1, 2, 3)).clamp_min(1e-6)
     ys = (torch.arange(h, dtype=x.dtype, device=x.device) * 2 + 1) / h - 1
     xs = (torch.arange(w, dtype=x.dtype, device=x.device) * 2 + 1) / w - 1
     cy = (x.sum(dim=(1, 3)) * ys).sum(1) / mass
     cx = (x.sum(dim=(1, 2)) * xs).sum(1) / mass
-    theta = torch.zeros(b, 2, 3, dtype=x.dtype, device=x.device)
-    theta[:, 0, 0] = theta[:, 1, 1] = 1
-    theta[:, 0, 2], theta[:, 1, 2] = cx, cy
-    return apply_affine(x, theta)
+    return _zoom(x, 1.0, cx, cy)
 
 
 def crop_ink(x: torch.Tensor, size: int, margin: float = CROP_MARGIN) -> torch.Tensor:
     """Crop each image of float (B, 1, S, S) to the square around its ink's bounding box (pixels
-    above 0.5; the longer side plus ``margin`` of it on each side, centred on the box) and
-    resample it to (B, 1, size, size): bilinear at twice ``size``, then 2x2 means (so shrinking
-    does not alias). Blank images are only resized. Size and position of the character go."""
-    b, _, h, w = x.shape
+    above 0.5; the longer side plus ``margin`` of it on each side, as ``preprocess`` with
+    ``crop=True``, centred on the box) and resample it to (B, 1, size, size): bilinear at twice
+    ``size``, then 2x2 means (so shrinking does not alias). Blank images are only resized."""
+    _, _, h, w = x.shape
     ink = x[:, 0] > 0.5
-    rows, cols = ink.any(dim=2), ink.any(dim=1)  # (B, H), (B, W)
 
     def extent(hit: torch.Tensor, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Centre and half-extent in [-1, 1] units; (0, -1) for a blank image."""
         i = torch.arange(n, device=x.device)
         lo = torch.where(hit, i, n).amin(1).to(x.dtype)
         hi = torch.where(hit, i, -1).amax(1).to(x.dtype) + 1
-        return (lo + hi) / n - 1, (hi - lo) / n  # centre and half-extent, in [-1, 1] units
+        return (lo + hi) / n - 1, (hi - lo) / n
 
-    cy, hy = extent(rows, h)
-    cx, hx = extent(cols, w)
-    half = torch.maximum(hx, hy) * (1 + 2 * margin)
-    blank = ~rows.any(1)
-    half = torch.where(blank, torch.ones_like(half), half.clamp_min(4.0 / max(h, w)))
-    theta = torch.zeros(b, 2, 3, dtype=x.dtype, device=x.device)
-    theta[:, 0, 0] = theta[:, 1, 1] = half
-    theta[:, 0, 2] = torch.where(blank, torch.zeros_like(cx), cx)
-    theta[:, 1, 2] = torch.where(blank, torch.zeros_like(cy), cy)
-    return F.avg_pool2d(apply_affine(x, theta, 2 * size), 2)
+    cy, hy = extent(ink.any(dim=2), h)
+    cx, hx = extent(ink.any(dim=1), w)
+    half = (torch.maximum(hx, hy) * (1 + 2 * margin)).clamp_min(4.0 / max(h, w))
+    half = torch.where(hy < 0, torch.ones_like(half), half)  # blank: the whole frame
+    return F.avg_pool2d(_zoom(x, half, cx, cy, 2 * size), 2)
 
 
 class ConvEncoder(Encoder):
