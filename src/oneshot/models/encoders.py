@@ -81,7 +81,8 @@ def _zoom(x: torch.Tensor, scale: torch.Tensor | float, cx: torch.Tensor, cy: to
           size: int | None = None) -> torch.Tensor:
     """Sample each image of x at the square of half-side ``scale`` centred at (cx, cy), in
     [-1, 1] units (scale 1, centre 0: the frame itself), ``size`` pixels a side (default S)."""
-    theta = torch.zeros(len(x), 2, 3, dtype=x.dtype, device=x.device)
+    theta = torch.zeros(x.shape[0], 2, 3, dtype=x.dtype, device=x.device)  # not len(x):
+    # the ONNX export keeps the batch dynamic only through x.shape
     theta[:, 0, 0] = theta[:, 1, 1] = scale
     theta[:, 0, 2], theta[:, 1, 2] = cx, cy
     return apply_affine(x, theta, size)
