@@ -22,17 +22,8 @@ from .data.dataset import DataError, Dataset
 from .errors import ConfigError, OneshotError
 from .io import atomic_write_bytes
 
-__all__ = [
-    "MODES",
-    "TaskList",
-    "TaskFileError",
-    "sample_tasks",
-    "character_grid",
-    "ClassImages",
-    "max_ways",
-    "PairSampler",
-    "EpisodeSampler",
-]
+__all__ = ["MODES", "TaskList", "TaskFileError", "sample_tasks", "character_grid",
+           "ClassImages", "max_ways", "PairSampler", "EpisodeSampler"]
 
 MODES = ("within-alphabet", "unstructured")
 TASK_FORMAT = 1
@@ -284,9 +275,17 @@ class EpisodeSampler:
         self.rng = _rng(seed)
 
     def sample(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        return self.episode(self.characters())
+
+    def characters(self) -> np.ndarray:
+        """An episode's classes: ``ways`` (or all of a smaller pool) from one pool, drawn
+        uniformly (a pool: an alphabet, within-alphabet; all classes, unstructured)."""
         pool = self.pools[self.rng.integers(len(self.pools))]
-        n = min(self.ways, len(pool))
-        chars = self.rng.choice(pool, size=n, replace=False)
+        return self.rng.choice(pool, size=min(self.ways, len(pool)), replace=False)
+
+    def episode(self, chars: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The images of an episode of classes ``chars`` (support, query, query labels)."""
+        n = len(chars)
         K = self.cls.count[chars][:, None]
         r = self.rng.random((n, int(self.cls.count.max())))
         r[np.arange(r.shape[1])[None, :] >= K] = 2.0  # a smaller class: its own images first

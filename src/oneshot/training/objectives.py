@@ -26,6 +26,7 @@ from torch import nn
 from ..errors import ConfigError
 from ..registry import Registry
 from ..sampling import EpisodeSampler, PairSampler
+from .mining import HardClasses, rotation_pools
 
 if TYPE_CHECKING:
     from ..data.dataset import Dataset
@@ -87,17 +88,26 @@ class EpisodesObjective:
     """``episodes_per_step`` N-way episodes (``ways`` characters of one alphabet, one support
     and ``queries`` query images each): cross-entropy of each query over the support set, plus
     ``bce_weight`` x the pairwise binary cross-entropy of the same logits (positives weighted
-    N - 1), which keeps sigmoid(logit) a calibrated probability of "same class"."""
+    N - 1), which keeps sigmoid(logit) a calibrated probability of "same class".
+
+    ``objective_args`` (:mod:`oneshot.training.mining`): ``same_rotation`` keeps each episode
+    in one orientation (with ``rotations``); ``hard`` is the share of episodes built from
+    classes the network embeds near each other, refreshed every ``refresh`` steps."""
 
     batch_field = "episodes_per_step"
 
-    def __init__(self, cfg: TrainConfig, dataset: Dataset, rng: np.random.Generator) -> None:
+    def __init__(self, cfg: TrainConfig, dataset: Dataset, rng: np.random.Generator,
+                 same_rotation: bool = False, hard: float = 0.0, refresh: int = 1000) -> None:
         self.episodes = cfg.episodes_per_step
         self.bce_weight = cfg.bce_weight
         self.sampler = EpisodeSampler(dataset, cfg.ways, 1, cfg.queries, seed=rng)
+        if same_rotation:
+            self.sampler.pools = rotation_pools(dataset, self.sampler.pools)
+        self.hard = HardClasses(self.sampler, hard, refresh)
 
     def loss(self, ctx: StepContext) -> tuple[torch.Tensor, int]:
-        drawn = [self.sampler.sample() for _ in range(self.episodes)]
+        self.hard.step(ctx.net, ctx.images)
+        drawn = [self.sampler.episode(self.hard.characters()) for _ in range(self.episodes)]
         sizes = [s.size + len(q) for s, q, _ in drawn]
         owner = np.repeat(np.arange(len(drawn)) % ctx.world, sizes)
         idx = np.concatenate([np.concatenate([s.ravel(), q]) for s, q, _ in drawn])
