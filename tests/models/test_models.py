@@ -95,3 +95,29 @@ def test_ensemble_is_the_mean_of_member_logits():
         assert torch.allclose(rebuilt.eval()(x1, x2), want, rtol=1e-4, atol=1e-4)
     with pytest.raises(ValueError, match="Euclidean"):
         ensemble([build_model(ModelSpec("conv", {"input_size": 28, "width": 8}, "l1"))])
+
+
+def test_ensemble_crops_once_for_members_that_crop_alike(monkeypatch):
+    """Members with the same crop and centring share one prepared input: same embeddings as
+    each member's own forward, a third of the crops; a member that crops otherwise (or not at
+    all) still prepares its own."""
+    from oneshot.models import encoders, ensemble
+
+    specs = [{"input_size": 56, "width": 8, "centre": True, "crop": 28}] * 2 + \
+            [{"input_size": 56, "width": 8, "depth": 3, "crop": 14}, {"input_size": 56,
+                                                                        "width": 8}]
+    members = [build_model(ModelSpec("conv", a, "euclidean"), seed=i).eval()
+               for i, a in enumerate(specs)]
+    net = ensemble(members)
+    x = torch.zeros(6, 1, 56, 56)
+    for i in range(6):  # ink boxes of different sizes and places
+        x[i, 0, 3 + i: 12 + 5 * i, 2 + 2 * i: 9 + 6 * i] = 1.0
+    calls = []
+    real = encoders.crop_ink
+    monkeypatch.setattr(encoders, "crop_ink", lambda x, size, *a: calls.append(size) or
+                        real(x, size, *a))
+    with torch.no_grad():
+        got = net.encoder(x)
+        assert calls == [28, 14]
+        want = torch.cat([w * m.encoder(x) for w, m in zip(net.encoder.weights, members)], 1)
+    assert torch.equal(got, want)

@@ -27,10 +27,19 @@ __all__ = ["Encoder", "KochEncoder", "ConvEncoder", "create_encoder", "register_
 
 class Encoder(nn.Module):
     """Base class: ``forward`` maps float (B, 1, S, S) images, ink = 1, to (B, D) embeddings;
-    subclasses set ``input_size`` (S, pixels, square) and ``embedding_dim`` (D)."""
+    subclasses set ``input_size`` (S, pixels, square) and ``embedding_dim`` (D).
+
+    ``bf16_eval``: evaluation under bf16 autocast was measured to be as accurate as fp32 for
+    this encoder, so ``--precision auto`` uses it where the hardware computes bf16.
+
+    An encoder whose forward starts with a parameter-free input transform may expose it as
+    ``prepare(x)`` and the rest as ``embed_prepared(x)``, with a hashable ``prepare_key`` (equal
+    keys: equal transforms), so that an ensemble prepares each input once for all members."""
 
     input_size: int
     embedding_dim: int
+    bf16_eval: bool = False
+    prepare_key: object = None
 
 
 class KochEncoder(Encoder):
@@ -164,12 +173,23 @@ class ConvEncoder(Encoder):
         self.proj = nn.Linear(flat, dim) if dim else nn.Identity()
         self.embedding_dim = dim or flat
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    @property
+    def prepare_key(self) -> tuple | None:
+        return ("conv", self.crop, self.centre) if self.crop or self.centre else None
+
+    def prepare(self, x: torch.Tensor) -> torch.Tensor:
+        """The crop and the centring (no parameters, no gradient)."""
         with torch.no_grad():
             if self.crop:
                 x = crop_ink(x, self.crop)
             if self.centre:
                 x = centre_ink(x)
+        return x
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.embed_prepared(self.prepare(x))
+
+    def embed_prepared(self, x: torch.Tensor) -> torch.Tensor:
         f = self.features(x)
         if self.pool == "max":
             f = f.amax(dim=(2, 3))

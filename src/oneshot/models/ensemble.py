@@ -44,7 +44,17 @@ class ConcatEncoder(Encoder):
         self.embedding_dim = sum(m.embedding_dim for m in self.members)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.cat([w * m(x) for w, m in zip(self.weights, self.members)], dim=1)
+        prepared: dict = {}  # members with equal prepare_key share one prepared input
+        out = []
+        for w, m in zip(self.weights, self.members):
+            key = getattr(m, "prepare_key", None)  # a plugin encoder may lack it
+            if key is None:
+                out.append(w * m(x))
+                continue
+            if key not in prepared:
+                prepared[key] = m.prepare(x)
+            out.append(w * m.embed_prepared(prepared[key]))
+        return torch.cat(out, dim=1)
 
 
 
