@@ -33,7 +33,7 @@ class TrainingImages:
 
     ``images(idx, mine)`` returns this rank's share ``idx[mine]`` of a global batch on
     ``device``; distortion parameters are drawn for the whole global batch from ``generator``,
-    so every rank's stream matches one process's.
+    so every rank's stream matches one process's (``distort=False``: the images as they are).
     """
 
     def __init__(self, dataset: Dataset, size: int, device: torch.device,
@@ -46,10 +46,11 @@ class TrainingImages:
         self.generator = generator
         self.channels_last = channels_last
 
-    def images(self, idx: np.ndarray, mine: np.ndarray | slice = slice(None)) -> torch.Tensor:
+    def images(self, idx: np.ndarray, mine: np.ndarray | slice = slice(None),
+               distort: bool = True) -> torch.Tensor:
         idx = np.asarray(idx).ravel()
         x = self._fetch(idx[mine])
-        if self.distortion is not None:
+        if self.distortion is not None and distort:  # distort=False: no draw from the stream
             params = random_affine(len(idx), self.distortion, self.generator)[0]
             x = apply_affine(x, params[mine])
             if self.distortion.thickness:  # drawn only when asked: other streams unchanged

@@ -129,7 +129,7 @@ class Trainer:
 
     def context(self) -> StepContext:
         return StepContext(self.net, self.model.head, self.data.images, self.device,
-                           self.dist.rank, self.dist.world)
+                           self.dist.rank, self.dist.world, self.step_count)
 
     def step(self) -> tuple[float, int]:
         """One optimisation step: this rank's loss and the pairs the global step scored."""
@@ -179,7 +179,8 @@ class Trainer:
 
     def rng_state(self) -> dict:
         return {"numpy": json.dumps(self.rng.bit_generator.state),
-                "distort": self.gen.get_state(), "torch": torch.get_rng_state()}
+                "distort": self.gen.get_state(), "torch": torch.get_rng_state(),
+                "objective": getattr(self.objective, "state_dict", dict)()}
 
     def save(self, path: Path) -> None:
         """Write a checkpoint of the state after ``step_count`` steps (hooks flush first, so
@@ -207,6 +208,7 @@ class Trainer:
         self.rng.bit_generator.state = json.loads(ck["rng"]["numpy"])
         self.gen.set_state(ck["rng"]["distort"])
         torch.set_rng_state(ck["rng"]["torch"])
+        getattr(self.objective, "load_state_dict", lambda s: None)(ck["rng"].get("objective", {}))
         self.step_count, self.best = ck["step"], ck["best"]
         self.last_val = ck["metrics"].get("val", {})
         self.best_step = ck["metrics"].get("best_step", -1)

@@ -5,8 +5,11 @@
   of each; the test's 20 characters all stand upright. Split each alphabet's pool by rotation,
   and every episode keeps one orientation, as a test task does.
 - :class:`HardClasses`: a share of the episodes is built around an anchor class and classes
-  the network currently embeds near it (from its own pool), found from one embedding per
+  the network currently finds alike to it (from its own pool), found from one embedding per
   class, refreshed every ``refresh`` steps.
+
+An alphabet with fewer characters than ``ways`` gives smaller episodes (as without these
+options); with ``same_rotation`` its pools are a quarter the size, so that happens more often.
 """
 
 from __future__ import annotations
@@ -37,37 +40,50 @@ def rotation_pools(ds: Dataset, pools: list[np.ndarray]) -> list[np.ndarray]:
 
 class HardClasses:
     """Draws an episode's classes for ``sampler``: with probability ``share``, an anchor class
-    of a random pool and ``ways - 1`` classes drawn from the ``2 (ways - 1)`` of its pool the
-    network embeds nearest to it (squared L2 between one embedding per class, of the class's
-    first image, refreshed every ``refresh`` steps); otherwise the sampler's uniform draw.
-
-    The embeddings are recomputed at the first step after a resume, so a resumed run follows
-    the same stream only when resumed at a refresh step."""
+    of a random pool and ``ways - 1`` classes drawn from the ``2 (ways - 1)`` of its pool that
+    the network's head scores most alike to it, on one embedding per class (its first image,
+    undistorted), refreshed at every ``refresh``-th step (and saved in checkpoints, so a
+    resumed run draws what an uninterrupted one draws); otherwise the sampler's uniform draw.
+    With several processes, rank 0's embeddings are broadcast, so every rank draws alike."""
 
     def __init__(self, sampler: EpisodeSampler, share: float, refresh: int) -> None:
-        if not 0 <= share <= 1:
-            raise ConfigError(f"objective_args hard={share}; a share in [0, 1] expected")
-        if refresh < 1:
-            raise ConfigError(f"objective_args refresh={refresh}; at least 1 expected")
-        self.sampler, self.share, self.refresh = sampler, share, refresh
+        if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0 <= share <= 1:
+            raise ConfigError(f"objective_args hard={share!r}; a share in [0, 1] expected")
+        if isinstance(refresh, bool) or not isinstance(refresh, int) or refresh < 1:
+            raise ConfigError(f"objective_args refresh={refresh!r}; a whole number of steps "
+                              ">= 1 expected")
+        self.sampler, self.share, self.refresh = sampler, float(share), refresh
         self.protos: torch.Tensor | None = None
-        self.steps = 0
+        self.head: torch.nn.Module | None = None
+        self.device = torch.device("cpu")
 
-    def step(self, net: torch.nn.Module, images) -> None:
-        """Call once per training step, before drawing: refreshes the class embeddings when
-        due (``net`` in eval mode, without gradients; ``images(idx)`` gives model inputs)."""
-        if self.share and self.steps % self.refresh == 0:
-            cls = self.sampler.cls
-            first = cls.at(np.arange(len(cls)), np.zeros(len(cls), dtype=np.int64))
-            was = net.training
-            net.eval()
-            try:
-                with torch.no_grad():
-                    self.protos = torch.cat([net(images(first[i: i + EMBED_BATCH])).float().cpu()
-                                             for i in range(0, len(first), EMBED_BATCH)])
-            finally:
-                net.train(was)
-        self.steps += 1
+    def state_dict(self) -> dict:
+        return {} if self.protos is None else {"hard_protos": self.protos.cpu()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.protos = state.get("hard_protos")
+
+    def step(self, ctx) -> None:
+        """Call at each training step (a ``StepContext``), before drawing: refreshes the class
+        embeddings when due (the network in eval mode, without gradients)."""
+        if not self.share:
+            return
+        self.head, self.device = ctx.head, ctx.device
+        if self.protos is not None and ctx.step % self.refresh:
+            return
+        cls, net = self.sampler.cls, ctx.net
+        first = cls.at(np.arange(len(cls)), np.zeros(len(cls), dtype=np.int64))
+        was = net.training
+        net.eval()
+        try:
+            with torch.no_grad():
+                protos = torch.cat([net(ctx.images(first[i: i + EMBED_BATCH], distort=False))
+                                    .float() for i in range(0, len(first), EMBED_BATCH)])
+        finally:
+            net.train(was)
+        if ctx.world > 1 and torch.distributed.is_initialized():
+            torch.distributed.broadcast(protos, 0)
+        self.protos = protos
 
     def characters(self) -> np.ndarray:
         s = self.sampler
@@ -77,7 +93,10 @@ class HardClasses:
         n = min(s.ways, len(pool))
         anchor = pool[s.rng.integers(len(pool))]
         others = pool[pool != anchor]
-        d = (self.protos[others] - self.protos[anchor]).pow(2).sum(1).numpy()
-        near = others[np.argsort(d, kind="stable")[: 2 * (n - 1)]]
+        protos = self.protos.to(self.device)
+        with torch.no_grad():
+            alike = self.head(protos[int(anchor)][None], protos[torch.from_numpy(others)])
+        alike = alike.float().cpu().numpy()
+        near = others[np.argsort(-alike, kind="stable")[: 2 * (n - 1)]]
         chosen = s.rng.choice(near, size=n - 1, replace=False)
         return s.rng.permutation(np.concatenate([[anchor], chosen]))

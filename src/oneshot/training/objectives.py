@@ -42,7 +42,8 @@ class StepContext:
 
     images(idx, mine): float (len(idx[mine]), 1, S, S) on ``device`` for dataset positions
     ``idx`` (the global batch; distortions are drawn for all of it so every rank follows one
-    stream) of which this rank keeps ``mine`` (a slice or boolean mask).
+    stream) of which this rank keeps ``mine`` (a slice or boolean mask); ``distort=False``
+    gives them undistorted. ``step``: the optimisation steps done before this one.
     """
 
     net: nn.Module
@@ -51,6 +52,7 @@ class StepContext:
     device: torch.device
     rank: int = 0
     world: int = 1
+    step: int = 0
 
 
 class Objective(Protocol):
@@ -101,12 +103,25 @@ class EpisodesObjective:
         self.episodes = cfg.episodes_per_step
         self.bce_weight = cfg.bce_weight
         self.sampler = EpisodeSampler(dataset, cfg.ways, 1, cfg.queries, seed=rng)
+        if not isinstance(same_rotation, bool):
+            raise ConfigError(f"objective_args same_rotation={same_rotation!r}; true or false "
+                              "expected")
         if same_rotation:
+            if not cfg.rotations:
+                raise ConfigError("objective_args same_rotation=true needs rotations=true "
+                                  "(rotated characters as extra classes)")
             self.sampler.pools = rotation_pools(dataset, self.sampler.pools)
         self.hard = HardClasses(self.sampler, hard, refresh)
 
+    def state_dict(self) -> dict:
+        """What a checkpoint must keep beyond the random streams (for an exact resume)."""
+        return self.hard.state_dict()
+
+    def load_state_dict(self, state: dict) -> None:
+        self.hard.load_state_dict(state)
+
     def loss(self, ctx: StepContext) -> tuple[torch.Tensor, int]:
-        self.hard.step(ctx.net, ctx.images)
+        self.hard.step(ctx)
         drawn = [self.sampler.episode(self.hard.characters()) for _ in range(self.episodes)]
         sizes = [s.size + len(q) for s, q, _ in drawn]
         owner = np.repeat(np.arange(len(drawn)) % ctx.world, sizes)
