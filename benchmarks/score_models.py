@@ -6,7 +6,9 @@ every choice is made on; ``_common.SCORING_SEED``), the 3,000 published tasks of
 alphabets (``docs/robustness/tasks``), Lake's 20 runs (400 trials), and the tutorial's own
 setting: 3,000 20-way tasks drawn across the 20 evaluation alphabets. "vs first" is the paired
 difference in points on the validation tasks with its 95 % interval (same tasks, so the
-interval is much narrower than the two accuracies' intervals suggest).
+interval is much narrower than the two accuracies' intervals suggest). ``--precision fp32 bf16``
+scores each model in both numerics (bf16: autocast, as ``oneshot evaluate --precision bf16``);
+"seconds" is the wall-clock time of the row's four benchmarks.
 
     OMP_NUM_THREADS=1 python benchmarks/score_models.py src/oneshot/weights/default.pt \\
         runs/v2/model.pt --views none rot-scale --threads 1
@@ -15,6 +17,7 @@ interval is much narrower than the two accuracies' intervals suggest).
 from __future__ import annotations
 
 import math
+import time
 
 import numpy as np
 from _common import (
@@ -52,13 +55,13 @@ def benchmarks(args):
     return sets, load_lake_runs(args.data_dir, args.cache)
 
 
-def score(net, sets, lake_runs) -> tuple[dict, object]:
-    """({benchmark: per-task correctness}, Lake's Accuracy)."""
+def score(net, sets, lake_runs, amp: bool = False) -> tuple[dict, object]:
+    """({benchmark: per-task correctness}, Lake's Accuracy); ``amp``: bf16 autocast."""
     from oneshot import EncoderScorer
     from oneshot.evaluation.lake import lake_benchmark
     from oneshot.evaluation.nway import score_tasks
 
-    scorer = EncoderScorer(net)
+    scorer = EncoderScorer(net, amp=amp)
     out = {name: score_tasks(scorer, images, tasks).correct for name, (images, tasks)
            in sets.items()}
     return out, lake_benchmark(scorer, lake_runs).accuracy
@@ -72,6 +75,8 @@ def main() -> None:
     ap = parser(__doc__, "threads", "data", "json", threads=1)
     ap.add_argument("models", nargs="+", help="model files or run folders")
     ap.add_argument("--views", nargs="+", default=["none"], help="view sets to try per model")
+    ap.add_argument("--precision", nargs="+", default=["fp32"], choices=["fp32", "bf16"],
+                    help="numerics to score each model in")
     ap.add_argument("--tasks", type=int, default=3000)
     ap.add_argument("--task-dir", default="runs/tasks")
     args = ap.parse_args()
@@ -80,18 +85,20 @@ def main() -> None:
     rows, results, first = [], {}, None
     for path in args.models:
         model, _ = load_model(path)
-        for views in args.views:
+        for views, precision in [(v, p) for v in args.views for p in args.precision]:
             net = model if views == "none" else with_views(model, views)
-            r, lake = score(net, sets, lake_runs)
+            t = time.perf_counter()
+            r, lake = score(net, sets, lake_runs, amp=precision == "bf16")
+            seconds = time.perf_counter() - t
             first = r if first is None else first
             acc = {k: Accuracy(int(v.sum()), len(v)) for k, v in r.items()} | {"lake": lake}
-            name = f"{path} ({views})"
-            results[name] = {k: a.to_dict() for k, a in acc.items()}
+            name = f"{path} ({views}{', bf16' if precision == 'bf16' else ''})"
+            results[name] = {k: a.to_dict() for k, a in acc.items()} | {"seconds": seconds}
             rows.append([name, *(str(acc[k]) for k in ("validation", "test", "lake", "tutorial")),
-                         paired(first["validation"], r["validation"])])
+                         paired(first["validation"], r["validation"]), f"{seconds:.0f}"])
             print(rows[-1], flush=True)
     print(markdown_table(["model (views)", "validation 3,000", "test 3,000", "Lake 400",
-                          "tutorial 20-way 3,000", "vs first (validation)"], rows))
+                          "tutorial 20-way 3,000", "vs first (validation)", "seconds"], rows))
     write_json(args.json, results)
 
 

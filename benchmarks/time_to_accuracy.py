@@ -34,9 +34,19 @@ def read(run: Path) -> list[dict]:
     return [r for r in rows if "val" in r]
 
 
+def validation_kind(run: Path) -> str:
+    """"N-way MODE" of the run's validation tasks, from its config.json (as the presets
+    validate when the folder is gone)."""
+    try:
+        cfg = json.loads((run / "config.json").read_text())["config"]
+        return f"{cfg['val_ways']}-way {cfg['val_mode']}"
+    except (OSError, ValueError, KeyError):
+        return "20-way within-alphabet"
+
+
 def print_table(run: Path, rows: list[dict]) -> None:
     n_val = rows[0]["val"]["tasks"] if rows else 0
-    print(f"\n### {run} (validation: {n_val} 20-way within-alphabet tasks; "
+    print(f"\n### {run} (validation: {n_val} {validation_kind(run)} tasks; "
           f"Lake: {RUNS * ITEMS})\n")
     print(markdown_table(
         ["step", "train min", "validation % [95 % CI]", "Lake % [95 % CI]"],

@@ -77,7 +77,7 @@ def cmd_evaluate(args) -> int:
             modes = ["unstructured"]  # one group: within-group tasks would be the same
     settings = replace(base, splits=tuple(splits), modes=tuple(modes), ways=tuple(args.ways),
                        tasks=args.tasks, seed=args.seed,
-                       lake=not args.no_lake and not args.data)
+                       lake=not args.no_lake and not args.data, precision=args.precision)
     rep = evaluate_and_report(
         args.out, settings, model=None if args.baselines_only else models,
         baselines=not args.no_baselines, data_dir=args.data_dir, cache=args.cache,

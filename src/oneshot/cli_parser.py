@@ -106,6 +106,10 @@ def _add_data_and_evaluation(sub) -> None:
     p.add_argument("--tasks", type=int, default=400, help="tasks per point")
     p.add_argument("--seed", type=int, default=0, help="task seed (N is added per point)")
     p.add_argument("--no-lake", action="store_true", help="skip Lake's benchmark")
+    p.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto",
+                   help="the models' numerics: auto is bf16 autocast only for encoders "
+                   "measured to be as accurate in it (the koch encoder), on hardware with "
+                   "bf16 (AVX-512 BF16, AMX or CUDA) (default: auto)")
     p.add_argument("--out", default="results", help="output folder")
 
     p = _sub(sub, "show-task", "cmd_show_task",

@@ -14,10 +14,12 @@ from torch import nn
 from .errors import ConfigError
 from .preprocess import images_to_tensor
 
-__all__ = ["Embedder", "resolve_device", "DEFAULT_BATCH"]
+__all__ = ["Embedder", "resolve_device", "resolve_precision", "native_bf16", "PRECISIONS",
+           "DEFAULT_BATCH"]
 
 DEFAULT_BATCH = 64  # images per forward pass; 64 ran 1.3-1.6x faster than 256 on the 2-core CPU
 DEVICES = ("auto", "cpu", "cuda")
+PRECISIONS = ("auto", "fp32", "bf16")
 
 
 def resolve_device(name: str | torch.device = "auto") -> torch.device:
@@ -37,6 +39,32 @@ def resolve_device(name: str | torch.device = "auto") -> torch.device:
                               "use --device cpu (or auto)")
         return torch.device(name)
     raise ConfigError(f"unknown device {name!r}; expected one of {list(DEVICES)} or cuda:N")
+
+
+def native_bf16(device: str | torch.device = "cpu") -> bool:
+    """Whether ``device`` computes in bf16 in hardware: a CUDA device that supports it, or a
+    CPU with AVX-512 BF16 or AMX. Elsewhere bf16 is emulated, and slower than fp32."""
+    device = resolve_device(device)
+    if device.type == "cuda":
+        with torch.cuda.device(device):
+            return torch.cuda.is_bf16_supported(including_emulation=False)
+    cpu = getattr(torch, "cpu", None)
+    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    return any(bool(getattr(cpu, name, lambda: False)()) for name in checks)
+
+
+def resolve_precision(precision: str, encoder: nn.Module,
+                      device: str | torch.device = "cpu") -> bool:
+    """Whether to embed under bf16 autocast: ``"fp32"`` no, ``"bf16"`` yes, ``"auto"`` when the
+    encoder's ``bf16_eval`` says bf16 was measured to be as accurate for it and ``device``
+    computes bf16 in hardware (:func:`native_bf16`); ensembles and models with test-time
+    views are fp32 under "auto" (not measured). ConfigError for other names."""
+    if precision not in PRECISIONS:
+        raise ConfigError(f"precision {precision!r}; expected one of {list(PRECISIONS)}")
+    if precision != "auto":
+        return precision == "bf16"
+    encoder = getattr(encoder, "encoder", encoder)
+    return bool(getattr(encoder, "bf16_eval", False)) and native_bf16(device)
 
 
 class Embedder:

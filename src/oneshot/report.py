@@ -161,7 +161,7 @@ def _scorers_and_header(settings, models, model_label, baselines, device, comman
     header = ["# oneshot evaluate\n"]
     if command:
         header.append(f"Command: `{command}`\n")
-    mine, lines = _model_scorers(models, model_label, device)
+    mine, lines = _model_scorers(models, model_label, device, settings.precision)
     scorers += mine
     header += lines + _warnings(models, datasets)
     if not scorers:
@@ -177,10 +177,13 @@ def _scorers_and_header(settings, models, model_label, baselines, device, comman
     return scorers, header
 
 
-def _model_scorers(models: list, label: str | None, device: str) -> tuple[list, list[str]]:
-    """An EncoderScorer per model (a path, run folder or "default"), with distinct names, and
-    the report's header lines naming them."""
+def _model_scorers(models: list, label: str | None, device: str,
+                   precision: str = "auto") -> tuple[list, list[str]]:
+    """An EncoderScorer per model (a path, run folder or "default"), with distinct names and
+    the numerics of ``precision`` (``oneshot.embedding.resolve_precision``; bf16 shows in the
+    name, so in every table and file), and the report's header lines naming them."""
     from .checkpoint import load_model, resolve_model_path
+    from .embedding import resolve_precision
     from .evaluation.scorers import EncoderScorer
 
     scorers, header = [], []
@@ -188,13 +191,17 @@ def _model_scorers(models: list, label: str | None, device: str) -> tuple[list, 
         path = resolve_model_path(m)
         net, _ = load_model(path)
         short = path.name if path.parent.name in ("", ".") else f"{path.parent.name}/{path.name}"
+        amp = resolve_precision(precision, net, device)
         name = (label if label and len(models) == 1
                 else "the shipped model" if str(m) == "default" else f"siamese ({short})")
+        suffix = " [bf16]" if amp else ""
+        name += suffix
         while name in {s.name for s in scorers}:
             name += "'"
-        scorers.append(EncoderScorer(net, name=name, device=device))
-        header.append(f"Model: `{path.name}` ({name})\n" if name != f"siamese ({short})"
-                      else f"Model: `{path}`\n")
+        scorers.append(EncoderScorer(net, name=name, device=device, amp=amp))
+        line = (f"Model: `{path}`" if name == f"siamese ({short}){suffix}"
+                else f"Model: `{path.name}` ({name})")
+        header.append(line + (" (evaluated under bf16 autocast)\n" if amp else "\n"))
     return scorers, header
 
 

@@ -35,7 +35,9 @@ class EvalSettings:
     """What to evaluate. The default is the quick job (about a minute on a 2-core CPU): Lake's
     benchmark and the N-way figure on the test alphabets; ``FULL`` adds the background
     alphabets, and ``mhd_nway`` scores modified Hausdorff on every N-way point too (by far the
-    slowest scorer; it always runs on Lake's 400 trials)."""
+    slowest scorer; it always runs on Lake's 400 trials). ``precision`` sets the numerics of
+    the models ``report.evaluate_and_report`` loads (:func:`oneshot.embedding.resolve_precision`):
+    "auto" is bf16 only for encoders measured to be as accurate in it, on bf16 hardware."""
 
     splits: tuple[str, ...] = ("test",)
     modes: tuple[str, ...] = ("within-alphabet", "unstructured")
@@ -44,6 +46,7 @@ class EvalSettings:
     seed: int = 0
     lake: bool = True
     mhd_nway: bool = False
+    precision: str = "auto"  # models' numerics: "auto", "fp32" or "bf16" (embedding.PRECISIONS)
 
 
 FULL = EvalSettings(splits=("test", "background"), mhd_nway=True)
