@@ -124,8 +124,10 @@ def _run(cfg, out, data_dir, cache, resume, progress, stop_after, command, hooks
         with _stop_on_signals(t.stop_request):
             result = t.fit(stop_after)
     except BaseException:
-        shut_down(t.dist, wait=False)
+        t.net = t.model  # the DDP wrapper goes first: destroyed after its process group, it
+        shut_down(t.dist, wait=False)  # hung a worker's exit in ~ProcessGroupGloo (seen once)
         raise
+    t.net = t.model
     shut_down(t.dist)
     return result
 
