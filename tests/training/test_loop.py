@@ -181,3 +181,24 @@ def test_rotated_training_images_equal_the_rotated_dataset(splits):
     want = torch.stack([torch.rot90(base[i % n], i // n, dims=(1, 2)) for i in mixed])
     assert torch.equal(data.images(mixed), want)
     assert torch.equal(data.x, base)
+
+
+def test_flipped_and_rotated_training_images_follow_the_dataset_order(splits):
+    """With flips and rotations, position i holds image i % N, mirrored when (i % 2N) >= N,
+    then turned i // 2N times: the order and names of with_flips().with_rotations()."""
+    from oneshot.preprocess import images_to_tensor
+    from oneshot.training.data import TrainingImages
+
+    ds = splits["validation"].select(alphabets=[splits["validation"].alphabets[0]])
+    n, c = len(ds.images), len(ds.characters)
+    both = ds.with_flips(images=False).with_rotations(images=False)
+    assert len(both.labels) == 8 * n and len(both.characters) == 8 * c
+    assert both.characters[c] == ds.characters[0] + "@flip"
+    assert both.characters[3 * c] == ds.characters[0] + "@flip@rot90"
+    stored = ds.with_flips().with_rotations()  # the same copies, made in numpy
+    data = TrainingImages(ds, 20, torch.device("cpu"), None, torch.Generator(), rotations=True,
+                          flips=True)
+    mixed = np.random.default_rng(0).choice(8 * n, 64, replace=False)
+    assert torch.equal(data.images(mixed), images_to_tensor(stored.images[mixed], 20))
+    assert np.array_equal(both.labels[mixed], stored.labels[mixed])
+    assert torch.equal(data.x, images_to_tensor(ds.images, 20))

@@ -132,23 +132,35 @@ class Dataset:
         ``images=False`` gives the labels only: ``images`` is then a read-only view of zeros of
         the right shape (no memory), for samplers, when the caller rotates small model inputs
         itself (rotation by 90 degrees commutes with resizing a square image)."""
-        C = len(self.characters)
+        return self._with_copies([lambda x, k=k: np.rot90(x, k, axes=(1, 2)) for k in (1, 2, 3)],
+                                 ["@rot90", "@rot180", "@rot270"], "rotations", images)
+
+    def with_flips(self, images: bool = True) -> "Dataset":
+        """Add each character mirrored left to right as a new character ("<character>@flip",
+        same alphabet); ``images`` as for :meth:`with_rotations`. With both, flip first:
+        ``with_flips().with_rotations()`` gives eight orientations of each character."""
+        return self._with_copies([lambda x: x[:, :, ::-1]], ["@flip"], "flips", images)
+
+    def _with_copies(self, transforms, suffixes, what: str, images: bool) -> "Dataset":
+        """All characters, then for each transform all characters transformed, as new classes
+        (positions ``k * len(self)`` onwards hold copy k of image i at ``i``)."""
+        C, k = len(self.characters), len(transforms) + 1
         if images:
-            rotated = np.ascontiguousarray(np.concatenate(
-                [self.images] + [np.rot90(self.images, k, axes=(1, 2)) for k in (1, 2, 3)]))
+            copied = np.ascontiguousarray(np.concatenate(
+                [self.images] + [t(self.images) for t in transforms]))
         else:
-            rotated = np.broadcast_to(np.zeros((1, *self.images.shape[1:]), self.images.dtype),
-                                      (4 * len(self), *self.images.shape[1:]))
+            copied = np.broadcast_to(np.zeros((1, *self.images.shape[1:]), self.images.dtype),
+                                     (k * len(self), *self.images.shape[1:]))
         return Dataset(
-            images=rotated,
-            labels=np.concatenate([self.labels + k * C for k in range(4)]),
-            drawers=np.tile(self.drawers, 4),
-            characters=self.characters + tuple(
-                f"{c}@rot{90 * k}" for k in (1, 2, 3) for c in self.characters),
-            char_alphabet=np.tile(self.char_alphabet, 4),
+            images=copied,
+            labels=np.concatenate([self.labels + j * C for j in range(k)]),
+            drawers=np.tile(self.drawers, k),
+            characters=self.characters + tuple(f"{c}{s}" for s in suffixes
+                                               for c in self.characters),
+            char_alphabet=np.tile(self.char_alphabet, k),
             alphabets=self.alphabets,
-            char_ids=np.tile(self.char_ids, 4),
-            name=f"{self.name}+rotations",
+            char_ids=np.tile(self.char_ids, k),
+            name=f"{self.name}+{what}",
             digest=self.digest,
             digest_verified=self.digest_verified,
         )

@@ -75,6 +75,7 @@ class TrainConfig:
     train_split: str = "train"      # an Omniglot split name or a folder of classes
     drawers: list | None = None     # restrict training drawers (Koch used 12 of 20)
     rotations: bool = False         # add characters rotated by 90/180/270 degrees as new classes
+    flips: bool = False             # add characters mirrored left to right as new classes
     data: str = ""                  # a folder of your classes (DIR/[<group>/]<class>/<image>),
                                     # split into train / validation / test (train_split and
                                     # val_split unused); the split is saved as data_split.json
@@ -188,8 +189,7 @@ class TrainConfig:
             d = json.loads(Path(path).read_text())
         except (OSError, ValueError) as e:
             raise ConfigError(f"{path}: not a readable JSON config ({e})") from e
-        if isinstance(d, dict) and isinstance(d.get("config"), dict):
-            d = d["config"]
+        d = d["config"] if isinstance(d, dict) and isinstance(d.get("config"), dict) else d
         if not isinstance(d, dict):
             raise ConfigError(f"{path}: a JSON object of config fields expected")
         return cls.from_dict(d)

@@ -29,7 +29,10 @@ log = logging.getLogger("oneshot.training")
 class TrainingImages:
     """A dataset's images resized once to the encoder's input size: float32 (N, 1, S, S);
     with ``rotations``, positions N..4N-1 are their rotations by 90, 180 and 270 degrees, made
-    for each batch (exact, so the same as stored copies, in a quarter of the memory).
+    for each batch (exact, so the same as stored copies, in a quarter of the memory); with
+    ``flips``, mirror images too, ordered as ``Dataset.with_flips().with_rotations()`` orders
+    them (M = 2N with flips: position i is image i % N, mirrored if (i % M) >= N, then turned
+    i // M quarter turns).
 
     ``images(idx, mine)`` returns this rank's share ``idx[mine]`` of a global batch on
     ``device``; distortion parameters are drawn for the whole global batch from ``generator``,
@@ -38,9 +41,10 @@ class TrainingImages:
 
     def __init__(self, dataset: Dataset, size: int, device: torch.device,
                  distortion: Distortion | None, generator: torch.Generator,
-                 channels_last: bool = False, rotations: bool = False) -> None:
+                 channels_last: bool = False, rotations: bool = False,
+                 flips: bool = False) -> None:
         self.x = images_to_tensor(dataset.images, size)
-        self.rotations = rotations  # ordered as Dataset.with_rotations orders them
+        self.rotations, self.flips = rotations, flips
         self.device = device
         self.distortion = distortion
         self.generator = generator
@@ -62,9 +66,14 @@ class TrainingImages:
 
     def _fetch(self, idx: np.ndarray) -> torch.Tensor:
         n = len(self.x)
-        x = self.x[torch.from_numpy(idx % n if self.rotations else idx)]
+        m = 2 * n if self.flips else n
+        x = self.x[torch.from_numpy(idx % n)]
+        if self.flips:
+            sel = torch.from_numpy(np.flatnonzero(idx % m >= n))
+            if len(sel):
+                x[sel] = torch.flip(x[sel], dims=(3,))
         if self.rotations:
-            turns = idx // n
+            turns = idx // m
             for k in (1, 2, 3):
                 sel = torch.from_numpy(np.flatnonzero(turns == k))
                 if len(sel):

@@ -89,7 +89,9 @@ class Trainer:
         self.dist, self.device = init_distributed(cfg.device, (batch_field(cfg),
                                                   getattr(cfg, batch_field(cfg))))
         base, self.val_ds, self.split = self._load_data(progress)
-        self.train_ds = base.with_rotations(images=False) if cfg.rotations else base
+        self.train_ds = base.with_flips(images=False) if cfg.flips else base
+        if cfg.rotations:
+            self.train_ds = self.train_ds.with_rotations(images=False)
         self.model = initial_model(cfg).to(self.device)
         if cfg.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
@@ -101,7 +103,7 @@ class Trainer:
             base, self.model.encoder.input_size, self.device,
             make_distortion(cfg.distort_p, cfg.distort_thickness, cfg.distort_args)
             if cfg.distort else None,
-            self.gen, cfg.channels_last, rotations=cfg.rotations)
+            self.gen, cfg.channels_last, rotations=cfg.rotations, flips=cfg.flips)
         self.opt = build_optimizer(self.model, cfg, self.device)
         if self.device.type == "cpu":
             keep_freed_memory()  # reuse each step's large buffers (after loading the data)
