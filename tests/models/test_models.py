@@ -61,11 +61,13 @@ def test_unknown_encoder_and_args():
 @pytest.mark.parametrize("head", list_heads())
 def test_head_pairwise_equals_forward(head):
     torch.manual_seed(0)
-    h = create_head(head, 16)
+    h = create_head(head, 16, **({"channels": 4} if head == "local" else {}))
     a, b = torch.randn(5, 16), torch.randn(7, 16)
     direct = h(a[:, None, :], b[None, :, :])
     assert direct.shape == (5, 7)
     assert torch.allclose(h.pairwise(a, b), direct, atol=1e-4)
+    each = h(a[:, None, :].expand(5, 7, 16), b[None, :, :].expand(5, 7, 16))  # pair by pair
+    assert torch.allclose(each, direct, atol=1e-4)
 
 
 def test_seeded_build_is_reproducible():

@@ -5,6 +5,9 @@
 - ``euclidean``: a metric head, -exp(log_scale) * ||a - b||^2 + bias (learned scale and bias), so
   the same logit ranks candidates like a nearest-neighbour rule and, through a sigmoid, estimates
   the probability of "same class".
+- ``local``: the same on spatial embeddings (a flattened (C, H, W) feature map), with each cell
+  of one map matched to its nearest cell of the other within ``radius`` cells, both ways: a
+  metric that tolerates strokes displaced by a cell.
 
 Heads are created by name (``create_head(name, dim, **head_args)``); register your own with
 ``register_head``.
@@ -15,9 +18,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..errors import ConfigError
 from ..registry import Registry
 
-__all__ = ["Head", "L1Head", "EuclideanHead", "register_head", "list_heads", "create_head"]
+__all__ = ["Head", "L1Head", "EuclideanHead", "LocalHead", "register_head", "list_heads",
+           "create_head"]
 
 PAIRWISE_CHUNK_ELEMENTS = 1 << 24  # (rows x gallery x dim) elements per chunk for pairwise
 
@@ -59,6 +64,59 @@ class EuclideanHead(Head):
         """Logits of every row of a (B, D) against every row of b (G, D): (B, G), one matmul."""
         d2 = (a.pow(2).sum(1)[:, None] + b.pow(2).sum(1)[None, :] - 2 * a @ b.T).clamp_min(0)
         return self.bias - self.log_scale.exp() * d2
+
+
+class LocalHead(Head):
+    """-exp(log_scale) * D(a, b) + bias, where a and b are (C, side, side) maps flattened to
+    ``dim = channels * side^2`` and D the mean, over both directions, of the sum over the cells
+    of one map of the squared distance to the nearest cell of the other within ``radius`` cells
+    (Chebyshev). ``radius=0`` is the ``euclidean`` head."""
+
+    def __init__(self, dim: int, channels: int = 64, radius: int = 1, init_scale: float = 1.0,
+                 init_bias: float = 0.0) -> None:
+        super().__init__(dim)
+        self.log_scale = nn.Parameter(torch.tensor(float(init_scale)).log())
+        self.bias = nn.Parameter(torch.tensor(float(init_bias)))
+        side = round((dim // max(1, channels)) ** 0.5)
+        if channels < 1 or radius < 0 or channels * side * side != dim:
+            raise ConfigError(f"head 'local': an embedding of {dim} values is not channels="
+                              f"{channels} x a square map, or radius={radius} < 0")
+        self.channels, self.side, self.radius = channels, side, radius
+        cell = torch.stack(torch.meshgrid(torch.arange(side), torch.arange(side),
+                                          indexing="ij")).flatten(1)  # (2, side^2)
+        apart = (cell[:, :, None] - cell[:, None, :]).abs().amax(0)   # Chebyshev, cell to cell
+        # pairs of cells further apart than radius: never matched (a constant, no gradient)
+        self.register_buffer("far", (apart > radius).float() * 1e9, persistent=False)
+
+    def _logit(self, d2: torch.Tensor) -> torch.Tensor:
+        """Logits from cell-to-cell squared distances (..., P, P) (far pairs masked)."""
+        d2 = d2.clamp_min(0) + self.far
+        d = 0.5 * (d2.amin(-1).sum(-1) + d2.amin(-2).sum(-1))
+        return self.bias - self.log_scale.exp() * d
+
+    def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        if a.dim() == b.dim() == 3 and a.shape[1] == 1 and b.shape[0] == 1:
+            return self.pairwise(a[:, 0], b[0])  # every row against every row: one product
+        with torch.autocast(a.device.type, enabled=False):  # distances in float32
+            a = a.float().unflatten(-1, (self.channels, -1))  # (..., C, P)
+            b = b.float().unflatten(-1, (self.channels, -1))
+            return self._logit(a.pow(2).sum(-2)[..., :, None] + b.pow(2).sum(-2)[..., None, :]
+                               - 2 * a.transpose(-1, -2) @ b)
+
+    def pairwise(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        """(B, D) against (G, D): (B, G), one matrix product of cells per chunk of rows."""
+        with torch.autocast(a.device.type, enabled=False):
+            p = self.side * self.side
+            a = a.float().unflatten(-1, (self.channels, p)).transpose(-1, -2)  # (B, P, C)
+            b = b.float().unflatten(-1, (self.channels, p)).transpose(-1, -2)  # (G, P, C)
+            bb, step = b.pow(2).sum(-1), max(1, PAIRWISE_CHUNK_ELEMENTS // (len(b) * p * p))
+            out = []
+            for i in range(0, len(a), step):
+                ai = a[i: i + step]
+                d2 = (ai.pow(2).sum(-1)[:, :, None, None] + bb[None, None]  # (b, P, G, P)
+                      - 2 * (ai.flatten(0, 1) @ b.flatten(0, 1).T).view(len(ai), p, len(b), p))
+                out.append(self._logit(d2.permute(0, 2, 1, 3)))
+            return torch.cat(out)
 
 
 _HEADS = Registry("head")
