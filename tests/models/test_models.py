@@ -123,3 +123,20 @@ def test_ensemble_crops_once_for_members_that_crop_alike(monkeypatch):
         assert calls == [28, 14]
         want = torch.cat([w * m.encoder(x) for w, m in zip(net.encoder.weights, members)], 1)
     assert torch.equal(got, want)
+
+
+def test_dropout_acts_in_training_only_and_leaves_other_models_keys_alone():
+    from oneshot.errors import ConfigError
+
+    torch.manual_seed(0)
+    plain = create_encoder("conv", input_size=28, width=8)
+    dropped = create_encoder("conv", input_size=28, width=8, dropout=0.5)
+    assert "features.4.weight" in plain.state_dict()  # the second conv: keys as before
+    x = torch.rand(4, 1, 28, 28)
+    dropped.train()
+    assert not torch.equal(dropped(x), dropped(x))
+    dropped.eval()
+    assert torch.equal(dropped(x), dropped(x))
+    for bad in (1.0, -0.1, True):
+        with pytest.raises(ConfigError, match="dropout"):
+            create_encoder("conv", dropout=bad)

@@ -107,12 +107,26 @@ def test_refresh_cadence_eval_mode_and_saved_state(rotated):
     ({"hard": 1.5}, "hard=1.5"), ({"hard": -0.1}, "hard"), ({"hard": "0.5"}, "hard='0.5'"),
     ({"hard": True}, "hard=True"), ({"hard": 0.5, "refresh": 0}, "refresh=0"),
     ({"hard": 0.5, "refresh": 2.5}, "refresh=2.5"), ({"same_rotation": "no"}, "same_rotation"),
-    ({"same_rotation": True, "rotations": False}, "needs rotations")])
+    ({"same_rotation": True, "rotations": False}, "needs rotations"),
+    ({"label_smoothing": 1.0}, "label_smoothing=1.0"),
+    ({"label_smoothing": -0.1}, "in \\[0, 1\\)")])
 def test_bad_options_are_named(rotated, args, word):
     args = dict(args)
     cfg = TrainConfig(ways=5, rotations=args.pop("rotations", True))
     with pytest.raises(ConfigError, match=word):
         EpisodesObjective(cfg, rotated, np.random.default_rng(0), **args)
+
+
+def test_label_smoothing_softens_the_episode_target(rotated):
+    logits, target = torch.tensor([[4.0, 0.0, -1.0], [0.5, 2.0, 0.0]]), torch.tensor([0, 1])
+    plain = EpisodesObjective(TrainConfig(ways=5), rotated, np.random.default_rng(0))
+    smooth = EpisodesObjective(TrainConfig(ways=5), rotated, np.random.default_rng(0),
+                               label_smoothing=0.3)
+    # smoothing 0.3 over 3 classes: target 0.8 on the right one, 0.1 on each other
+    soft = torch.tensor([[0.8, 0.1, 0.1], [0.1, 0.8, 0.1]])
+    want = -(soft * torch.log_softmax(logits, 1)).sum(1).mean()
+    assert torch.allclose(smooth._episode_loss(logits, target), want)
+    assert plain._episode_loss(logits, target) < want  # confident and right: penalised less
 
 
 def _losses(run):

@@ -143,12 +143,17 @@ class ConvEncoder(Encoder):
     character's centre of mass to the middle of the frame (part of the model, so training,
     evaluation and the classifier all see it). ``crop`` (pixels; 0: off) first crops each
     character to its ink's bounding box resampled to ``crop`` x ``crop``, the size the convolutions
-    then work at (give an ``input_size`` larger than ``crop``, so the crop keeps detail)."""
+    then work at (give an ``input_size`` larger than ``crop``, so the crop keeps detail).
+    ``dropout`` (0: off) zeroes that share of each block's outputs in training, a regulariser."""
 
     def __init__(self, input_size: int = 28, width: int = 64, depth: int = 4,
                  dim: int | None = None, pool: str = "flatten", centre: bool = False,
-                 crop: int = 0) -> None:
+                 crop: int = 0, dropout: float = 0.0) -> None:
         super().__init__()
+        if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or \
+                not 0 <= dropout < 1:
+            raise ConfigError(f"encoder 'conv': dropout={dropout!r}; a number in [0, 1) "
+                              "expected")
         for name, v in (("input_size", input_size), ("width", width), ("depth", depth),
                         ("dim", dim or 1), ("crop", crop or 1)):
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
@@ -169,6 +174,7 @@ class ConvEncoder(Encoder):
         for _ in range(depth):
             layers += [nn.Conv2d(c, width, 3, padding=1, bias=False), nn.BatchNorm2d(width),
                        nn.MaxPool2d(2, ceil_mode=True), nn.ReLU(inplace=True)]
+            layers += [nn.Dropout(dropout)] if dropout else []  # no module: old keys unchanged
             c = width
         self.features = nn.Sequential(*layers)
         r = conv_size

@@ -94,12 +94,19 @@ class EpisodesObjective:
 
     ``objective_args`` (:mod:`oneshot.training.mining`): ``same_rotation`` keeps each episode
     in one orientation (with ``rotations``); ``hard`` is the share of episodes built from
-    classes the network embeds near each other, refreshed every ``refresh`` steps."""
+    classes the network embeds near each other, refreshed every ``refresh`` steps;
+    ``label_smoothing`` (0 to 1) softens the cross-entropy's target, a regulariser."""
 
     batch_field = "episodes_per_step"
 
     def __init__(self, cfg: TrainConfig, dataset: Dataset, rng: np.random.Generator,
-                 same_rotation: bool = False, hard: float = 0.0, refresh: int = 1000) -> None:
+                 same_rotation: bool = False, hard: float = 0.0, refresh: int = 1000,
+                 label_smoothing: float = 0.0) -> None:
+        if (isinstance(label_smoothing, bool) or not isinstance(label_smoothing, (int, float))
+                or not 0 <= label_smoothing < 1):
+            raise ConfigError(f"objective_args label_smoothing={label_smoothing!r}; a number "
+                              "in [0, 1) expected")
+        self.label_smoothing = float(label_smoothing)
         self.episodes = cfg.episodes_per_step
         self.bce_weight = cfg.bce_weight
         self.sampler = EpisodeSampler(dataset, cfg.ways, 1, cfg.queries, seed=rng)
@@ -140,7 +147,7 @@ class EpisodesObjective:
 
     def _episode_loss(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """logits (Q, N) of queries against the support set; target (Q,) positions."""
-        loss = F.cross_entropy(logits, target)
+        loss = F.cross_entropy(logits, target, label_smoothing=self.label_smoothing)
         if self.bce_weight:
             n = logits.shape[1]
             onehot = F.one_hot(target, n).float()
