@@ -2,9 +2,8 @@
 
 The built-in components are registered here, in one place: encoders ``koch``, ``conv``,
 ``concat`` (ensembles) and ``views`` (test-time views); heads ``l1``, ``euclidean`` and
-``local``. Register
-your own with ``register_encoder`` / ``register_head`` from anywhere, no edit to the package
-needed.
+``local``. Register your own with ``register_encoder`` / ``register_head`` from anywhere, no edit
+to the package needed.
 """
 
 from .encoders import (
