@@ -44,25 +44,55 @@ def test_chunked_pairwise_and_bf16_autocast_give_the_same_logits(monkeypatch):
     whole = h.pairwise(a, b)
     monkeypatch.setattr(heads_module, "PAIRWISE_CHUNK_ELEMENTS", 6 * 16 * 16 * 2)  # 2 rows
     assert torch.allclose(h.pairwise(a, b), whole, atol=1e-5)
-    with torch.autocast("cpu", dtype=torch.bfloat16):  # distances stay in float32
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # distances stay in float32, both paths
         got = h(a[:, None], b[None])
-    assert got.dtype == torch.float32 and torch.allclose(got, whole, atol=1e-5)
+        each = h(a[:, None].expand(9, 6, 128), b[None].expand(9, 6, 128))
+    assert got.dtype == each.dtype == torch.float32
+    assert torch.allclose(got, whole, atol=1e-5) and torch.allclose(each, whole, atol=1e-4)
 
 
-def test_gradients_reach_both_sides_and_are_finite():
+@pytest.mark.parametrize("expand", [False, True])  # the one-product path and the general one
+def test_gradients_reach_both_sides_and_are_finite(expand):
     a = _maps(4).flatten(1).requires_grad_()
     b = _maps(3, seed=3).flatten(1).requires_grad_()
     h = create_head("local", 128, channels=8)
-    h(a[:, None], b[None]).sum().backward()
+    x, y = a[:, None], b[None]
+    if expand:
+        x, y = x.expand(4, 3, 128), y.expand(4, 3, 128)
+    h(x, y).sum().backward()
     for g in (a.grad, b.grad, h.log_scale.grad, h.bias.grad):
         assert g is not None and torch.isfinite(g).all() and g.abs().sum() > 0
 
 
-def test_bad_shapes_are_named():
-    with pytest.raises(ConfigError, match="head 'local'.*100 values.*channels=8"):
-        create_head("local", 100, channels=8)
-    with pytest.raises(ConfigError, match="radius=-1"):
-        create_head("local", 128, channels=8, radius=-1)
+def test_empty_sides_give_empty_scores_and_wrong_sizes_are_named():
+    h = create_head("local", 128, channels=8)
+    a = _maps(3).flatten(1)
+    assert h.pairwise(a, a[:0]).shape == (3, 0) and h.pairwise(a[:0], a).shape == (0, 3)
+    with pytest.raises(ValueError, match="embeddings of 64 and 128 values; 128 expected"):
+        h(a[:, :64], a)
+
+
+@pytest.mark.parametrize("args, word", [
+    ({"channels": 8}, "100 values is not a map of channels=8"), ({"channels": 0}, "channels=0"),
+    ({"channels": 4.0}, "channels=4.0"), ({"channels": True}, "channels=True"),
+    ({"channels": 4, "radius": -1}, "radius=-1"), ({"channels": 4, "radius": 1.5}, "radius=1.5")])
+def test_bad_arguments_are_named(args, word):
+    with pytest.raises(ConfigError, match=f"head 'local': .*{word}"):
+        create_head("local", 100, **args)
+
+
+@pytest.mark.parametrize("encoder, args, got", [
+    ("koch", {}, "not a map"),
+    ("conv", {"input_size": 28, "width": 8, "depth": 3, "pool": "avg"}, "not a map"),
+    ("conv", {"input_size": 28, "width": 8, "depth": 3, "dim": 128}, "not a map"),
+    ("conv", {"input_size": 28, "width": 32, "depth": 4}, r"a map of shape \(32, 2, 2\)")])
+def test_an_encoder_whose_embedding_is_not_that_map_is_refused(encoder, args, got):
+    """Koch's 4,096-value vector would pass as a 64x8x8 map by its size alone, a 32x2x2 map
+    as 8x4x4, a pooled or projected vector as a 1x1 or 4x4 map: refused when the model is
+    built, naming both shapes."""
+    channels = 64 if encoder == "koch" else 8
+    with pytest.raises(ConfigError, match=f"head 'local' compares feature maps of shape.*{got}"):
+        build_model(ModelSpec(encoder, args, "local", {"channels": channels}))
 
 
 def test_a_local_head_model_embeds_as_a_map_and_is_not_ensembled_as_euclidean():
@@ -75,3 +105,20 @@ def test_a_local_head_model_embeds_as_a_map_and_is_not_ensembled_as_euclidean():
         assert net(x, x).shape == (3,)
     with pytest.raises(ValueError, match="Euclidean"):
         ensemble([net, net])
+
+
+def test_onnx_export_keeps_the_head_arguments(tmp_path):
+    """channels and radius define what the head computes (not its weights): the ONNX model's
+    head must be rebuilt with them."""
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnxscript")
+    from oneshot.onnx import export_onnx, load_onnx_model
+
+    spec = ModelSpec("conv", {"input_size": 28, "width": 4, "depth": 2}, "local",
+                     {"channels": 4, "radius": 2})  # a 7x7 map, two cells of reach
+    model = build_model(spec, seed=0).eval()
+    net = load_onnx_model(export_onnx(model, tmp_path / "m.onnx", {}), threads=1)
+    assert (net.head.channels, net.head.radius) == (4, 2)
+    x = torch.rand(5, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        torch.testing.assert_close(net(x, x.flip(0)), model(x, x.flip(0)), rtol=1e-4, atol=1e-3)

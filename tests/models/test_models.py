@@ -61,7 +61,7 @@ def test_unknown_encoder_and_args():
 @pytest.mark.parametrize("head", list_heads())
 def test_head_pairwise_equals_forward(head):
     torch.manual_seed(0)
-    h = create_head(head, 16, **({"channels": 4} if head == "local" else {}))
+    h = create_head(head, 16, **({"channels": 1} if head == "local" else {}))  # local: 4x4
     a, b = torch.randn(5, 16), torch.randn(7, 16)
     direct = h(a[:, None, :], b[None, :, :])
     assert direct.shape == (5, 7)

@@ -183,22 +183,28 @@ def test_rotated_training_images_equal_the_rotated_dataset(splits):
     assert torch.equal(data.x, base)
 
 
-def test_flipped_and_rotated_training_images_follow_the_dataset_order(splits):
-    """With flips and rotations, position i holds image i % N, mirrored when (i % 2N) >= N,
-    then turned i // 2N times: the order and names of with_flips().with_rotations()."""
+@pytest.mark.parametrize("flips, rotations", [(True, True), (True, False), (False, True)])
+def test_flipped_and_rotated_training_images_follow_the_dataset_order(splits, flips, rotations):
+    """Position i holds image i % N, mirrored when (i % M) >= N (M = 2N with flips), then
+    turned i // M times: the Trainer's labels (with_flips, then with_rotations) and images
+    made per batch match copies made in numpy."""
     from oneshot.preprocess import images_to_tensor
     from oneshot.training.data import TrainingImages
 
     ds = splits["validation"].select(alphabets=[splits["validation"].alphabets[0]])
-    n, c = len(ds.images), len(ds.characters)
-    both = ds.with_flips(images=False).with_rotations(images=False)
-    assert len(both.labels) == 8 * n and len(both.characters) == 8 * c
-    assert both.characters[c] == ds.characters[0] + "@flip"
-    assert both.characters[3 * c] == ds.characters[0] + "@flip@rot90"
-    stored = ds.with_flips().with_rotations()  # the same copies, made in numpy
-    data = TrainingImages(ds, 20, torch.device("cpu"), None, torch.Generator(), rotations=True,
-                          flips=True)
-    mixed = np.random.default_rng(0).choice(8 * n, 64, replace=False)
+    n, c, k = len(ds.images), len(ds.characters), (1 + flips) * (1 + 3 * rotations)
+    labels, stored = ds, ds  # as the Trainer builds its labels, and as stored copies
+    if flips:
+        labels, stored = labels.with_flips(images=False), stored.with_flips()
+    if rotations:
+        labels, stored = labels.with_rotations(images=False), stored.with_rotations()
+    assert len(labels.labels) == k * n and len(labels.characters) == k * c
+    if flips:
+        assert labels.characters[c] == ds.characters[0] + "@flip"
+    if flips and rotations:
+        assert labels.characters[3 * c] == ds.characters[0] + "@flip@rot90"
+    data = TrainingImages(ds, 20, torch.device("cpu"), None, torch.Generator(),
+                          rotations=rotations, flips=flips)
+    mixed = np.random.default_rng(0).choice(k * n, 64, replace=False)
     assert torch.equal(data.images(mixed), images_to_tensor(stored.images[mixed], 20))
-    assert np.array_equal(both.labels[mixed], stored.labels[mixed])
     assert torch.equal(data.x, images_to_tensor(ds.images, 20))

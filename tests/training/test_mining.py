@@ -12,7 +12,7 @@ import torch
 from oneshot.errors import ConfigError
 from oneshot.sampling import EpisodeSampler
 from oneshot.training import TrainConfig, train
-from oneshot.training.mining import HardClasses, rotation_of, rotation_pools
+from oneshot.training.mining import HardClasses, orientation_of, rotation_of, rotation_pools
 from oneshot.training.objectives import EpisodesObjective
 
 
@@ -36,7 +36,22 @@ def _line_ctx(ds, step=0, net=None, calls=None):
 
 def test_rotation_of_reads_the_names_with_rotations_gives():
     assert [rotation_of(n) for n in ("a/c01", "a/c01@rot90", "a/c01@rot180", "a/c01@rot270",
-                                     "a/c@rot45", "a/@rotten")] == [0, 1, 2, 3, 0, 0]
+                                     "a/c@rot45", "a/@rotten", "a/c@flip@rot90",
+                                     "a/c@rot270@flip")] == [0, 1, 2, 3, 0, 0, 1, 3]
+    assert [orientation_of(n) for n in ("a/c", "a/c@flip", "a/c@flip@rot180", "a/c@flipped")] \
+        == [(False, 0), (True, 0), (True, 2), (False, 0)]
+
+
+def test_same_rotation_with_flips_keeps_mirrored_and_upright_apart(splits):
+    """Eight orientations: an episode never holds a character and its own mirror image."""
+    both = splits["validation"].with_flips(images=False).with_rotations(images=False)
+    s = EpisodeSampler(both, 20, 1, 2, seed=0)
+    pools = rotation_pools(both, s.pools)
+    assert len(pools) == 8 * len(s.pools)
+    s.pools = pools
+    for _ in range(50):
+        names = [both.characters[c] for c in s.characters()]
+        assert len({orientation_of(n) for n in names}) == 1, names
 
 
 def test_same_rotation_pools_split_each_alphabet_by_orientation(rotated):

@@ -34,12 +34,16 @@ class Encoder(nn.Module):
 
     An encoder whose forward starts with a parameter-free input transform may expose it as
     ``prepare(x)`` and the rest as ``embed_prepared(x)``, with a hashable ``prepare_key`` (equal
-    keys: equal transforms), so that an ensemble prepares each input once for all members."""
+    keys: equal transforms), so that an ensemble prepares each input once for all members.
+
+    ``map_shape``: (C, H, W) when the embedding is a flattened feature map (for heads that
+    compare maps cell by cell), else None."""
 
     input_size: int
     embedding_dim: int
     bf16_eval: bool = False
     prepare_key: object = None
+    map_shape: tuple[int, int, int] | None = None
 
 
 class KochEncoder(Encoder):
@@ -144,7 +148,9 @@ class ConvEncoder(Encoder):
     evaluation and the classifier all see it). ``crop`` (pixels; 0: off) first crops each
     character to its ink's bounding box resampled to ``crop`` x ``crop``, the size the convolutions
     then work at (give an ``input_size`` larger than ``crop``, so the crop keeps detail).
-    ``dropout`` (0: off) zeroes that share of each block's outputs in training, a regulariser."""
+    ``dropout`` (0: off) zeroes that share of each block's outputs in training, a regulariser
+    (on a GPU it draws from the CUDA generator, which checkpoints do not save: a resumed run is
+    then not bit-identical to an uninterrupted one)."""
 
     def __init__(self, input_size: int = 28, width: int = 64, depth: int = 4,
                  dim: int | None = None, pool: str = "flatten", centre: bool = False,
@@ -183,6 +189,7 @@ class ConvEncoder(Encoder):
         flat = width * r * r if pool == "flatten" else width
         self.proj = nn.Linear(flat, dim) if dim else nn.Identity()
         self.embedding_dim = dim or flat
+        self.map_shape = (width, r, r) if pool == "flatten" and not dim else None
 
     @property
     def prepare_key(self) -> tuple | None:

@@ -35,6 +35,10 @@ class Head(nn.Module):
         super().__init__()
         self.dim = dim
 
+    def check_encoder(self, encoder: nn.Module) -> None:
+        """Raise ConfigError if this head cannot score ``encoder``'s embeddings (beyond their
+        size); called when a model is built."""
+
     def pairwise(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         """Logits of every row of a (B, D) against every row of b (G, D): (B, G), in chunks."""
         step = max(1, PAIRWISE_CHUNK_ELEMENTS // max(1, b.shape[0] * b.shape[1]))
@@ -77,16 +81,35 @@ class LocalHead(Head):
         super().__init__(dim)
         self.log_scale = nn.Parameter(torch.tensor(float(init_scale)).log())
         self.bias = nn.Parameter(torch.tensor(float(init_bias)))
-        side = round((dim // max(1, channels)) ** 0.5)
-        if channels < 1 or radius < 0 or channels * side * side != dim:
-            raise ConfigError(f"head 'local': an embedding of {dim} values is not channels="
-                              f"{channels} x a square map, or radius={radius} < 0")
+        for name, v, low in (("channels", channels, 1), ("radius", radius, 0)):
+            if isinstance(v, bool) or not isinstance(v, int) or v < low:
+                raise ConfigError(f"head 'local': {name}={v!r}; a whole number >= {low} "
+                                  "expected")
+        side = round((dim // channels) ** 0.5)
+        if channels * side * side != dim:
+            raise ConfigError(f"head 'local': an embedding of {dim} values is not a map of "
+                              f"channels={channels} x a square")
         self.channels, self.side, self.radius = channels, side, radius
         cell = torch.stack(torch.meshgrid(torch.arange(side), torch.arange(side),
                                           indexing="ij")).flatten(1)  # (2, side^2)
         apart = (cell[:, :, None] - cell[:, None, :]).abs().amax(0)   # Chebyshev, cell to cell
         # pairs of cells further apart than radius: never matched (a constant, no gradient)
         self.register_buffer("far", (apart > radius).float() * 1e9, persistent=False)
+
+    def check_encoder(self, encoder: nn.Module) -> None:
+        want = (self.channels, self.side, self.side)
+        got = getattr(encoder, "map_shape", None)
+        if got != want:
+            raise ConfigError(f"head 'local' compares feature maps of shape {want}; encoder "
+                              f"{type(encoder).__name__}'s embedding is "
+                              f"{'a map of shape ' + str(got) if got else 'not a map'} (use "
+                              "the conv encoder with pool='flatten', no dim, and channels = "
+                              "its width)")
+
+    def _check(self, a: torch.Tensor, b: torch.Tensor) -> None:
+        if a.shape[-1] != self.dim or b.shape[-1] != self.dim:
+            raise ValueError(f"head 'local': embeddings of {a.shape[-1]} and {b.shape[-1]} "
+                             f"values; {self.dim} expected")
 
     def _logit(self, d2: torch.Tensor) -> torch.Tensor:
         """Logits from cell-to-cell squared distances (..., P, P) (far pairs masked)."""
@@ -95,6 +118,7 @@ class LocalHead(Head):
         return self.bias - self.log_scale.exp() * d
 
     def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        self._check(a, b)
         if a.dim() == b.dim() == 3 and a.shape[1] == 1 and b.shape[0] == 1:
             return self.pairwise(a[:, 0], b[0])  # every row against every row: one product
         with torch.autocast(a.device.type, enabled=False):  # distances in float32
@@ -105,6 +129,9 @@ class LocalHead(Head):
 
     def pairwise(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         """(B, D) against (G, D): (B, G), one matrix product of cells per chunk of rows."""
+        self._check(a, b)
+        if not len(a) or not len(b):
+            return a.new_zeros(len(a), len(b), dtype=torch.float32)
         with torch.autocast(a.device.type, enabled=False):
             p = self.side * self.side
             a = a.float().unflatten(-1, (self.channels, p)).transpose(-1, -2)  # (B, P, C)

@@ -59,6 +59,7 @@ class SiameseNet(nn.Module):
         self.spec = spec
         self.encoder = create_encoder(spec.encoder, **spec.encoder_args)
         self.head = create_head(spec.head, self.encoder.embedding_dim, **spec.head_args)
+        self.head.check_encoder(self.encoder)
 
     def forward(self, x1: torch.Tensor, x2: torch.Tensor | None = None) -> torch.Tensor:
         if x2 is None:

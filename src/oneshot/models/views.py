@@ -65,6 +65,7 @@ class ViewsEncoder(Encoder):
                               "{'encoder': NAME, 'encoder_args': {...}} expected")
         self.inner = create_encoder(inner["encoder"], **inner.get("encoder_args", {}))
         self.input_size, self.embedding_dim = self.inner.input_size, self.inner.embedding_dim
+        self.map_shape = self.inner.map_shape  # a mean of maps is a map
         self.views = [[float(a) for a in v] for v in views]
         self.register_buffer("thetas", torch.tensor([_theta(v) for v in self.views]),
                              persistent=False)

@@ -37,8 +37,8 @@ def _metadata(path: Path, sess: Any) -> dict:
     return meta
 
 
-def _build_head(name: str, dim: int, params: dict) -> nn.Module:
-    head = create_head(name, dim)
+def _build_head(name: str, dim: int, params: dict, head_args: dict) -> nn.Module:
+    head = create_head(name, dim, **head_args)  # the args: what a head computes (local's radius)
     sd = {k: torch.tensor(p["values"], dtype=torch.float32).reshape(p["shape"])
           for k, p in params.items()}
     head.load_state_dict(sd)
@@ -80,7 +80,7 @@ class OnnxEncoder(Encoder):
             self.input_size = int(self.metadata["input_size"])
             self.embedding_dim = int(self.metadata["embedding_dim"])
             self.head = _build_head(self.metadata["head"], self.embedding_dim,
-                                    json.loads(self.metadata["head_params"]))
+                                    json.loads(self.metadata["head_params"]), self.spec.head_args)
             self.record = json.loads(self.metadata.get("record", "{}"))
             self.preprocessing = json.loads(self.metadata.get("preprocessing", "{}"))
         except (KeyError, ValueError, TypeError, RuntimeError) as e:

@@ -67,7 +67,7 @@ class TrainingImages:
     def _fetch(self, idx: np.ndarray) -> torch.Tensor:
         n = len(self.x)
         m = 2 * n if self.flips else n
-        x = self.x[torch.from_numpy(idx % n)]
+        x = self.x[torch.from_numpy(idx % n if self.flips or self.rotations else idx)]
         if self.flips:
             sel = torch.from_numpy(np.flatnonzero(idx % m >= n))
             if len(sel):

@@ -2,8 +2,9 @@
 
 - ``rotation_pools``: with rotated characters as extra classes, an alphabet's pool mixes its
   characters in four orientations, so a 20-way training episode holds about five characters
-  of each; the test's 20 characters all stand upright. Split each alphabet's pool by rotation,
-  and every episode keeps one orientation, as a test task does.
+  of each; the test's 20 characters all stand upright. Split each alphabet's pool by rotation
+  (and by mirroring, with ``flips``), and every episode keeps one orientation, as a test task
+  does.
 - :class:`HardClasses`: a share of the episodes is built around an anchor class and classes
   the network currently finds alike to it (from its own pool), found from one embedding per
   class, refreshed every ``refresh`` steps.
@@ -21,21 +22,30 @@ from ..data.dataset import Dataset
 from ..errors import ConfigError
 from ..sampling import EpisodeSampler
 
-__all__ = ["rotation_pools", "HardClasses"]
+__all__ = ["rotation_of", "orientation_of", "rotation_pools", "HardClasses"]
 
 EMBED_BATCH = 512
 
 
+TURNS = {"rot90": 1, "rot180": 2, "rot270": 3}
+
+
 def rotation_of(name: str) -> int:
-    """Quarter turns of a class named as ``Dataset.with_rotations`` names them ("...@rot90")."""
-    head, sep, tail = name.rpartition("@rot")
-    return int(tail) // 90 if sep and tail in ("90", "180", "270") else 0
+    """Quarter turns of a class named as ``Dataset.with_rotations`` names them ("...@rot90",
+    also after "@flip", in either order)."""
+    return sum(TURNS.get(tag, 0) for tag in name.split("@")[1:]) % 4
+
+
+def orientation_of(name: str) -> tuple[bool, int]:
+    """(mirrored, quarter turns) of a class named by ``Dataset.with_flips`` / ``with_rotations``."""
+    return "flip" in name.split("@")[1:], rotation_of(name)
 
 
 def rotation_pools(ds: Dataset, pools: list[np.ndarray]) -> list[np.ndarray]:
-    """Each pool of class indices split by the classes' rotation (empty parts dropped)."""
-    turns = np.array([rotation_of(c) for c in ds.characters])
-    return [p[turns[p] == k] for p in pools for k in range(4) if (turns[p] == k).any()]
+    """Each pool of class indices split by the classes' orientation: rotation, and mirrored or
+    not (empty parts dropped)."""
+    key = np.array([int(f) * 4 + t for f, t in map(orientation_of, ds.characters)])
+    return [p[key[p] == k] for p in pools for k in range(8) if (key[p] == k).any()]
 
 
 class HardClasses:

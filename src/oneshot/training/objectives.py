@@ -95,7 +95,7 @@ class EpisodesObjective:
     ``objective_args`` (:mod:`oneshot.training.mining`): ``same_rotation`` keeps each episode
     in one orientation (with ``rotations``); ``hard`` is the share of episodes built from
     classes the network embeds near each other, refreshed every ``refresh`` steps;
-    ``label_smoothing`` (0 to 1) softens the cross-entropy's target, a regulariser."""
+    ``label_smoothing`` (in [0, 1)) softens the cross-entropy's target, a regulariser."""
 
     batch_field = "episodes_per_step"
 
