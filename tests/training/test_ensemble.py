@@ -33,6 +33,15 @@ def test_views_need_an_ensemble():
         apply_overrides(preset("shipped"), {"views": "spin"})
 
 
+def test_an_ensemble_of_other_heads_is_refused_before_training(tmp_path):
+    from oneshot.errors import ConfigError
+    cfg = apply_overrides(preset("shipped"), {"encoder": "koch", "encoder_args": {},
+                                              "head": "l1"})
+    with pytest.raises(ConfigError, match="members=2 with head='l1'.*Euclidean"):
+        train(cfg, tmp_path / "ens")
+    assert not (tmp_path / "ens").exists()  # refused before the folder was taken
+
+
 def test_members_train_side_by_side_into_one_model(tmp_path, data_dir, cache_dir, capsys):
     cfg = apply_overrides(preset("fast"), {**SETS, "views": "rot"})
     out = tmp_path / "ens"

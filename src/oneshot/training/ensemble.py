@@ -143,6 +143,9 @@ def train_ensemble(cfg: TrainConfig, out: str | os.PathLike, data_dir=None, cach
                    resume: bool = False, overwrite: bool = False,
                    command: list[str] | None = None) -> TrainResult:
     """Train ``cfg.members`` members side by side and combine them (module docstring)."""
+    if cfg.head != "euclidean":  # refused now, not after the members' hours of training
+        raise ConfigError(f"config members={cfg.members} with head={cfg.head!r}: only "
+                          "Euclidean-head models can be ensembled exactly")
     folder = RunFolder(out)
     folder.check_is_folder()
     try:
