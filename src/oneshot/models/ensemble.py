@@ -20,7 +20,7 @@ from .encoders import Encoder, create_encoder
 from .heads import EuclideanHead
 from .siamese import ModelSpec, SiameseNet, build_model
 
-__all__ = ["ConcatEncoder", "ensemble"]
+__all__ = ["ConcatEncoder", "check_ensemble_head", "ensemble"]
 
 
 class ConcatEncoder(Encoder):
@@ -58,14 +58,19 @@ class ConcatEncoder(Encoder):
 
 
 
+def check_ensemble_head(head, what: str) -> None:
+    """ValueError unless ``head`` can be ensembled exactly (a Euclidean head)."""
+    if not isinstance(head, EuclideanHead):
+        raise ValueError(f"{what} has a {type(head).__name__}; only Euclidean-head models can "
+                         "be ensembled exactly")
+
+
 def ensemble(models: list[SiameseNet]) -> SiameseNet:
     """One SiameseNet whose logits are the mean of ``models``' logits (Euclidean heads only)."""
     if not models:
         raise ValueError("an ensemble needs at least one model")
     for i, m in enumerate(models):
-        if not isinstance(m.head, EuclideanHead):
-            raise ValueError(f"model {i} has a {type(m.head).__name__}; only Euclidean-head "
-                             "models can be ensembled exactly")
+        check_ensemble_head(m.head, f"model {i}")
     k = len(models)
     weights = [math.sqrt(float(m.head.log_scale.detach().exp()) / k) for m in models]
     members = [{"encoder": m.spec.encoder, "encoder_args": dict(m.spec.encoder_args)}

@@ -21,8 +21,8 @@ from torch import nn
 from ..errors import ConfigError
 from ..registry import Registry
 
-__all__ = ["Head", "L1Head", "EuclideanHead", "LocalHead", "register_head", "list_heads",
-           "create_head"]
+__all__ = ["Head", "L1Head", "DistanceHead", "EuclideanHead", "LocalHead", "register_head",
+           "list_heads", "create_head"]
 
 PAIRWISE_CHUNK_ELEMENTS = 1 << 24  # (rows x gallery x dim) elements per chunk for pairwise
 
@@ -54,23 +54,31 @@ class L1Head(Head):
         return self.fc((a - b).abs()).squeeze(-1)
 
 
-class EuclideanHead(Head):
+class DistanceHead(Head):
+    """Base of the metric heads: logit = bias - exp(log_scale) * distance, with a learned scale
+    and bias, so the logit ranks like a nearest-neighbour rule and its sigmoid estimates the
+    probability of "same class"."""
+
     def __init__(self, dim: int, init_scale: float = 1.0, init_bias: float = 0.0) -> None:
         super().__init__(dim)
         self.log_scale = nn.Parameter(torch.tensor(float(init_scale)).log())
         self.bias = nn.Parameter(torch.tensor(float(init_bias)))
 
+    def logit(self, distance: torch.Tensor) -> torch.Tensor:
+        return self.bias - self.log_scale.exp() * distance
+
+
+class EuclideanHead(DistanceHead):
     def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        d2 = (a - b).pow(2).sum(-1)
-        return self.bias - self.log_scale.exp() * d2
+        return self.logit((a - b).pow(2).sum(-1))
 
     def pairwise(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         """Logits of every row of a (B, D) against every row of b (G, D): (B, G), one matmul."""
         d2 = (a.pow(2).sum(1)[:, None] + b.pow(2).sum(1)[None, :] - 2 * a @ b.T).clamp_min(0)
-        return self.bias - self.log_scale.exp() * d2
+        return self.logit(d2)
 
 
-class LocalHead(Head):
+class LocalHead(DistanceHead):
     """-exp(log_scale) * D(a, b) + bias, where a and b are (C, side, side) maps flattened to
     ``dim = channels * side^2`` and D the mean, over both directions, of the sum over the cells
     of one map of the squared distance to the nearest cell of the other within ``radius`` cells
@@ -78,9 +86,7 @@ class LocalHead(Head):
 
     def __init__(self, dim: int, channels: int = 64, radius: int = 1, init_scale: float = 1.0,
                  init_bias: float = 0.0) -> None:
-        super().__init__(dim)
-        self.log_scale = nn.Parameter(torch.tensor(float(init_scale)).log())
-        self.bias = nn.Parameter(torch.tensor(float(init_bias)))
+        super().__init__(dim, init_scale, init_bias)
         for name, v, low in (("channels", channels, 1), ("radius", radius, 0)):
             if isinstance(v, bool) or not isinstance(v, int) or v < low:
                 raise ConfigError(f"head 'local': {name}={v!r}; a whole number >= {low} "
@@ -114,8 +120,7 @@ class LocalHead(Head):
     def _logit(self, d2: torch.Tensor) -> torch.Tensor:
         """Logits from cell-to-cell squared distances (..., P, P) (far pairs masked)."""
         d2 = d2.clamp_min(0) + self.far
-        d = 0.5 * (d2.amin(-1).sum(-1) + d2.amin(-2).sum(-1))
-        return self.bias - self.log_scale.exp() * d
+        return self.logit(0.5 * (d2.amin(-1).sum(-1) + d2.amin(-2).sum(-1)))
 
     def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         self._check(a, b)

@@ -23,7 +23,8 @@ from pathlib import Path
 from ..checkpoint import export_model, load_checkpoint, load_model
 from ..errors import ConfigError, OneshotError, UsageError
 from ..io import atomic_write_json
-from ..models import ensemble, with_views
+from ..models import build_model, ensemble, with_views
+from ..models.ensemble import check_ensemble_head
 from .config import TrainConfig, config_diff
 from .loop import VAL_SEED_OFFSET, TrainingInterrupted, TrainResult
 from .runfolder import RUN_FILES, RunFolder
@@ -143,9 +144,11 @@ def train_ensemble(cfg: TrainConfig, out: str | os.PathLike, data_dir=None, cach
                    resume: bool = False, overwrite: bool = False,
                    command: list[str] | None = None) -> TrainResult:
     """Train ``cfg.members`` members side by side and combine them (module docstring)."""
-    if cfg.head != "euclidean":  # refused now, not after the members' hours of training
-        raise ConfigError(f"config members={cfg.members} with head={cfg.head!r}: only "
-                          "Euclidean-head models can be ensembled exactly")
+    try:  # refused now, not after the members' hours of training
+        check_ensemble_head(build_model(cfg.model_spec).head, f"config members={cfg.members} "
+                            f"with head={cfg.head!r}")
+    except ValueError as e:
+        raise ConfigError(str(e)) from e
     folder = RunFolder(out)
     folder.check_is_folder()
     try:
