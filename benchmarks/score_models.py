@@ -5,8 +5,9 @@ Columns: the 3,000 saved 20-way within-alphabet tasks of the validation alphabet
 every choice is made on; ``_common.SCORING_SEED``), the 3,000 published tasks of the test
 alphabets (``docs/robustness/tasks``), Lake's 20 runs (400 trials), and the tutorial's own
 setting: 3,000 20-way tasks drawn across the 20 evaluation alphabets. "vs first" is the paired
-difference in points on the validation tasks with its 95 % interval (same tasks, so the
-interval is much narrower than the two accuracies' intervals suggest). ``--precision fp32 bf16``
+difference in points on the validation tasks (and, in its own column, on the test tasks) with
+its 95 % interval (same tasks, so the interval is much narrower than the two accuracies'
+intervals suggest). ``--precision fp32 bf16``
 scores each model in both numerics (bf16: autocast, as ``oneshot evaluate --precision bf16``);
 "seconds" is the wall-clock time of the row's four benchmarks.
 
@@ -95,10 +96,12 @@ def main() -> None:
             name = f"{path} ({views}{', bf16' if precision == 'bf16' else ''})"
             results[name] = {k: a.to_dict() for k, a in acc.items()} | {"seconds": seconds}
             rows.append([name, *(str(acc[k]) for k in ("validation", "test", "lake", "tutorial")),
-                         paired(first["validation"], r["validation"]), f"{seconds:.0f}"])
+                         paired(first["validation"], r["validation"]),
+                         paired(first["test"], r["test"]), f"{seconds:.0f}"])
             print(rows[-1], flush=True)
     print(markdown_table(["model (views)", "validation 3,000", "test 3,000", "Lake 400",
-                          "tutorial 20-way 3,000", "vs first (validation)", "seconds"], rows))
+                          "tutorial 20-way 3,000", "vs first (validation)", "vs first (test)",
+                          "seconds"], rows))
     write_json(args.json, results)
 
 
