@@ -10,7 +10,7 @@ from support import class_folder
 
 from oneshot.checkpoint import load_model, resolve_model_path
 from oneshot.cli import main
-from oneshot.errors import UsageError
+from oneshot.errors import ConfigError, UsageError
 from oneshot.training import apply_overrides, preset, train
 
 SETS = {"encoder_args": {"input_size": 28, "width": 8}, "steps": 6, "val_every": 6,
@@ -26,7 +26,6 @@ def test_shipped_preset_is_two_fast_members():
 
 
 def test_views_need_an_ensemble():
-    from oneshot.errors import ConfigError
     with pytest.raises(ConfigError, match="views='rot' go into an ensemble's model.pt"):
         apply_overrides(preset("fast"), {"views": "rot"})
     with pytest.raises(ConfigError, match="views='spin'; expected one of"):
@@ -34,7 +33,6 @@ def test_views_need_an_ensemble():
 
 
 def test_an_ensemble_of_other_heads_is_refused_before_training(tmp_path):
-    from oneshot.errors import ConfigError
     cfg = apply_overrides(preset("shipped"), {"encoder": "koch", "encoder_args": {},
                                               "head": "l1"})
     with pytest.raises(ConfigError, match="members=2 with head='l1'.*Euclidean"):
@@ -63,6 +61,13 @@ def test_members_train_side_by_side_into_one_model(tmp_path, data_dir, cache_dir
     assert main(["train", "--config", str(cfg_file), "--out", str(out), "--resume",
                  "--data-dir", str(data_dir), "--cache", str(cache_dir), "--quiet"]) == 0
     said = capsys.readouterr().out
+    # another config (say, a preset changed since) is refused with the way to resume as trained
+    with pytest.raises(ConfigError, match=r"lr: 0.001 -> 0.5; .*use --config .*config\.json"):
+        train(apply_overrides(cfg, {"lr": 0.5}), out, data_dir, cache_dir, progress=False,
+              resume=True)
+    assert main(["train", "--config", str(out / "config.json"), "--out", str(out), "--resume",
+                 "--data-dir", str(data_dir), "--cache", str(cache_dir), "--quiet"]) == 0
+    said += capsys.readouterr().out
     assert "trained 2 members" in said and f"model file {out / 'model.pt'}" in said, said
     support = class_folder(tmp_path / "s", ["a", "b"])
     assert main(["classify", "--model", str(out), "--support", str(support),

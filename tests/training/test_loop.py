@@ -85,9 +85,13 @@ def test_refuses_to_overwrite_and_bad_resume(tmp_path, data_dir, cache_dir):
     train(cfg, tmp_path / "r", data_dir, cache_dir, progress=False)
     with pytest.raises(UsageError, match="holds a run; use --resume"):
         train(cfg, tmp_path / "r", data_dir, cache_dir, progress=False)
-    with pytest.raises(ValueError, match="another config; differences .*lr: 0.002 -> 0.5"):
+    with pytest.raises(ValueError, match="another config; differences .*lr: 0.002 -> 0.5.*"
+                       r"own settings .*use --config .*r[/\\]config\.json"):
         train(apply_overrides(cfg, ["lr=0.5"]), tmp_path / "r", data_dir, cache_dir,
               progress=False, resume=True)
+    # the hint works: the run's own config.json resumes it
+    own = TrainConfig.from_file(tmp_path / "r" / "config.json")
+    assert train(own, tmp_path / "r", data_dir, cache_dir, progress=False, resume=True).steps == 10
 
 
 class _Evil:

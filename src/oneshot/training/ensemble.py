@@ -127,7 +127,9 @@ def _take_folder(folder: RunFolder, cfg: TrainConfig, resume: bool, overwrite: b
         if diff:
             raise ConfigError(f"--resume: {folder.root} was trained with another config; "
                               "differences: " + ", ".join(f"{k}: {a!r} -> {b!r}"
-                                                          for k, (a, b) in diff.items()))
+                                                          for k, (a, b) in diff.items())
+                              + "; to continue with the run's own settings (a preset may have "
+                              f"changed since), use --config {folder.config}")
     elif present and not overwrite:
         raise UsageError(f"--out {folder.root} is not empty; use --resume, --overwrite or "
                          f"another folder; it holds {', '.join(present[:8])}")

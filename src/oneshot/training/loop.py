@@ -203,7 +203,9 @@ class Trainer:
         if diff:
             raise ConfigError(f"--resume: {self.folder.last} was trained with another config; "
                               "differences (checkpoint -> now): " + ", ".join(
-                                  f"{k}: {a!r} -> {b!r}" for k, (a, b) in diff.items()))
+                                  f"{k}: {a!r} -> {b!r}" for k, (a, b) in diff.items())
+                              + f"; to continue with the run's own settings (a preset may have "
+                              f"changed since), use --config {self.folder.config}")
         self.model.load_state_dict(ck["state_dict"])
         self.opt.load_state_dict(ck["optimizer"])
         self.sched.load_state_dict(ck["scheduler"])
