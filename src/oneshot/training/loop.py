@@ -204,7 +204,7 @@ class Trainer:
             raise ConfigError(f"--resume: {self.folder.last} was trained with another config; "
                               "differences (checkpoint -> now): " + ", ".join(
                                   f"{k}: {a!r} -> {b!r}" for k, (a, b) in diff.items())
-                              + f"; to continue with the run's own settings (a preset may have "
+                              + "; to continue with the run's own settings (a preset may have "
                               f"changed since), use --config {self.folder.config}")
         self.model.load_state_dict(ck["state_dict"])
         self.opt.load_state_dict(ck["optimizer"])
