@@ -15,9 +15,10 @@ import pytest
 from oneshot.cli import main
 from oneshot.errors import ConfigError, UsageError
 from oneshot.sampling import TaskList
-from oneshot.training import apply_overrides, preset, train
+from oneshot.training import apply_overrides, config_diff, preset, train
 
-TINY = {"encoder_args": {"input_size": 28, "width": 8}, "steps": 4, "val_every": 4,
+# encoder_args keys out of sorted order on purpose: config.json sorts them (see the resume test)
+TINY = {"encoder_args": {"width": 8, "input_size": 28}, "steps": 4, "val_every": 4,
         "val_tasks": 10, "val_ways": 5, "rotations": False, "log_lake": False,
         "time_limit_min": 0.0, "threads": 1}
 
@@ -86,6 +87,17 @@ def test_resume_names_the_keys_that_differ(tmp_path, data_dir, cache_dir):
     other = apply_overrides(cfg, {"lr": 0.5, "queries": 3})
     with pytest.raises(ConfigError, match=r"lr: 0.001 -> 0.5, queries: 2 -> 3"):
         train(other, tmp_path / "r", data_dir, cache_dir, progress=False, resume=True)
+    # the refusal's hint: the run's config.json (keys sorted) resumes it from the command line
+    assert main(["train", "--config", str(tmp_path / "r" / "config.json"), "--out",
+                 str(tmp_path / "r"), "--resume", "--data-dir", str(data_dir), "--cache",
+                 str(cache_dir), "--quiet"]) == 0
+
+
+def test_config_diff_ignores_key_order():
+    assert config_diff({"encoder_args": {"width": 8, "crop": 28}},
+                       {"encoder_args": {"crop": 28, "width": 8}}) == {}
+    assert config_diff({"encoder_args": {"width": 8}}, {"encoder_args": {"width": 9}}) == {
+        "encoder_args": ({"width": 8}, {"width": 9})}
 
 
 def test_out_that_is_a_file(tmp_path, capsys):

@@ -23,8 +23,7 @@ from ..models import VIEW_SETS, ModelSpec, list_encoders, list_heads
 from .objectives import list_objectives
 from .optim import OPTIMIZERS, SCHEDULES
 
-__all__ = ["TrainConfig", "PRESETS", "preset", "apply_overrides", "config_diff",
-           "registered_names"]
+__all__ = ["TrainConfig", "PRESETS", "preset", "apply_overrides", "config_diff", "registered_names"]
 
 
 def registered_names(cfg) -> dict[str, tuple[str, list[str]]]:
@@ -294,7 +293,8 @@ def apply_overrides(cfg: TrainConfig, overrides: list[str] | dict) -> TrainConfi
 
 def config_diff(old: dict, new: dict) -> dict[str, tuple[Any, Any]]:
     """Keys whose values differ between two config dicts: {key: (old, new)}. A key missing from
-    ``old`` (a run made before the field existed) counts as its default."""
+    ``old`` (a run made before the field existed) counts as its default; key order is ignored."""
     defaults = TrainConfig().to_dict()
     return {k: (old.get(k, defaults.get(k)), new.get(k)) for k in sorted(set(old) | set(new))
-            if json.dumps(old.get(k, defaults.get(k))) != json.dumps(new.get(k))}
+            if json.dumps(old.get(k, defaults.get(k)), sort_keys=True)
+            != json.dumps(new.get(k), sort_keys=True)}
