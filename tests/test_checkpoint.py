@@ -50,6 +50,24 @@ def test_export_never_replaces_a_checkpoint_or_its_input(tmp_path, tiny_model_fi
     assert main(["export", str(tiny_model_file), "--out", str(out)]) == 0  # a model file: ok
 
 
+def test_export_never_replaces_other_files(tmp_path, tiny_model_file, capsys):
+    """A user's image, notes or run files, a link or a device are not model files: refused,
+    untouched (found by a review: they used to be replaced silently)."""
+    notes = tmp_path / "config.json"
+    notes.write_text('{"mine": 1}')
+    png = tmp_path / "a.png"
+    png.write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    link = tmp_path / "link.pt"
+    link.symlink_to(notes)
+    for target, says in [(notes, "is not an earlier oneshot model file"),
+                         (png, "is not an earlier oneshot model file"),
+                         (link, "symbolic link"), ("/dev/null", "not a regular file")]:
+        assert main(["export", str(tiny_model_file), "--out", str(target)]) == 2
+        assert says in capsys.readouterr().err, target
+    assert notes.read_text() == '{"mine": 1}' and link.is_symlink()
+    assert png.read_bytes().startswith(b"\x89PNG")
+
+
 def test_nan_weights_are_refused(tmp_path):
     model = build_model(TINY_SPEC, seed=0)
     with torch.no_grad():

@@ -102,3 +102,22 @@ def test_crop_that_cannot_apply_is_an_error(tiny_model_file, tmp_path, capsys):
     assert "crop=False" in capsys.readouterr().err and gallery.read_bytes() == before
     # without the option, the gallery's own setting applies
     assert main(["classify", *m, "--gallery", str(gallery), q]) == 0
+
+
+def test_enrol_never_replaces_what_is_not_a_gallery(tiny_model_file, tmp_path, capsys):
+    """--replace starts a new gallery over an old gallery, never over an image or a text file
+    (the refusal's old hint led there)."""
+    folder = class_folder(tmp_path / "sup", ["bar", "cross"])
+    photo = tmp_path / "photo.png"
+    photo.write_bytes((folder / "bar" / "0.png").read_bytes())
+    before = photo.read_bytes()
+    base = ["enrol", "--model", str(tiny_model_file), "--gallery"]
+    for extra in ([], ["--replace"]):
+        assert main(base + [str(photo), str(folder), *extra]) == 2
+        assert "is not a oneshot gallery" in capsys.readouterr().err
+    assert photo.read_bytes() == before
+    gallery = tmp_path / "g.npz"
+    assert main(base + [str(gallery), str(folder)]) == 0
+    assert main(base + [str(gallery), str(folder), "--replace"]) == 0  # a gallery: replaced
+    assert read_gallery(gallery).labels == ["bar", "cross"]
+

@@ -187,6 +187,11 @@ def test_refuses_to_overwrite_a_checkpoint_or_other_files(shipped, tmp_path):
         export_onnx(model, png)
     with pytest.raises(OnnxError, match="is a folder"):
         export_onnx(model, tmp_path)
+    with pytest.raises(OnnxError, match="not a regular file"):  # never read, never replaced
+        export_onnx(model, "/dev/null")
+    (tmp_path / "link.onnx").symlink_to(png)
+    with pytest.raises(OnnxError, match="symbolic link"):
+        export_onnx(model, tmp_path / "link.onnx")
     with pytest.raises(OnnxError, match="already an ONNX export"):
         export_onnx(load_onnx_model(export_onnx(
             build_model(ModelSpec("conv", {"input_size": 12, "width": 4, "depth": 2})),

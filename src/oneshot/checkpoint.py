@@ -20,7 +20,7 @@ from typing import Any
 import torch
 
 from .errors import OneshotError
-from .io import atomic_write_bytes
+from .io import atomic_write_bytes, check_replaceable
 from .models import SiameseNet, build_model
 
 __all__ = ["CheckpointError", "save_checkpoint", "load_checkpoint", "export_model",
@@ -128,22 +128,26 @@ def export_model(model: SiameseNet, path: str | os.PathLike, record: dict | None
 
 
 def check_output_path(path: str | os.PathLike, inputs: tuple = ()) -> None:
-    """An output file must not be a folder, one of ``inputs``, or a training checkpoint."""
+    """An output file must not be one of ``inputs``, a training checkpoint, or anything but an
+    earlier model file (``oneshot.io.check_replaceable``: not a folder, link or device)."""
     p = Path(path)
-    if p.is_dir():
-        raise CheckpointError(f"--out {p}: is a folder; a file name expected")
     for src in inputs:
         src = Path(src)
         if p.exists() and src.exists() and p.resolve() == resolve_model_path(src).resolve():
             raise CheckpointError(f"--out {p}: is the input {src}; write to another file")
-    if p.is_file():
-        try:
-            fmt = torch.load(p, map_location="cpu", weights_only=True, mmap=True).get("format")
-        except Exception:  # not ours: an unrelated file the user chose to replace
-            fmt = None
-        if fmt == CHECKPOINT_FORMAT:
-            raise CheckpointError(f"--out {p}: is a training checkpoint; exporting over it "
-                                  "would lose the run's state. Write to another file")
+    if p.is_file() and not p.is_symlink() and _format(p) == CHECKPOINT_FORMAT:
+        raise CheckpointError(f"--out {p}: is a training checkpoint; exporting over it "
+                              "would lose the run's state. Write to another file")
+    check_replaceable(p, lambda f: _format(f) == MODEL_FORMAT, "an earlier oneshot model file",
+                      CheckpointError)
+
+
+def _format(path: Path) -> str | None:
+    """The "format" entry of a torch file of ours; None for any other file."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=True).get("format")
+    except Exception:  # not ours: torch and zip raise many kinds for foreign files
+        return None
 
 
 MAX_PARAMETERS = 500_000_000  # a model file naming more is refused before anything is built

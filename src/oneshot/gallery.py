@@ -20,11 +20,11 @@ import numpy as np
 import torch
 
 from .errors import OneshotError
-from .io import atomic_write_bytes
+from .io import atomic_write_bytes, check_replaceable
 from .locking import FileLock
 
 __all__ = ["GalleryError", "GalleryFile", "read_gallery", "write_gallery", "gallery_lock",
-           "GALLERY_FORMAT", "LOCK_TIMEOUT"]
+           "GALLERY_FORMAT", "LOCK_TIMEOUT", "check_gallery_target"]
 
 GALLERY_FORMAT = "oneshot-gallery-1"
 LOCK_TIMEOUT = 60.0  # seconds a writer waits for another one to finish
@@ -45,15 +45,29 @@ class GalleryFile:
 
 def write_gallery(path: str | os.PathLike, embeddings: torch.Tensor, labels: list[str],
                   fingerprint: str, model_spec: dict, input_size: int, crop: bool) -> None:
-    """Write a gallery atomically (the old file stays whole until the new one is complete)."""
-    if Path(path).is_dir():
-        raise GalleryError(f"{path}: is a folder; a gallery file (.npz) expected")
+    """Write a gallery atomically (the old file stays whole until the new one is complete);
+    GalleryError rather than write over anything but a gallery (``check_gallery_target``)."""
+    check_gallery_target(path)
     meta = {"format": GALLERY_FORMAT, "model_fingerprint": fingerprint,
             "model_spec": model_spec, "preprocessing": {"input_size": input_size, "crop": crop},
             "labels": labels}
     buf = io.BytesIO()
     np.savez(buf, embeddings=embeddings.float().numpy(), meta=np.array(json.dumps(meta)))
     atomic_write_bytes(path, buf.getvalue())
+
+
+def check_gallery_target(path: str | os.PathLike) -> None:
+    """A gallery may be written over an earlier gallery (of any model) or a new path; never over
+    a folder, a link, a device or another kind of file (a user's image, say)."""
+    check_replaceable(path, _is_gallery, "a oneshot gallery (.npz)", GalleryError)
+
+
+def _is_gallery(path: Path) -> bool:
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return json.loads(str(z["meta"])).get("format") == GALLERY_FORMAT
+    except Exception:  # numpy, zip and json raise many kinds for foreign files
+        return False
 
 
 def read_gallery(path: str | os.PathLike) -> GalleryFile:

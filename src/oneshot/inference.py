@@ -23,7 +23,7 @@ from .checkpoint import load_model, model_fingerprint
 from .data.folder import choose_per_class, list_folder
 from .embedding import Embedder
 from .errors import UsageError
-from .gallery import GalleryError, gallery_lock, read_gallery, write_gallery
+from .gallery import GalleryError, check_gallery_target, gallery_lock, read_gallery, write_gallery
 from .models import SiameseNet
 from .preprocess import ImageLike, images_to_tensor, preprocess
 
@@ -252,6 +252,7 @@ def enrol_into_gallery(clf: OneShotClassifier, gallery: str | os.PathLike,
     if per_class is not None:
         items = choose_per_class(items, per_class, pick, seed)
     with gallery_lock(gallery):
+        check_gallery_target(gallery)  # before reading: --replace must not replace an image
         if Path(gallery).exists() and not replace:
             try:
                 clf.load_gallery(gallery)

@@ -25,7 +25,7 @@ import socket
 import struct
 import time
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,6 +37,7 @@ __all__ = [
     "atomic_write",
     "atomic_write_bytes",
     "atomic_write_json",
+    "check_replaceable",
     "open_zip",
     "read_zip_entry",
     "remove_stale_temps",
@@ -124,6 +125,25 @@ def _fsync_dir(folder: Path) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
+
+
+def check_replaceable(path: str | os.PathLike, is_ours: Callable[[Path], bool], what: str,
+                      error: type[Exception] = ValueError) -> None:
+    """Refuse (``error``) to write ``path`` over anything but an earlier file of this kind
+    (``what``, recognised by ``is_ours``): a folder, a link, a device or other special file, or
+    a regular file that is someone else's. A path that does not exist is fine."""
+    p = Path(path)
+    if p.is_symlink():
+        raise error(f"{p}: is a symbolic link; give the path of the file itself")
+    if not p.exists():
+        return
+    if p.is_dir():
+        raise error(f"{p}: is a folder; a file name expected")
+    if not p.is_file():
+        raise error(f"{p}: is not a regular file (a device, pipe or socket); refusing to write it")
+    if not is_ours(p):
+        raise error(f"{p}: exists and is not {what}; refusing to overwrite it: delete it or "
+                    "choose another path")
 
 
 @contextlib.contextmanager

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import OneshotError
+from ..io import check_replaceable
 
 ONNX_FORMAT = "oneshot-onnx-1"
 DEFAULT_OPSET = 20  # the dynamo exporter's own default in torch 2.13; ORT >= 1.17 runs it
@@ -64,6 +65,8 @@ def _check_target(path: Path) -> None:
     """Refuse to overwrite anything but an earlier oneshot ONNX export."""
     if path.is_dir():
         raise OnnxError(f"{path} is a folder; give the ONNX file's path (e.g. {path}/model.onnx)")
+    if path.is_symlink() or (path.exists() and not path.is_file()):
+        check_replaceable(path, _is_oneshot_onnx, "an earlier oneshot ONNX export", OnnxError)
     if not path.exists():
         return
     if _is_torch_file(path):
