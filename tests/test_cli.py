@@ -234,6 +234,25 @@ def test_huge_images_are_refused_before_decoding(side, tiny_model_file, tmp_path
     assert "Traceback" not in err
 
 
+def test_long_thin_images_are_refused_before_padding(tiny_model_file, tmp_path, capsys):
+    """A 20000x40 strip (under 1 kB, 0.8 megapixels) was padded to a 20000x20000 square: 1.9 GB
+    (found by a review helper). Refused from the header; as an array, before padding."""
+    import numpy as np
+    from support import big_white_png
+
+    from oneshot.data.images import ImageTooLargeError
+    from oneshot.preprocess import preprocess
+
+    strip = tmp_path / "strip.png"
+    strip.write_bytes(big_white_png(20_000, 40))
+    assert main(["verify", "--model", str(tiny_model_file), str(strip), str(strip)]) == 2
+    err = capsys.readouterr().err
+    assert "padded to a 20000x20000 square, over the limit of 80 megapixels" in err, err
+    with pytest.raises(ImageTooLargeError, match="padded to a 20000x20000 square"):
+        preprocess([np.zeros((40, 20_000), np.float32)], 28)
+    assert preprocess([np.pad(np.ones((20, 60), np.float32), 10)], 28).shape == (1, 1, 28, 28)
+
+
 def test_enrol_replace_into_a_folder_is_refused(tiny_model_file, tmp_path, capsys):
     from support import class_folder
 

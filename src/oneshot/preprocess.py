@@ -40,7 +40,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from .data.images import MAX_PIXELS, ImageError, read_grey
+from .data.images import ImageError, check_array_size, read_grey
 from .errors import ConfigError
 from .imageops import (
     border_plane,
@@ -137,9 +137,7 @@ def _as_grey(img: ImageLike, name: str) -> np.ndarray:
         a = a.astype(np.float32) / (255.0 if a.dtype == np.uint8 else 1.0)
     else:
         raise ImageError(f"{name}: array of shape {a.shape}; (H, W) or (H, W, 3|4) expected")
-    if a.size > MAX_PIXELS:
-        raise ImageError(f"{name}: array of {a.size / 1e6:.1f} megapixels, over the limit of "
-                         f"{MAX_PIXELS / 1e6:.0f}")
+    check_array_size(a, name)
     if not np.isfinite(a).all():
         raise ImageError(f"{name}: array holds NaN or infinite values")
     return a

@@ -18,7 +18,7 @@ from PIL import Image, UnidentifiedImageError
 from ..errors import OneshotError
 
 __all__ = ["ImageError", "ImageTooLargeError", "MAX_PIXELS", "read_grey", "read_binary",
-           "pil_to_grey"]
+           "pil_to_grey", "check_array_size", "check_square"]
 
 MAX_PIXELS = 40_000_000  # 40 megapixels: about 160 MB as RGBA while decoding
 DRAFT_SIDE = 2048  # JPEGs are decoded at a reduced scale to about this side when larger
@@ -93,6 +93,26 @@ def _check_size(size: tuple[int, int], name: str, max_pixels: int) -> None:
         raise ImageTooLargeError(f"{name}: image is {w}x{h} = {w * h / 1e6:.1f} megapixels, "
                                  f"over the limit of {max_pixels / 1e6:g} megapixels; reduce it "
                                  "first")
+    check_square(w, h, name, max_pixels)
+
+
+def check_array_size(a: np.ndarray, name: str) -> None:
+    """An image array (H, W[, C]) within MAX_PIXELS and ``check_square``."""
+    if a.shape[0] * a.shape[1] > MAX_PIXELS:
+        raise ImageTooLargeError(f"{name}: array of {a.shape[0] * a.shape[1] / 1e6:.1f} "
+                                 f"megapixels, over the limit of {MAX_PIXELS / 1e6:.0f}")
+    check_square(a.shape[1], a.shape[0], name)
+
+
+def check_square(w: int, h: int, name: str, max_pixels: int = MAX_PIXELS) -> None:
+    """Refuse a long thin image whose padded square (``oneshot.preprocess``, step 4) would be
+    over twice ``max_pixels``: a 1 kB 20000x40 strip would take gigabytes. Any image within the
+    limit and at most twice as long as it is wide passes."""
+    side = max(w, h)
+    if side * side > 2 * max_pixels:
+        raise ImageTooLargeError(f"{name}: image of {w}x{h} pixels would be padded to a "
+                                 f"{side}x{side} square, over the limit of "
+                                 f"{2 * max_pixels / 1e6:g} megapixels; crop or split it")
 
 
 def read_binary(data: bytes, name: str, size: int | None = None) -> np.ndarray:
