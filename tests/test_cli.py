@@ -34,6 +34,22 @@ def test_help_on_every_subcommand(capsys):
         assert "usage: oneshot" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize("argv, says", [
+    (["evaluate", "--tasks", "0"], "--tasks: 0: at least 1 expected"),
+    (["evaluate", "--tasks", "-5"], "--tasks: -5: at least 1 expected"),
+    (["train", "--out", "r", "--seed", "-1"], "--seed: -1: a seed in [0, 2**32) expected"),
+    (["train", "--out", "r", "--seed", "99999999999999999999"], "a seed in [0, 2**32)"),
+    (["train", "--out", "r", "--steps", "0"], "--steps: 0: at least 1 expected"),
+    (["enrol", "--gallery", "g.npz", "--per-class", "x", "d"], "'x': a whole number expected"),
+])
+def test_counts_and_seeds_out_of_range_are_usage_errors(argv, says, capsys, tmp_path):
+    """They used to reach numpy or torch as tracebacks (found by a review helper)."""
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and says in err and "Traceback" not in err, err
+
+
 def test_console_script_entry_point():
     out = subprocess.run([sys.executable, "-m", "oneshot", "--help"], capture_output=True,
                          text=True, check=True).stdout

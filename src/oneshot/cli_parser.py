@@ -24,6 +24,29 @@ class HELP(argparse.HelpFormatter):
         return text + " (default: %(default)s)"
 
 
+def _int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: a whole number expected") from None
+
+
+def _count(text: str) -> int:
+    """An argparse type: a whole number of at least 1."""
+    n = _int(text)
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"{n}: at least 1 expected")
+    return n
+
+
+def _seed(text: str) -> int:
+    """An argparse type: a seed in [0, 2**32)."""
+    n = _int(text)
+    if not 0 <= n < 2**32:
+        raise argparse.ArgumentTypeError(f"{n}: a seed in [0, 2**32) expected")
+    return n
+
+
 def _global_options(p: argparse.ArgumentParser, top: bool) -> None:
     """On the top parser with real defaults; on subparsers with SUPPRESS, so that a value given
     after the subcommand wins and one given before is not reset."""
@@ -61,7 +84,7 @@ def _folder_args(p: argparse.ArgumentParser) -> None:
                    "--data DIR' draws; test: the classes a model trained there never saw)")
     p.add_argument("--data-split", metavar="FILE",
                    help="with --data: a saved class split (a run's data_split.json)")
-    p.add_argument("--split-seed", type=int, default=0,
+    p.add_argument("--split-seed", type=_seed, default=0,
                    help="with --data and no --data-split: the seed that draws the split")
 
 
@@ -103,8 +126,8 @@ def _add_data_and_evaluation(sub) -> None:
     p.add_argument("--ways", nargs="+", type=int, default=WAYS_DEFAULT,
                    help="values of N (on a folder, those larger than its classes allow are "
                    "left out)")
-    p.add_argument("--tasks", type=int, default=400, help="tasks per point")
-    p.add_argument("--seed", type=int, default=0, help="task seed (N is added per point)")
+    p.add_argument("--tasks", type=_count, default=400, help="tasks per point")
+    p.add_argument("--seed", type=_seed, default=0, help="task seed (N is added per point)")
     p.add_argument("--no-lake", action="store_true", help="skip Lake's benchmark")
     p.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto",
                    help="the models' numerics: auto is bf16 autocast only for encoders "
@@ -122,7 +145,7 @@ def _add_data_and_evaluation(sub) -> None:
     p.add_argument("--split", default="test", help="split name, or a folder of classes")
     p.add_argument("--mode", default="within-alphabet",
                    choices=["within-alphabet", "unstructured"], help="task mode")
-    p.add_argument("--seed", type=int, default=0, help="task seed")
+    p.add_argument("--seed", type=_seed, default=0, help="task seed")
     p.add_argument("--out", default="task.png", help="PNG to write")
 
 
@@ -145,9 +168,9 @@ def _add_training(sub) -> None:
     p.add_argument("--out", required=True, help="run folder")
     p.add_argument("--set", nargs="*", metavar="FIELD=VALUE",
                    help="override config fields, e.g. --set lr=3e-4 amp=false")
-    p.add_argument("--steps", type=int, help="the config's steps (default: the preset's)")
+    p.add_argument("--steps", type=_count, help="the config's steps (default: the preset's)")
     p.add_argument("--device", help="auto, cpu, cuda or cuda:N (default: the preset's, auto)")
-    p.add_argument("--seed", type=int, help="the config's seed (default: the preset's, 0)")
+    p.add_argument("--seed", type=_seed, help="the config's seed (default: the preset's, 0)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt exactly")
     p.add_argument("--overwrite", action="store_true",
                    help="start a new run in a folder that is not empty (replaces a run's files)")
@@ -204,11 +227,11 @@ def _add_recognition(sub) -> None:
                    help="what to do with a class the gallery already has: keep it as it is, "
                    "replace its images, or add these to them (images already there are not "
                    "added twice) (default: refuse, naming the classes)")
-    p.add_argument("--per-class", type=int, metavar="K",
+    p.add_argument("--per-class", type=_count, metavar="K",
                    help="enrol at most K images of each class (default: all)")
     p.add_argument("--pick", choices=["first", "random"], default="first",
                    help="with --per-class: the first K by file name, or K at random")
-    p.add_argument("--seed", type=int, default=0, help="with --pick random")
+    p.add_argument("--seed", type=_seed, default=0, help="with --pick random")
     p.add_argument("folder", help="DIR/<class>/<image>")
 
     p = _sub(sub, "classify", "cmd_classify",
