@@ -106,3 +106,11 @@ def test_out_that_is_a_file(tmp_path, capsys):
     assert main(["train", "--out", str(f), "--steps", "1"]) == 2
     assert "is a file, not a folder" in capsys.readouterr().err
     assert f.read_text() == "x"
+
+
+@pytest.mark.parametrize("value", ["-1", "4294967296", "99999999999999999999"])
+@pytest.mark.parametrize("name", ["seed", "split_seed"])
+def test_seeds_out_of_range_are_config_errors(name, value):
+    """--set seed=-1 reached numpy as a traceback (found by a review helper)."""
+    with pytest.raises(ConfigError, match=f"config {name}={value}; 0 to 2\\*\\*32-1 expected"):
+        apply_overrides(preset("fast"), [f"{name}={value}"])

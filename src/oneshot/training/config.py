@@ -151,9 +151,9 @@ class TrainConfig:
         if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
             raise ConfigError(f"config device={self.device!r}; auto, cpu, cuda or cuda:N "
                               "expected")
-        for name in ("threads", "patience"):
-            if getattr(self, name) < 0:
-                raise ConfigError(f"config {name}={getattr(self, name)}; 0 or more expected")
+        for name in ("threads", "patience", "seed", "split_seed"):  # numpy/torch take < 2**32
+            if not 0 <= getattr(self, name) < 2**32:
+                raise ConfigError(f"config {name}={getattr(self, name)}; 0 to 2**32-1 expected")
         if self.data and (self.train_split, self.val_split) != ("train", "validation"):
             raise ConfigError(f"config data={self.data!r} splits that folder into train, "
                               "validation and test; train_split and val_split cannot apply "
