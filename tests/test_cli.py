@@ -321,3 +321,31 @@ def test_your_own_classes_workflow(env, tmp_path, capsys):
     assert "4 classes, 4 images (added 4 classes)" in capsys.readouterr().out
     assert main(["enrol", "--model", str(run), "--gallery", str(gallery), str(data / "g1")]) == 2
     assert "--existing skip, replace or append" in capsys.readouterr().err
+
+
+def test_system_files_in_folders_are_skipped(tiny_model_file, tmp_path, capsys):
+    """Thumbs.db, desktop.ini and dot-files that file browsers leave in image folders are not
+    images: skipped in support and query folders (a Thumbs.db made classify exit 2)."""
+    from support import class_folder
+
+    support = class_folder(tmp_path / "s", ["a", "b"])
+    queries = tmp_path / "q"
+    queries.mkdir()
+    (queries / "x.png").write_bytes((support / "a" / "0.png").read_bytes())
+    for junk in (queries / "Thumbs.db", queries / ".DS_Store", support / "a" / "desktop.ini",
+                 support / "b" / "THUMBS.DB"):
+        junk.write_bytes(b"not an image")
+    assert main(["classify", "--model", str(tiny_model_file), "--support", str(support),
+                 str(queries), "--json"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 1 and json.loads(lines[0])["image"].endswith("x.png"), lines
+
+
+def test_evaluate_out_that_is_a_file(tmp_path, capsys):
+    """A file as --out gave a raw "[Errno 20] Not a directory: 'report.txt/tasks'"."""
+    out = tmp_path / "report.txt"
+    out.write_text("mine")
+    assert main(["evaluate", "--baselines-only", "--no-lake", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "is a file; the report needs a folder" in err and "Errno" not in err, err
+    assert out.read_text() == "mine"

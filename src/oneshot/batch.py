@@ -17,6 +17,7 @@ from pathlib import Path
 
 import torch
 
+from .data.folder import is_skipped
 from .errors import OneshotError, UsageError
 from .inference import OneShotClassifier, Prediction, Verification, _check_threshold
 from .preprocess import ImageError, ImageLike, preprocess
@@ -57,13 +58,14 @@ class Outcome:
 
 
 def expand_paths(paths: list[str | os.PathLike]) -> list[str]:
-    """Each file as given; each folder's non-hidden files below it, recursively, sorted. A path
-    that does not exist is kept (classifying it reports the error)."""
+    """Each file as given; each folder's files below it, recursively, sorted, but for hidden
+    and system files (``data.folder.is_skipped``). A path that does not exist is kept
+    (classifying it reports the error)."""
     out: list[str] = []
     for p in map(Path, paths):
         if p.is_dir():
             out += sorted(str(f) for f in p.rglob("*") if f.is_file() and not any(
-                part.startswith(".") for part in f.relative_to(p).parts))
+                is_skipped(part) for part in f.relative_to(p).parts))
         else:
             out.append(str(p))
     return out

@@ -124,6 +124,8 @@ def evaluate_and_report(out: str | os.PathLike, settings: EvalSettings, model=No
     not loaded by name (a folder's part). The report (results.md, .csv, .json, figures) is
     rewritten after each part, so an interrupted run keeps what it finished; a line per part
     says the time spent and an estimate of what remains (``progress_line``)."""
+    if Path(out).exists() and not Path(out).is_dir():
+        raise UsageError(f"--out {out}: is a file; the report needs a folder (made if absent)")
     models = [] if model is None else list(model) if isinstance(model, (list, tuple)) else [model]
     scorers, header = _scorers_and_header(settings, models, model_label, baselines, device,
                                           command, datasets)

@@ -38,8 +38,8 @@ from .cache import (
 from .dataset import DataError, Dataset
 from .images import ImageError, read_grey
 
-__all__ = ["list_folder", "choose_per_class", "FolderIndex", "scan_folder", "load_folder",
-           "MAX_FOLDER_IMAGES", "FOLDER_FORMAT"]
+__all__ = ["list_folder", "choose_per_class", "is_skipped", "FolderIndex", "scan_folder",
+           "load_folder", "MAX_FOLDER_IMAGES", "FOLDER_FORMAT"]
 
 log = logging.getLogger(__name__)
 
@@ -85,9 +85,19 @@ def choose_per_class(items: list[tuple[Path, str]], k: int, pick: str = "first",
     return out
 
 
+# Files that file browsers leave in image folders (Windows thumbnails and folder settings)
+SYSTEM_FILES = frozenset({"thumbs.db", "ehthumbs.db", "desktop.ini"})
+
+
+def is_skipped(name: str) -> bool:
+    """Whether a file or folder name is not the user's data: hidden (".DS_Store", ".git", ...)
+    or one of ``SYSTEM_FILES``, in any case."""
+    return name.startswith(".") or name.lower() in SYSTEM_FILES
+
+
 def _visible(folder: Path, dirs: bool) -> list[Path]:
-    """Sorted non-hidden sub-folders (``dirs``) or files of ``folder``."""
-    return sorted(p for p in folder.iterdir() if not p.name.startswith(".")
+    """Sorted sub-folders (``dirs``) or files of ``folder``, but for ``is_skipped`` names."""
+    return sorted(p for p in folder.iterdir() if not is_skipped(p.name)
                   and (p.is_dir() if dirs else p.is_file()))
 
 
