@@ -121,3 +121,16 @@ def test_enrol_never_replaces_what_is_not_a_gallery(tiny_model_file, tmp_path, c
     assert main(base + [str(gallery), str(folder), "--replace"]) == 0  # a gallery: replaced
     assert read_gallery(gallery).labels == ["bar", "cross"]
 
+
+
+def test_a_class_named_unknown_is_refused(tiny_model_file, tmp_path, capsys):
+    """A class folder named "unknown" made a rejection look like a correct match (found by a
+    review helper): enrol and classify --support refuse it; nothing is written."""
+    folder = class_folder(tmp_path / "sup", ["unknown", "cross"])
+    gallery = tmp_path / "g.npz"
+    assert main(["enrol", "--model", str(tiny_model_file), "--gallery", str(gallery),
+                 str(folder)]) == 2
+    assert "not 'unknown'" in capsys.readouterr().err and not gallery.exists()
+    assert main(["classify", "--model", str(tiny_model_file), "--support", str(folder),
+                 str(folder / "cross" / "0.png")]) == 2
+    assert "not 'unknown'" in capsys.readouterr().err

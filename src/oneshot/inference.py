@@ -116,8 +116,6 @@ class OneShotClassifier:
         labels = [labels] * len(images) if isinstance(labels, str) else list(labels)
         if len(images) != len(labels):
             raise UsageError(f"{len(images)} images but {len(labels)} labels")
-        if any(not str(lab) or str(lab) == UNKNOWN for lab in labels):
-            raise UsageError(f"class labels must be non-empty and not {UNKNOWN!r}")
         emb = self.embed(list(images))  # all checked before the gallery changes
         self.enrol_embeddings(emb, [str(lab) for lab in labels])
 
@@ -135,6 +133,8 @@ class OneShotClassifier:
                              f"of dimension {self._emb.shape[1]}")
         if not torch.isfinite(emb).all():
             raise UsageError("embeddings hold NaN or infinite values; nothing was enrolled")
+        if any(not str(lab) or str(lab) == UNKNOWN for lab in labels):  # "unknown" = rejected
+            raise UsageError(f"class labels must be non-empty and not {UNKNOWN!r}")
         self._emb = torch.cat([self._emb, emb.float()])
         self._labels += [str(lab) for lab in labels]
 
