@@ -1,0 +1,72 @@
+"""User mistakes and odd inputs at the command line, found by using it as a careless user
+would: out-of-range counts and seeds, long thin images, system files in folders, a file as a
+report folder. Each is a one-line error with exit status 2, or is handled, never a traceback."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from oneshot.cli import main
+
+
+@pytest.mark.parametrize("argv, says", [
+    (["evaluate", "--tasks", "0"], "--tasks: 0: at least 1 expected"),
+    (["evaluate", "--tasks", "-5"], "--tasks: -5: at least 1 expected"),
+    (["train", "--out", "r", "--seed", "-1"], "--seed: -1: a seed in [0, 2**32) expected"),
+    (["train", "--out", "r", "--seed", "99999999999999999999"], "a seed in [0, 2**32)"),
+    (["train", "--out", "r", "--steps", "0"], "--steps: 0: at least 1 expected"),
+    (["enrol", "--gallery", "g.npz", "--per-class", "x", "d"], "'x': a whole number expected"),
+])
+def test_counts_and_seeds_out_of_range_are_usage_errors(argv, says, capsys, tmp_path):
+    """They used to reach numpy or torch as tracebacks (found by a review helper)."""
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and says in err and "Traceback" not in err, err
+
+def test_long_thin_images_are_refused_before_padding(tiny_model_file, tmp_path, capsys):
+    """A 20000x40 strip (under 1 kB, 0.8 megapixels) was padded to a 20000x20000 square: 1.9 GB
+    (found by a review helper). Refused from the header; as an array, before padding."""
+    import numpy as np
+    from support import big_white_png
+
+    from oneshot.data.images import ImageTooLargeError
+    from oneshot.preprocess import preprocess
+
+    strip = tmp_path / "strip.png"
+    strip.write_bytes(big_white_png(20_000, 40))
+    assert main(["verify", "--model", str(tiny_model_file), str(strip), str(strip)]) == 2
+    err = capsys.readouterr().err
+    assert "padded to a 20000x20000 square, over the limit of 80 megapixels" in err, err
+    with pytest.raises(ImageTooLargeError, match="padded to a 20000x20000 square"):
+        preprocess([np.zeros((40, 20_000), np.float32)], 28)
+    assert preprocess([np.pad(np.ones((20, 60), np.float32), 10)], 28).shape == (1, 1, 28, 28)
+
+def test_system_files_in_folders_are_skipped(tiny_model_file, tmp_path, capsys):
+    """Thumbs.db, desktop.ini and dot-files that file browsers leave in image folders are not
+    images: skipped in support and query folders (a Thumbs.db made classify exit 2)."""
+    from support import class_folder
+
+    support = class_folder(tmp_path / "s", ["a", "b"])
+    queries = tmp_path / "q"
+    queries.mkdir()
+    (queries / "x.png").write_bytes((support / "a" / "0.png").read_bytes())
+    for junk in (queries / "Thumbs.db", queries / ".DS_Store", support / "a" / "desktop.ini",
+                 support / "b" / "THUMBS.DB"):
+        junk.write_bytes(b"not an image")
+    assert main(["classify", "--model", str(tiny_model_file), "--support", str(support),
+                 str(queries), "--json"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 1 and json.loads(lines[0])["image"].endswith("x.png"), lines
+
+
+def test_evaluate_out_that_is_a_file(tmp_path, capsys):
+    """A file as --out gave a raw "[Errno 20] Not a directory: 'report.txt/tasks'"."""
+    out = tmp_path / "report.txt"
+    out.write_text("mine")
+    assert main(["evaluate", "--baselines-only", "--no-lake", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "is a file; the report needs a folder" in err and "Errno" not in err, err
+    assert out.read_text() == "mine"
