@@ -135,10 +135,11 @@ def check_output_path(path: str | os.PathLike, inputs: tuple = ()) -> None:
         src = Path(src)
         if p.exists() and src.exists() and p.resolve() == resolve_model_path(src).resolve():
             raise CheckpointError(f"--out {p}: is the input {src}; write to another file")
-    if p.is_file() and not p.is_symlink() and _format(p) == CHECKPOINT_FORMAT:
+    fmt = _format(p) if p.is_file() and not p.is_symlink() else None  # read once
+    if fmt == CHECKPOINT_FORMAT:
         raise CheckpointError(f"--out {p}: is a training checkpoint; exporting over it "
                               "would lose the run's state. Write to another file")
-    check_replaceable(p, lambda f: _format(f) == MODEL_FORMAT, "an earlier oneshot model file",
+    check_replaceable(p, lambda _: fmt == MODEL_FORMAT, "an earlier oneshot model file",
                       CheckpointError)
 
 

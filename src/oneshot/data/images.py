@@ -97,11 +97,8 @@ def _check_size(size: tuple[int, int], name: str, max_pixels: int) -> None:
 
 
 def check_array_size(a: np.ndarray, name: str) -> None:
-    """An image array (H, W[, C]) within MAX_PIXELS and ``check_square``."""
-    if a.shape[0] * a.shape[1] > MAX_PIXELS:
-        raise ImageTooLargeError(f"{name}: array of {a.shape[0] * a.shape[1] / 1e6:.1f} "
-                                 f"megapixels, over the limit of {MAX_PIXELS / 1e6:.0f}")
-    check_square(a.shape[1], a.shape[0], name)
+    """An image array (H, W[, C]) within the limits a file's header is held to."""
+    _check_size((a.shape[1], a.shape[0]), name, MAX_PIXELS)
 
 
 def check_square(w: int, h: int, name: str, max_pixels: int = MAX_PIXELS) -> None:

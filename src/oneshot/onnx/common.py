@@ -62,19 +62,14 @@ def _is_oneshot_onnx(path: Path) -> bool:
 
 
 def _check_target(path: Path) -> None:
-    """Refuse to overwrite anything but an earlier oneshot ONNX export."""
+    """Refuse to overwrite anything but an earlier oneshot ONNX export
+    (``oneshot.io.check_replaceable``), naming a PyTorch file or a folder as such."""
     if path.is_dir():
         raise OnnxError(f"{path} is a folder; give the ONNX file's path (e.g. {path}/model.onnx)")
-    if path.is_symlink() or (path.exists() and not path.is_file()):
-        check_replaceable(path, _is_oneshot_onnx, "an earlier oneshot ONNX export", OnnxError)
-    if not path.exists():
-        return
-    if _is_torch_file(path):
+    if path.is_file() and not path.is_symlink() and _is_torch_file(path):
         raise OnnxError(f"{path} is a PyTorch checkpoint or model file; refusing to overwrite it "
                         "with an ONNX export: choose another output path (e.g. model.onnx)")
-    if not _is_oneshot_onnx(path):
-        raise OnnxError(f"{path} exists and is not an earlier oneshot ONNX export; refusing to "
-                        "overwrite it: delete it or choose another output path")
+    check_replaceable(path, _is_oneshot_onnx, "an earlier oneshot ONNX export", OnnxError)
 
 
 def _set_metadata(proto: Any, meta: dict[str, str]) -> None:
