@@ -133,3 +133,31 @@ def test_omniglot_images_are_unchanged(splits, lake_runs):
     inside = (widths >= 4.5) & (widths <= 7.0)
     assert np.array_equal(np.array(same), inside)
     assert inside.mean() > 0.99
+
+
+def test_large_photos_are_reduced_first_and_stay_small_in_memory(tmp_path):
+    """A 6000x3000 photo (grey paper, a character drawn large) is read at 2048 px at most: the
+    result is that of the box-reduced image, and the peak allocation stays near the input's
+    size (before: an (H*W, 3) float64 design for the background plane, over a gigabyte)."""
+    import tracemalloc
+
+    from PIL import Image
+
+    from oneshot.preprocess import MAX_SIDE
+
+    big = np.full((3000, 6000), 0.85, np.float32)
+    big[600:2400, 2400:2600] = 0.1  # strokes 200 px wide
+    big[1400:1600, 2400:3800] = 0.1
+    tracemalloc.start()
+    try:
+        x = preprocess(big, 56)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 3 * big.nbytes, f"peak {peak / 1e6:.0f} MB for a {big.nbytes / 1e6:.0f} MB image"
+    small = np.asarray(Image.fromarray(big).reduce(3))  # 6000 / 3 = 2000 <= MAX_SIDE
+    assert max(small.shape) <= MAX_SIDE
+    torch.testing.assert_close(x, preprocess(small, 56))
+    path = tmp_path / "photo.png"
+    Image.fromarray((big * 255).astype(np.uint8)).save(path)
+    assert (preprocess(str(path), 56) - x).abs().max() < 0.05  # 8-bit file against float array

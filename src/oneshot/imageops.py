@@ -159,8 +159,10 @@ def border_plane(g: np.ndarray) -> np.ndarray:
         if keep.sum() < 3:
             break
         coef, *_ = np.linalg.lstsq(a[keep], v[keep], rcond=None)
-    rr, cc = np.mgrid[0:h, 0:w]
-    return (_plane_design(rr.ravel(), cc.ravel(), h, w) @ coef).reshape(h, w).astype(np.float32)
+    # a + b*row + c*col is separable: two vectors, not an (H*W, 3) design (gigabytes when large)
+    rows = coef[0] + coef[1] * (np.arange(h) / max(h - 1, 1) - 0.5)
+    cols = coef[2] * (np.arange(w) / max(w - 1, 1) - 0.5)
+    return rows.astype(np.float32)[:, None] + cols.astype(np.float32)[None, :]
 
 
 def stroke_width(mask: np.ndarray) -> float:

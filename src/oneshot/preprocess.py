@@ -1,7 +1,9 @@
 """One documented preprocessing from any image to the model's input. Steps, for a file, a PIL
 image or an array (``Preprocessing``'s options; defaults in brackets):
 
-1. grey: colour is converted to luminance; transparent pixels are composited onto white;
+1. grey: colour is converted to luminance; transparent pixels are composited onto white; an
+   image longer than ``MAX_SIDE`` [2048 px] is box-averaged by an integer factor to fit (later
+   steps work at 105 px; a 32-megapixel photo then needs 0.3 GB, not 2.4);
 2. polarity: the median of the border pixels is the background; if it is light, the image is
    inverted, so that ink = 1 and background = 0 whatever the input's polarity;
 3. background and contrast: the paper's level, a plane fitted robustly to the border pixels
@@ -40,7 +42,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from .data.images import ImageError, check_array_size, read_grey
+from .data.images import ImageError, check_array_size, read_grey, shrink_grey
 from .errors import ConfigError
 from .imageops import (
     border_plane,
@@ -75,15 +77,14 @@ __all__ = [
 
 ImageLike = Any  # str | os.PathLike | PIL.Image.Image | np.ndarray
 CROP_MARGIN = 0.15  # share of the side added around the ink's bounding box with crop=True
-_MIN_CONTRAST = 1e-3
-_CHUNK = 2048
+_MIN_CONTRAST, _CHUNK, _EPS = 1e-3, 2048, 1e-6
+MAX_SIDE = 2048  # px: longer images are reduced on reading (step 1)
 WORK_SIZE = 105  # Omniglot's side: the resolution at which images are cleaned (step 5)
 OMNIGLOT_STROKE = 5.5  # px at 105: the median stroke width of Omniglot (5.0-6.3 for 98 %)
 # a frame or rule: longer than FRAME_SPAN of the side, within FRAME_BAND of the edge
 FRAME_BAND, FRAME_SPAN = 0.08, 0.6
 STROKE_RANGE = (4.5, 7.0)  # px: widths left alone (all but 0.2 % of the test alphabets')
 STROKE_SIGMA = 1.0  # px: the blur that moves stroke edges by fractions of a pixel
-_EPS = 1e-6
 
 
 @dataclass(frozen=True)
@@ -128,7 +129,7 @@ STORED_PREPARE_ID = f"oneshot.preprocess.stored_image/1 size={STORED_SIZE} thres
 
 def _as_grey(img: ImageLike, name: str) -> np.ndarray:
     if isinstance(img, (str, os.PathLike, Image.Image)):
-        return read_grey(img, name if isinstance(img, Image.Image) else None)
+        return read_grey(img, name if isinstance(img, Image.Image) else None, max_side=MAX_SIDE)
     a = np.asarray(img)
     if a.ndim == 3 and a.shape[-1] in (3, 4):
         a = a[..., :3].astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
@@ -140,7 +141,7 @@ def _as_grey(img: ImageLike, name: str) -> np.ndarray:
     check_array_size(a, name)
     if not np.isfinite(a).all():
         raise ImageError(f"{name}: array holds NaN or infinite values")
-    return a
+    return shrink_grey(a, MAX_SIDE)
 
 
 def to_ink(img: ImageLike, name: str = "image", background: str = "plane") -> np.ndarray:

@@ -18,7 +18,7 @@ from PIL import Image, UnidentifiedImageError
 from ..errors import OneshotError
 
 __all__ = ["ImageError", "ImageTooLargeError", "MAX_PIXELS", "read_grey", "read_binary",
-           "pil_to_grey", "check_array_size", "check_square"]
+           "pil_to_grey", "shrink_grey", "check_array_size", "check_square"]
 
 MAX_PIXELS = 40_000_000  # 40 megapixels: about 160 MB as RGBA while decoding
 DRAFT_SIDE = 2048  # JPEGs are decoded at a reduced scale to about this side when larger
@@ -42,8 +42,20 @@ def pil_to_grey(img: Image.Image, max_side: int | None = None) -> np.ndarray:
         img = Image.alpha_composite(white, rgba)
     grey = img.convert("L")
     if max_side and max(grey.size) > max_side:
-        grey = grey.reduce(-(-max(grey.size) // max_side))
+        grey = grey.reduce(_factor(grey.size, max_side))
     return np.asarray(grey, dtype=np.float32) / 255.0
+
+
+def _factor(shape: tuple[int, ...], max_side: int) -> int:
+    return -(-max(shape) // max_side)
+
+
+def shrink_grey(a: np.ndarray, max_side: int) -> np.ndarray:
+    """A grey float (H, W) array reduced as :func:`pil_to_grey` reduces images (the mean of
+    k x k boxes, k the smallest integer bringing the longer side to at most ``max_side``)."""
+    if max(a.shape) <= max_side:
+        return a
+    return np.asarray(Image.fromarray(np.asarray(a, np.float32)).reduce(_factor(a.shape, max_side)))
 
 
 def read_grey(source: str | os.PathLike | bytes | Image.Image, name: str | None = None,
