@@ -70,3 +70,36 @@ def test_evaluate_out_that_is_a_file(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "is a file; the report needs a folder" in err and "Errno" not in err, err
     assert out.read_text() == "mine"
+
+
+@pytest.mark.parametrize("setting, says", [
+    ("train_split=test", "holds test alphabets"),
+    ("train_split=evaluation", "holds test alphabets"),
+    ("val_split=train", "share alphabets: validation would score characters the model trains"),
+])
+def test_training_on_held_out_alphabets_is_refused(setting, says, tmp_path, capsys):
+    """These were accepted silently: a model trained on the test alphabets, or selected on its
+    own training characters, scores figures that mean nothing. Nothing is written."""
+    out = tmp_path / "run"
+    assert main(["train", "--preset", "fast", "--out", str(out), "--set", setting]) == 2
+    err = capsys.readouterr().err
+    assert says in err and "Traceback" not in err, err
+    assert not out.exists()
+
+
+def test_selecting_on_the_test_alphabets_is_warned_of(splits, data_dir, cache_dir, caplog):
+    from oneshot.training import apply_overrides, preset
+    from oneshot.training.data import load_training_data
+
+    cfg = apply_overrides(preset("fast"), {"val_split": "test"})
+    with caplog.at_level("WARNING", logger="oneshot.training"):
+        _, val, _ = load_training_data(cfg, data_dir, cache_dir)
+    assert val.name == "test" and "val_split='test' holds test alphabets" in caplog.text
+
+
+def test_half_is_refused_for_onnx(tiny_model_file, tmp_path, capsys):
+    """--half was ignored for ONNX: the file came out in float32 without a word."""
+    out = tmp_path / "m.onnx"
+    assert main(["export", str(tiny_model_file), "--out", str(out), "--half"]) == 2
+    assert "--half applies to --format pt only" in capsys.readouterr().err
+    assert not out.exists()

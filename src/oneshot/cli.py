@@ -144,6 +144,9 @@ def cmd_export(args) -> int:
     if fmt == "onnx":
         from .onnx import export_onnx_files
 
+        if args.half:
+            raise UsageError("--half applies to --format pt only; for a smaller ONNX file "
+                             "use --int8 OUT.onnx")
         written = export_onnx_files(args.run, args.out, args.int8, args.opset, args.data_dir,
                                     args.cache)
     else:

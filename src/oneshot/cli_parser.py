@@ -187,7 +187,8 @@ def _add_training(sub) -> None:
                    help="pt (PyTorch, weights_only) or onnx (the encoder as an ONNX graph, for "
                    "ONNX Runtime; needs the onnx extra) (default: onnx when --out ends in "
                    ".onnx, else pt)")
-    p.add_argument("--half", action="store_true", help="pt: store weights as float16")
+    p.add_argument("--half", action="store_true", help="pt: store weights as float16 (not "
+                   "for onnx: use --int8)")
     p.add_argument("--int8", metavar="OUT.onnx", help="onnx: also write an int8 quantisation, "
                    "calibrated on 512 background-alphabet images")
     p.add_argument("--opset", type=int, default=20, help="onnx: opset version")

@@ -17,7 +17,7 @@ from importlib import resources
 from .dataset import Dataset
 from .omniglot import DataError, load_archive
 
-__all__ = ["SPLITS", "split_names", "load_split"]
+__all__ = ["SPLITS", "split_names", "load_split", "shares_alphabets", "protocol_error"]
 
 
 @lru_cache(maxsize=1)
@@ -51,3 +51,31 @@ def load_split(
     if entry["alphabets"] is None and drawers is None:
         return ds if ds.name == name else ds.select(name=name)
     return ds.select(alphabets=entry["alphabets"], drawers=drawers, name=name)
+
+
+# Lake's minimal sets are drawn from the background alphabets (and share Greek and Latin)
+_FAMILY = {"small1": "background", "small2": "background"}
+
+
+def shares_alphabets(a: str, b: str) -> bool:
+    """Whether the named splits ``a`` and ``b`` hold an alphabet in common (False when either
+    is not a split name, e.g. a folder)."""
+    table = _table()
+    if a not in table or b not in table:
+        return False
+    (fa, la), (fb, lb) = ((_FAMILY.get(table[n]["archive"], table[n]["archive"]),
+                           table[n]["alphabets"]) for n in (a, b))
+    return fa == fb and (la is None or lb is None or bool(set(la) & set(lb)))
+
+
+def protocol_error(train: str, val: str) -> str | None:
+    """What is wrong with training on split ``train`` and selecting on ``val`` (DESIGN.md: test
+    alphabets are reported, never trained or selected on), or None. Selecting on the test
+    alphabets is allowed (the tutorial did) but biases every test figure: callers warn."""
+    if shares_alphabets(train, "test"):
+        return (f"train_split={train!r} holds test alphabets (Lake's 10, which are reported, "
+                "never trained on); train on 'train' or on a folder of your own")
+    if shares_alphabets(train, val):
+        return (f"train_split={train!r} and val_split={val!r} share alphabets: validation would "
+                "score characters the model trains on")
+    return None

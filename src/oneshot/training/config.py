@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ..augment import make_distortion
+from ..data.splits import protocol_error
 from ..errors import ConfigError
 from ..models import VIEW_SETS, ModelSpec, list_encoders, list_heads
 from .objectives import list_objectives
@@ -154,6 +155,8 @@ class TrainConfig:
         for name in ("threads", "patience", "seed", "split_seed"):  # numpy/torch take < 2**32
             if not 0 <= getattr(self, name) < 2**32:
                 raise ConfigError(f"config {name}={getattr(self, name)}; 0 to 2**32-1 expected")
+        if not self.data and (why := protocol_error(self.train_split, self.val_split)):
+            raise ConfigError(f"config {why}")
         if self.data and (self.train_split, self.val_split) != ("train", "validation"):
             raise ConfigError(f"config data={self.data!r} splits that folder into train, "
                               "validation and test; train_split and val_split cannot apply "
@@ -162,8 +165,7 @@ class TrainConfig:
             raise ConfigError(f"config views={self.views!r} go into an ensemble's model.pt "
                               "(members >= 2); for one run: oneshot ensemble RUN --views SET")
         if self.data_split and not self.data:
-            raise ConfigError(f"config data_split={self.data_split!r} needs data (the folder "
-                              "it splits)")
+            raise ConfigError(f"config data_split={self.data_split!r} needs data (its folder)")
         if self.drawers is not None and (
                 not self.drawers or not all(isinstance(d, int) and 1 <= d <= 20
                                             for d in self.drawers)):
@@ -175,8 +177,7 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
-        names = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - names)
+        unknown = sorted(set(d) - {f.name for f in fields(cls)})
         if unknown:
             raise ConfigError(f"unknown config keys {unknown}")
         return cls(**d)
@@ -226,10 +227,9 @@ PRESETS: dict[str, TrainConfig] = {
         objective_args={"label_smoothing": 0.1}, optimizer="adam", lr=1e-3, lr_schedule="cosine",
         steps=30000, val_every=2000, val_tasks=1000, amp=True, time_limit_min=60.0, log_lake=True,
     ),
-    # Your own classes (--data DIR), starting from the shipped model: the ``fast`` episodes and
-    # learning rate (1e-3 beat 3e-4 and 1e-4 at every step of 4-minute runs), short, validated
-    # often on the held-out classes; the network (and its input size) is the shipped model's.
-    # See benchmarks/own_data.py and the README ("Your own classes") for the measurements.
+    # Your own classes (--data DIR), from the shipped model (its network and input size): the
+    # ``fast`` episodes and rate (1e-3 beat 3e-4 and 1e-4 at every step of 4-minute runs), short,
+    # validated often on held-out classes (benchmarks/own_data.py, README "Your own classes").
     "finetune": TrainConfig(
         init="default", objective="episodes", ways=20, queries=2, episodes_per_step=2,
         bce_weight=0.1, distort=True, optimizer="adam", lr=1e-3, lr_schedule="cosine",

@@ -14,6 +14,7 @@ import torch
 from ..augment import Distortion, apply_affine, apply_thickness, random_affine, random_thickness
 from ..data.dataset import Dataset
 from ..data.partition import ClassSplit
+from ..data.splits import shares_alphabets
 from ..datasets import folder_split, load_data
 from ..preprocess import images_to_tensor
 from ..sampling import max_ways
@@ -100,6 +101,10 @@ def load_training_data(cfg: TrainConfig, data_dir=None, cache=None, progress: bo
         if cfg.drawers is not None:
             ds = ds.select(drawers=cfg.drawers)
     else:
+        if shares_alphabets(cfg.val_split, "test"):
+            log.warning("val_split=%r holds test alphabets (Lake's): checkpoints chosen on them "
+                        "make every test figure optimistic; 'validation' is held out for this",
+                        cfg.val_split)
         ds = load_data(cfg.train_split, data_dir, cache, drawers=cfg.drawers, progress=progress)
         val = load_data(cfg.val_split, data_dir, cache, progress=progress)
     return ds, val, split
