@@ -16,8 +16,7 @@ from pathlib import Path
 __all__ = ["main", "build_parser", "EXIT_USAGE", "EXIT_INTERRUPTED"]
 
 log = logging.getLogger("oneshot")
-EXIT_USAGE = 2
-EXIT_INTERRUPTED = 130
+EXIT_USAGE, EXIT_INTERRUPTED = 2, 130
 
 
 def _progress(args) -> bool:
@@ -141,17 +140,15 @@ def cmd_export(args) -> int:
     from .errors import UsageError
 
     fmt = args.format or ("onnx" if str(args.out).lower().endswith(".onnx") else "pt")
+    for flag, only in (("half", "pt"), ("int8", "onnx")):  # ONNX: --int8 for a smaller file
+        if getattr(args, flag) and fmt != only:
+            raise UsageError(f"--{flag} applies to --format {only} only")
     if fmt == "onnx":
         from .onnx import export_onnx_files
 
-        if args.half:
-            raise UsageError("--half applies to --format pt only; for a smaller ONNX file "
-                             "use --int8 OUT.onnx")
         written = export_onnx_files(args.run, args.out, args.int8, args.opset, args.data_dir,
                                     args.cache)
     else:
-        if args.int8:
-            raise UsageError("--int8 applies to --format onnx only")
         model, record = load_model(args.run)
         export_model(model, args.out, record, half=args.half, inputs=(args.run,))
         written = [Path(args.out)]
