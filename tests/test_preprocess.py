@@ -161,3 +161,20 @@ def test_large_photos_are_reduced_first_and_stay_small_in_memory(tmp_path):
     path = tmp_path / "photo.png"
     Image.fromarray((big * 255).astype(np.uint8)).save(path)
     assert (preprocess(str(path), 56) - x).abs().max() < 0.05  # 8-bit file against float array
+
+
+def test_phone_photos_are_read_upright(tmp_path):
+    """A JPEG stored turned, with EXIF orientation 6 (as phones write them), is what every
+    viewer shows upright; it was read sideways (found by a review helper)."""
+    from PIL import Image
+
+    upright = Image.fromarray(((1 - _char()) * 255).astype(np.uint8))
+    upright.save(tmp_path / "plain.png")
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 degrees clockwise to display"
+    upright.transpose(Image.Transpose.ROTATE_90).save(tmp_path / "phone.jpg", exif=exif,
+                                                      quality=95)
+    a, b = preprocess([str(tmp_path / "plain.png"), str(tmp_path / "phone.jpg")], 56)
+    assert (a - b).abs().mean() < 0.02, float((a - b).abs().mean())
+    with Image.open(tmp_path / "phone.jpg") as im:  # an opened PIL image too
+        assert (preprocess(im, 56)[0] - a).abs().mean() < 0.02

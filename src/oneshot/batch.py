@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from collections.abc import Iterator
@@ -17,11 +18,12 @@ from pathlib import Path
 
 import torch
 
-from .data.folder import is_skipped
+from .data.folder import is_image_name, is_skipped
 from .errors import OneshotError, UsageError
 from .inference import OneShotClassifier, Prediction, Verification, _check_threshold
 from .preprocess import ImageError, ImageLike, preprocess
 
+log = logging.getLogger(__name__)
 __all__ = ["Outcome", "expand_paths", "classify_paths", "accuracy_by_class", "BATCH",
            "verify_many", "read_pairs", "threshold_note", "print_accuracy"]
 
@@ -58,16 +60,22 @@ class Outcome:
 
 
 def expand_paths(paths: list[str | os.PathLike]) -> list[str]:
-    """Each file as given; each folder's files below it, recursively, sorted, but for hidden
-    and system files (``data.folder.is_skipped``). A path that does not exist is kept
-    (classifying it reports the error)."""
+    """Each file as given; each folder's image files below it, recursively, sorted: not
+    hidden or system files (``data.folder.is_skipped``), nor files that are not images by
+    their name (``data.folder.is_image_name``; a warning counts them). A path that does not
+    exist is kept (classifying it reports the error)."""
     out: list[str] = []
     for p in map(Path, paths):
-        if p.is_dir():
-            out += sorted(str(f) for f in p.rglob("*") if f.is_file() and not any(
-                is_skipped(part) for part in f.relative_to(p).parts))
-        else:
+        if not p.is_dir():
             out.append(str(p))
+            continue
+        found = sorted(f for f in p.rglob("*") if f.is_file() and not any(
+            is_skipped(part) for part in f.relative_to(p).parts))
+        images = [str(f) for f in found if is_image_name(f.name)]
+        if len(images) < len(found):
+            log.warning("%s: left out %d file(s) that are not images by their name", p,
+                        len(found) - len(images))
+        out += images
     return out
 
 

@@ -42,7 +42,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from .data.images import ImageError, check_array_size, read_grey, shrink_grey
+from .data.images import ImageError, check_array_size, each_image, read_grey, shrink_grey
 from .errors import ConfigError
 from .imageops import (
     border_plane,
@@ -124,7 +124,7 @@ LEGACY = Preprocessing(background="median", threshold=None, min_ink=0, clear_fra
 
 STORED_SIZE = 105  # side of a Dataset's images: Omniglot's, and the Koch encoder's input
 STORED_THRESHOLD = 0.5
-STORED_PREPARE_ID = f"oneshot.preprocess.stored_image/1 size={STORED_SIZE} threshold=0.5"
+STORED_PREPARE_ID = f"oneshot.preprocess.stored_image/2 size={STORED_SIZE} threshold=0.5"
 
 
 def _as_grey(img: ImageLike, name: str) -> np.ndarray:
@@ -277,10 +277,10 @@ def ink_squares(images: ImageLike | list, crop: bool = False,
     if names is None:
         names = [str(img) if isinstance(img, (str, Path)) else f"image {k}"
                  for k, img in enumerate(images)]
-    inks = (to_ink(img, name, o.background) for img, name in zip(images, names))
-    if not o.cleans:
-        return [fit_square(ink, crop) for ink in inks]
-    return [clean_square(fit_square(ink), o, crop) for ink in inks]
+    def square(img: ImageLike, name: str) -> np.ndarray:
+        ink = to_ink(img, name, o.background)
+        return clean_square(fit_square(ink), o, crop) if o.cleans else fit_square(ink, crop)
+    return each_image(square, images, names)  # every unusable image named in one error
 
 
 def preprocess(images: ImageLike | list, size: int, crop: bool = False,

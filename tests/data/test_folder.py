@@ -96,9 +96,37 @@ def test_omniglot_pngs_give_the_archives_images(splits, tmp_path):
 
 def test_unreadable_file_is_named(tmp_path):
     root = class_folder(tmp_path / "r", ["a", "b"], per_class=2)
-    (root / "a" / "notes.txt").write_text("not an image")
-    with pytest.raises(ImageError, match="notes.txt: not a readable image"):
+    (root / "a" / "notes.png").write_text("not an image")
+    with pytest.raises(ImageError, match="notes.png: not a readable image"):
         load_folder_dataset(root, tmp_path / "c")
+
+
+def test_non_images_are_left_out_and_every_bad_image_is_named_at_once(tmp_path, caplog):
+    """A README.txt made every command on the folder fail, and a folder with several bad
+    files took one run per file to clean (found by a review helper)."""
+    root = class_folder(tmp_path / "r", ["a", "b"], per_class=2)
+    (root / "a" / "README.txt").write_text("notes")
+    (root / "b" / "scan.PDF").write_bytes(b"%PDF-1.4")
+    with caplog.at_level(logging.WARNING, logger="oneshot.data.folder"):
+        ds = load_folder_dataset(root, tmp_path / "c")
+    assert len(ds.images) == 4 and "README.txt" in caplog.text and "scan.PDF" in caplog.text
+    (root / "a" / "empty.png").write_bytes(b"")
+    (root / "b" / "fake.jpg").write_text("no")
+    with pytest.raises(ImageError, match="2 of 6 images cannot be used") as e:
+        load_folder_dataset(root, tmp_path / "c")
+    assert "empty.png" in str(e.value) and "fake.jpg" in str(e.value)
+
+
+def test_a_copied_folder_gets_its_own_class_names(tmp_path):
+    """The cache key covered relative file names only, so a copy of a flat folder came back
+    with the original's class names ("big/k02" for bigr/k02), and its runs could not resume."""
+    import shutil
+
+    a = load_folder_dataset(class_folder(tmp_path / "big", ["k1", "k2"]), tmp_path / "c")
+    shutil.copytree(tmp_path / "big", tmp_path / "bigr")
+    b = load_folder_dataset(tmp_path / "bigr", tmp_path / "c")
+    assert a.characters == ("big/k1", "big/k2") and b.characters == ("bigr/k1", "bigr/k2")
+    assert b.name == "bigr" and np.array_equal(a.images, b.images)
 
 
 def test_choose_per_class(tmp_path):

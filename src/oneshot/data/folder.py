@@ -2,9 +2,11 @@
 
 A group plays the role of an Omniglot alphabet (within-group tasks and episodes, within-group
 hard negatives); a flat folder is one group named after ``root``. Hidden files and folders
-(names starting with ".") are ignored; any other file must be a readable image (errors name
-it). Classes are "group/class", sorted; a class's images are its files sorted by name, numbered
-1, 2, ... as Omniglot's drawers are; classes need not have the same number of images.
+(names starting with "."), file browsers' system files and files whose suffix is not an image
+format's (``IMAGE_SUFFIXES``: notes, PDFs, ...) are left out, the last with a warning naming
+them; any other file must be a readable image (one error names every one that is not).
+Classes are "group/class", sorted; a class's images are its files sorted by name, numbered 1,
+2, ... as Omniglot's drawers are; classes need not have the same number of images.
 
 :func:`load_folder` decodes every image once (:mod:`.images`), turns it into a stored image by
 the ``prepare`` function the caller gives (this layer knows nothing of the model's
@@ -36,9 +38,10 @@ from .cache import (
     write_cache,
 )
 from .dataset import DataError, Dataset
-from .images import ImageError, read_grey
+from .images import ImageError, each_image, read_grey
 
-__all__ = ["list_folder", "choose_per_class", "is_skipped", "FolderIndex", "scan_folder",
+__all__ = ["list_folder", "choose_per_class", "is_skipped", "is_image_name", "IMAGE_SUFFIXES",
+           "FolderIndex", "scan_folder",
            "load_folder", "MAX_FOLDER_IMAGES", "FOLDER_FORMAT"]
 
 log = logging.getLogger(__name__)
@@ -95,10 +98,28 @@ def is_skipped(name: str) -> bool:
     return name.startswith(".") or name.lower() in SYSTEM_FILES
 
 
+# Suffixes of the image formats read (Pillow's); a file without a suffix is tried as an image
+IMAGE_SUFFIXES = frozenset(".png .jpg .jpeg .jpe .jfif .gif .bmp .dib .tif .tiff .webp .pbm "
+                           ".pgm .ppm .pnm .tga .ico .avif .qoi .pcx .mpo".split())
+
+
+def is_image_name(name: str) -> bool:
+    """Whether a file is taken as an image by its name: a suffix of ``IMAGE_SUFFIXES`` (any
+    case) or none."""
+    suffix = Path(name).suffix.lower()
+    return not suffix or suffix in IMAGE_SUFFIXES
+
+
 def _visible(folder: Path, dirs: bool) -> list[Path]:
-    """Sorted sub-folders (``dirs``) or files of ``folder``, but for ``is_skipped`` names."""
-    return sorted(p for p in folder.iterdir() if not is_skipped(p.name)
-                  and (p.is_dir() if dirs else p.is_file()))
+    """Sorted sub-folders (``dirs``) or image files of ``folder``, but for ``is_skipped``
+    names; other files are left out with a warning naming them."""
+    found = sorted(p for p in folder.iterdir() if not is_skipped(p.name)
+                   and (p.is_dir() if dirs else p.is_file()))
+    other = [] if dirs else [p.name for p in found if not is_image_name(p.name)]
+    if other:
+        log.warning("%s: left out %d file(s) that are not images by their name: %s%s", folder,
+                    len(other), ", ".join(other[:5]), ", ..." if len(other) > 5 else "")
+    return [p for p in found if dirs or is_image_name(p.name)]
 
 
 @dataclass(frozen=True)
@@ -120,8 +141,11 @@ class FolderIndex:
         return sorted({c.split("/")[0] for c in self.classes})
 
     def key(self, prepare_id: str) -> str:
-        """SHA-256 over the format, ``prepare_id`` and each file's relative name and bytes."""
+        """SHA-256 over the format, ``prepare_id``, the class names (a flat folder's include
+        its own name: a copy elsewhere must not bring back these) and each file's relative
+        name and bytes."""
         h = hashlib.sha256(f"{FOLDER_FORMAT}\0{prepare_id}\0".encode())
+        h.update("\0".join(self.classes).encode() + b"\0\0")
         for files in self.files:
             for f in files:
                 h.update(f"{f.relative_to(self.root).as_posix()}\0".encode())
@@ -190,12 +214,15 @@ def decode_folder(index: FolderIndex, prepare: Prepare, progress: bool = False) 
         from tqdm import tqdm
 
         it = tqdm(it, total=n, desc=f"decode {index.root.name}", unit="img")
-    for i, p in it:
-        img = prepare(read_grey(p), str(p))
+
+    def store(item: tuple[int, Path], name: str) -> None:
+        img = prepare(read_grey(item[1]), name)
         if img.shape != (IMAGE_SIZE, IMAGE_SIZE) or img.dtype != np.uint8:
             raise TypeError(f"prepare gave {img.dtype} {img.shape}, uint8 "
                             f"({IMAGE_SIZE}, {IMAGE_SIZE}) expected")
-        images[i] = img
+        images[item[0]] = img
+
+    each_image(store, it, map(str, paths))  # all unusable images named at once
     groups = index.groups
     ds = Dataset(images=images, labels=labels.astype(np.int64), drawers=drawers.astype(np.int64),
                  characters=index.classes,

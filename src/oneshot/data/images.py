@@ -11,17 +11,23 @@ from __future__ import annotations
 import io
 import os
 import warnings
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ..errors import OneshotError
 
+T = TypeVar("T")
+
 __all__ = ["ImageError", "ImageTooLargeError", "MAX_PIXELS", "read_grey", "read_binary",
-           "pil_to_grey", "shrink_grey", "check_array_size", "check_square"]
+           "pil_to_grey", "shrink_grey", "each_image", "check_array_size", "check_square"]
 
 MAX_PIXELS = 40_000_000  # 40 megapixels: about 160 MB as RGBA while decoding
 DRAFT_SIDE = 2048  # JPEGs are decoded at a reduced scale to about this side when larger
+_ORIENTATION = 0x0112  # the EXIF orientation tag
+MAX_LISTED = 20  # unusable images named in one error
 
 
 class ImageError(OneshotError, ValueError):
@@ -33,9 +39,12 @@ class ImageTooLargeError(ImageError):
 
 
 def pil_to_grey(img: Image.Image, max_side: int | None = None) -> np.ndarray:
-    """A PIL image -> float32 (H, W) luminance in [0, 1]; transparency composited onto white;
+    """A PIL image -> float32 (H, W) luminance in [0, 1], upright as viewers show it (its EXIF
+    orientation applied: phones store photos turned); transparency composited onto white;
     with ``max_side``, reduced (box filter, integer factor) while still one byte per pixel
     until its longer side is at most ``max_side``."""
+    if img.getexif().get(_ORIENTATION, 1) != 1:
+        img = ImageOps.exif_transpose(img)
     if img.mode in ("RGBA", "LA", "PA") or "transparency" in img.info:
         rgba = img.convert("RGBA")
         white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
@@ -44,6 +53,25 @@ def pil_to_grey(img: Image.Image, max_side: int | None = None) -> np.ndarray:
     if max_side and max(grey.size) > max_side:
         grey = grey.reduce(_factor(grey.size, max_side))
     return np.asarray(grey, dtype=np.float32) / 255.0
+
+
+def each_image(fn: Callable[[Any, str], T], items: Iterable, names: Iterable[str]) -> list[T]:
+    """[fn(item, name)] for every item, all tried: an ImageError names every image that failed
+    (up to ``MAX_LISTED``), not only the first, so that a folder is fixed in one pass. With one
+    failure, its own error is raised."""
+    out, bad = [], []
+    for item, name in zip(items, names):
+        try:
+            out.append(fn(item, name))
+        except ImageError as e:
+            bad.append(e)
+    if len(bad) == 1:
+        raise bad[0]
+    if bad:
+        more = f"\n  ... and {len(bad) - MAX_LISTED} more" if len(bad) > MAX_LISTED else ""
+        raise ImageError(f"{len(bad)} of {len(out) + len(bad)} images cannot be used (fix or "
+                         "remove them):\n  " + "\n  ".join(map(str, bad[:MAX_LISTED])) + more)
+    return out
 
 
 def _factor(shape: tuple[int, ...], max_side: int) -> int:
