@@ -103,3 +103,15 @@ def test_oversized_spec_is_refused_fast_and_small(tmp_path):
     seconds, peak_kb = map(float, r.stdout.split()[-2:])
     # building the spec on the meta device takes about 1-2 s (torch's meta kernels load)
     assert seconds < 5.0 and peak_kb < 700_000, (seconds, peak_kb)  # torch alone is ~250 MB
+
+
+def test_huge_input_size_is_refused(tmp_path):
+    """A hand-edited file with input_size=100000 (and a crop, so the weights still fit)
+    loaded, and the first image then asked for 40 GB (found by a review helper)."""
+    spec = {**TINY_SPEC, "encoder_args": {**TINY_SPEC["encoder_args"], "input_size": 100000,
+                                          "crop": 28}}
+    _save({"format": MODEL_FORMAT, "model_spec": json.dumps(spec),
+           "state_dict": build_model(TINY_SPEC).state_dict(), "record": "{}"},
+          tmp_path / "m.pt")
+    with pytest.raises(CheckpointError, match="input_size=100000; 1 to 1024 px expected"):
+        load_model(tmp_path / "m.pt")

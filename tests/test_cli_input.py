@@ -18,6 +18,7 @@ from oneshot.cli import main
     (["train", "--out", "r", "--seed", "99999999999999999999"], "a seed in [0, 2**32)"),
     (["train", "--out", "r", "--steps", "0"], "--steps: 0: at least 1 expected"),
     (["enrol", "--gallery", "g.npz", "--per-class", "x", "d"], "'x': a whole number expected"),
+    (["demo", "--port", "80000"], "80000: a port 1-65535 expected"),
 ])
 def test_counts_and_seeds_out_of_range_are_usage_errors(argv, says, capsys, tmp_path):
     """They used to reach numpy or torch as tracebacks (found by a review helper)."""
@@ -103,3 +104,14 @@ def test_half_is_refused_for_onnx(tiny_model_file, tmp_path, capsys):
     assert main(["export", str(tiny_model_file), "--out", str(out), "--half"]) == 2
     assert "--half applies to --format pt only" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_a_missing_optional_package_is_a_usage_error(tiny_model_file, tmp_path, monkeypatch,
+                                                     capsys):
+    """It was a 30-line ImportError traceback with exit status 1."""
+    import sys
+
+    monkeypatch.setitem(sys.modules, "onnxscript", None)  # as if not installed
+    assert main(["export", str(tiny_model_file), "--out", str(tmp_path / "m.onnx")]) == 2
+    err = capsys.readouterr().err
+    assert "needs the optional package 'onnxscript'" in err and "Traceback" not in err, err

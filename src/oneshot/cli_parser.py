@@ -47,6 +47,14 @@ def _seed(text: str) -> int:
     return n
 
 
+def _port(text: str) -> int:
+    """An argparse type: a TCP port, 1 to 65535."""
+    n = _int(text)
+    if not 1 <= n <= 65535:
+        raise argparse.ArgumentTypeError(f"{n}: a port 1-65535 expected")
+    return n
+
+
 def _global_options(p: argparse.ArgumentParser, top: bool) -> None:
     """On the top parser with real defaults; on subparsers with SUPPRESS, so that a value given
     after the subcommand wins and one given before is not reset."""
@@ -267,7 +275,7 @@ def _add_demo(sub) -> None:
                    "(default: the shipped model)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (this machine "
                    "only by default)")
-    p.add_argument("--port", type=int, default=8000, help="port")
+    p.add_argument("--port", type=_port, default=8000, help="port (1-65535)")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -8,7 +8,7 @@ module imports nothing from the package, so every layer may use it.
 
 from __future__ import annotations
 
-__all__ = ["OneshotError", "ConfigError", "UsageError"]
+__all__ = ["OneshotError", "ConfigError", "UsageError", "MissingPackage"]
 
 
 class OneshotError(Exception):
@@ -21,3 +21,7 @@ class ConfigError(OneshotError, ValueError):
 
 class UsageError(OneshotError, ValueError):
     """Options that contradict each other or cannot apply."""
+
+
+class MissingPackage(OneshotError, ImportError):
+    """An optional package a feature needs is not installed; the message says how to get it."""

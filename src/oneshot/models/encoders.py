@@ -217,6 +217,7 @@ class ConvEncoder(Encoder):
 
 
 _ENCODERS = Registry("encoder")
+MAX_INPUT_SIZE = 1024  # px: an input of 100,000 px (a hand-edited model file) needs 40 GB
 
 
 def register_encoder(name: str, factory=None, *, replace: bool = False):
@@ -238,4 +239,7 @@ def create_encoder(name: str, **kwargs) -> Encoder:
     for attr in ("input_size", "embedding_dim"):
         if not isinstance(getattr(enc, attr, None), int):
             raise TypeError(f"encoder {name!r} does not set an integer {attr}")
+    if not 1 <= enc.input_size <= MAX_INPUT_SIZE:  # a model file can say anything
+        raise ConfigError(f"encoder {name!r}: input_size={enc.input_size}; 1 to "
+                          f"{MAX_INPUT_SIZE} px expected")
     return enc

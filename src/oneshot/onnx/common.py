@@ -8,7 +8,7 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-from ..errors import OneshotError
+from ..errors import MissingPackage, OneshotError
 from ..io import check_replaceable
 
 ONNX_FORMAT = "oneshot-onnx-1"
@@ -40,7 +40,7 @@ def _require(module: str, purpose: str) -> Any:
     try:
         return importlib.import_module(module)
     except ImportError as e:
-        raise ImportError(f"{purpose} needs the optional package {module!r}: "
+        raise MissingPackage(f"{purpose} needs the optional package {module!r}: "
                           f"pip install {module}  (or pip install 'oneshot-siamese[onnx]')") from e
 
 
