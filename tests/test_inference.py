@@ -133,15 +133,18 @@ def test_gallery_from_another_model_is_refused(model_file, tmp_path):
         other.load_gallery(tmp_path / "g.npz")
     assert other.classes == ["eq"] and (tmp_path / "g.npz").read_bytes() == before
     (tmp_path / "bad.npz").write_bytes(b"garbage")
-    with pytest.raises(GalleryError, match="not a readable gallery"):
-        other.load_gallery(tmp_path / "bad.npz")
+    with pytest.raises(GalleryError, match="not a readable gallery .not a zip archive"):
+        other.load_gallery(tmp_path / "bad.npz")  # was numpy's advice to unpickle unsafely
 
 
 def test_damaged_or_foreign_model(tmp_path, model_file):
     raw = model_file.read_bytes()
     (tmp_path / "cut.pt").write_bytes(raw[: len(raw) // 2])
-    with pytest.raises(CheckpointError):
-        OneShotClassifier.load(tmp_path / "cut.pt")
+    with pytest.raises(CheckpointError, match="not a zip archive, as these files are"):
+        OneShotClassifier.load(tmp_path / "cut.pt")  # the reason was torch's bare "(101)"
+    (tmp_path / "empty.pt").write_bytes(b"")
+    with pytest.raises(CheckpointError, match="the file is empty"):
+        OneShotClassifier.load(tmp_path / "empty.pt")
     torch.save({"state_dict": {}}, tmp_path / "foreign.pt")
     with pytest.raises(CheckpointError, match="format"):
         OneShotClassifier.load(tmp_path / "foreign.pt")

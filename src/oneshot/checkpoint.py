@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-from .errors import OneshotError
+from .errors import OneshotError, unreadable_reason
 from .io import atomic_write_bytes, check_replaceable
 from .models import SiameseNet, build_model
 
@@ -76,7 +76,8 @@ def _load(path: str | os.PathLike, kinds: tuple[str, ...]) -> dict:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # pickle/zip errors of many kinds for damaged or foreign files
-        raise CheckpointError(f"{path}: not a readable oneshot model or checkpoint ({e})") from e
+        raise CheckpointError(f"{path}: not a readable oneshot model or checkpoint "
+                              f"({unreadable_reason(path, e)})") from e
     if not isinstance(obj, dict) or obj.get("format") not in kinds:
         fmt = obj.get("format") if isinstance(obj, dict) else type(obj).__name__
         raise CheckpointError(f"{path}: format {fmt!r} is not one of {list(kinds)}")

@@ -225,7 +225,9 @@ def _add_recognition(sub) -> None:
                    "paths separated by a tab (or spaces); '-' reads standard input. A pair "
                    "whose image cannot be read is reported and the others go on (exit 2)")
     p.add_argument("--threshold", type=float, default=0.5,
-                   help="probability at or above which the pair is 'same'")
+                   help="probability at or above which the pair is 'same' (0.5: the "
+                   "probability is trained to be calibrated on pairs; classify's higher open-set "
+                   "threshold asks another question: is the best of many matches good enough)")
 
     p = _sub(sub, "enrol", "cmd_enrol",
              "add a folder of classes (DIR/<class>/<image>) to a gallery")

@@ -8,7 +8,10 @@ module imports nothing from the package, so every layer may use it.
 
 from __future__ import annotations
 
-__all__ = ["OneshotError", "ConfigError", "UsageError", "MissingPackage"]
+import os
+import zipfile
+
+__all__ = ["OneshotError", "ConfigError", "UsageError", "MissingPackage", "unreadable_reason"]
 
 
 class OneshotError(Exception):
@@ -25,3 +28,17 @@ class UsageError(OneshotError, ValueError):
 
 class MissingPackage(OneshotError, ImportError):
     """An optional package a feature needs is not installed; the message says how to get it."""
+
+
+def unreadable_reason(path: str | os.PathLike, error: BaseException) -> str:
+    """Why a zip-based file (a model, checkpoint or gallery) could not be read, in words: the
+    loaders' own errors are often a bare number or a hint to unpickle unsafely."""
+    try:
+        if os.path.getsize(path) == 0:
+            return "the file is empty"
+        if not zipfile.is_zipfile(path):
+            return "not a zip archive, as these files are: another kind of file, or cut short"
+    except OSError as e:
+        return str(e)
+    first = (str(error).strip().splitlines() or [""])[0][:200]
+    return f"damaged or foreign content: {type(error).__name__}{': ' + first if first else ''}"

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .errors import OneshotError
+from .errors import OneshotError, unreadable_reason
 from .io import atomic_write_bytes, check_replaceable
 from .locking import FileLock
 
@@ -80,7 +80,7 @@ def read_gallery(path: str | os.PathLike) -> GalleryFile:
             emb = np.asarray(z["embeddings"])
             meta = json.loads(str(z["meta"]))
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, zlib.error) as e:
-        raise GalleryError(f"{path}: not a readable gallery ({type(e).__name__}: {e}); "
+        raise GalleryError(f"{path}: not a readable gallery ({unreadable_reason(path, e)}); "
                            "enrol again into a new file") from e
     return GalleryFile(_checked_embeddings(path, emb), *_checked_meta(path, meta, len(emb)))
 
