@@ -115,3 +115,31 @@ def test_a_missing_optional_package_is_a_usage_error(tiny_model_file, tmp_path, 
     assert main(["export", str(tiny_model_file), "--out", str(tmp_path / "m.onnx")]) == 2
     err = capsys.readouterr().err
     assert "needs the optional package 'onnxscript'" in err and "Traceback" not in err, err
+
+
+def test_evaluate_on_one_class_is_refused(tiny_model_file, tmp_path, capsys):
+    """One class printed a table of 100 % for every scorer, random included (1-way tasks)."""
+    from support import class_folder
+
+    root = class_folder(tmp_path / "one", ["a"], per_class=3)
+    out = tmp_path / "report"
+    assert main(["evaluate", "--data", str(root), "--model", str(tiny_model_file), "--out",
+                 str(out), "--cache", str(tmp_path / "c")]) == 2
+    assert "too few classes for N-way tasks" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_every_unusable_image_of_a_support_folder_is_named_at_once(tiny_model_file, tmp_path,
+                                                                    capsys):
+    """Cleaning a folder took one run per bad file: each run named only the first."""
+    from support import class_folder
+
+    root = class_folder(tmp_path / "s", ["a", "b"], per_class=2)
+    (root / "a" / "empty.png").write_bytes(b"")
+    (root / "b" / "fake.jpg").write_text("no")
+    (root / "b" / "notes.txt").write_text("left out, not an image by its name")
+    assert main(["enrol", "--model", str(tiny_model_file), "--gallery",
+                 str(tmp_path / "g.npz"), str(root)]) == 2
+    err = capsys.readouterr().err
+    assert "2 of 6 images cannot be used" in err and "empty.png" in err and "fake.jpg" in err
+    assert "notes.txt" not in err.split("cannot be used")[1] and not (tmp_path / "g.npz").exists()

@@ -239,7 +239,7 @@ def cmd_classify(args) -> int:
         if args.json:
             print(json.dumps(o.to_json()), flush=True)
         elif o.error is not None:
-            print(f"{o.path}: error: {o.error}", flush=True)
+            print(f"{o.path}: error: {str(o.error).removeprefix(f'{o.path}: ')}", flush=True)
         else:
             alts = ", ".join(f"{lab} {s:.3f}" for lab, s in o.prediction.top)
             print(f"{o.path}: {o.prediction.label}  ({alts})", flush=True)

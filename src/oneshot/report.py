@@ -15,7 +15,7 @@ from .data.lake import load_lake_runs
 from .errors import UsageError
 from .evaluation.baselines import ModifiedHausdorffScorer
 from .evaluation.lake import PUBLISHED, LakeResult, lake_benchmark
-from .evaluation.runner import EvalSettings, curve_for, default_scorers
+from .evaluation.runner import EvalSettings, check_fits, curve_for, default_scorers
 from .io import atomic_write_bytes, atomic_write_json
 
 __all__ = ["nway_markdown", "lake_markdown", "write_report", "write_figures",
@@ -126,6 +126,8 @@ def evaluate_and_report(out: str | os.PathLike, settings: EvalSettings, model=No
     says the time spent and an estimate of what remains (``progress_line``)."""
     if Path(out).exists() and not Path(out).is_dir():
         raise UsageError(f"--out {out}: is a file; the report needs a folder (made if absent)")
+    for ds in (datasets or {}).values():
+        check_fits(ds, settings.modes)
     models = [] if model is None else list(model) if isinstance(model, (list, tuple)) else [model]
     scorers, header = _scorers_and_header(settings, models, model_label, baselines, device,
                                           command, datasets)

@@ -14,7 +14,7 @@ import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from ..data.dataset import Dataset
+from ..data.dataset import DataError, Dataset
 from ..data.lake import load_lake_runs
 from ..datasets import is_split_name, load_data
 from ..sampling import TaskList, max_ways, sample_tasks
@@ -23,7 +23,7 @@ from .lake import LakeResult, lake_benchmark
 from .nway import evaluate_tasks
 from .scorers import RandomScorer, Scorer
 
-__all__ = ["EvalSettings", "FULL", "curve_for", "ways_that_fit", "default_scorers",
+__all__ = ["EvalSettings", "FULL", "curve_for", "check_fits", "ways_that_fit", "default_scorers",
            "nway_scorers", "task_list_for", "evaluate", "evaluate_curve", "DEFAULT_WAYS"]
 
 log = logging.getLogger(__name__)
@@ -103,10 +103,23 @@ def ways_that_fit(ds: Dataset, mode: str, ways: tuple[int, ...]) -> tuple[int, .
     """The values of N for which ``ds`` has enough classes (in one alphabet, within-alphabet)."""
     most = max_ways(ds, mode)
     fit = tuple(n for n in ways if n <= most)
+    if most < 2:  # 1-way tasks alone: every scorer, random included, would score 100 %
+        log.warning("%s %s: no N-way tasks (at most %d class%s %s; at least 2 are needed)",
+                    ds.name, mode, most, "" if most == 1 else "es",
+                    "in a group" if mode == "within-alphabet" else "")
+        return ()
     if len(fit) < len(ways):
         log.info("%s %s: N = %s left out (at most %d classes)", ds.name, mode,
                  sorted(set(ways) - set(fit)), most)
     return fit
+
+
+def check_fits(ds: Dataset, modes: tuple[str, ...]) -> None:
+    """DataError unless ``ds`` has 2 classes (in one group, within-alphabet) for N-way tasks in
+    one of ``modes`` at least: 1-way tasks alone score 100 % for every scorer, random too."""
+    if not any(max_ways(ds, mode) >= 2 for mode in modes):
+        raise DataError(f"{ds.name}: too few classes for N-way tasks in {' or '.join(modes)} "
+                        "mode (at least 2 are needed, in one group for within-alphabet)")
 
 
 def curve_for(scorers: list[Scorer], split: str, mode: str, settings: EvalSettings,
@@ -129,6 +142,8 @@ def evaluate(scorers: list[Scorer], settings: EvalSettings, task_dir: str | os.P
     (modified Hausdorff on N-way points only with ``settings.mhd_nway``). ``datasets``:
     {split: Dataset} to use instead of loading those splits."""
     rows: list[dict] = []
+    for ds in (datasets or {}).values():
+        check_fits(ds, settings.modes)
     for split in settings.splits:
         caches: dict = {}
         for mode in settings.modes:
