@@ -143,3 +143,14 @@ def test_every_unusable_image_of_a_support_folder_is_named_at_once(tiny_model_fi
     err = capsys.readouterr().err
     assert "2 of 6 images cannot be used" in err and "empty.png" in err and "fake.jpg" in err
     assert "notes.txt" not in err.split("cannot be used")[1] and not (tmp_path / "g.npz").exists()
+
+
+def test_a_second_evaluation_into_a_busy_report_folder_is_refused(tmp_path, capsys):
+    """Two evaluations into one --out both exited 0 and left one's tables beside the other's
+    figures."""
+    from oneshot.locking import FileLock
+
+    out = tmp_path / "report"
+    with FileLock(out / ".lock", timeout=0):  # as an evaluation running in another process
+        assert main(["evaluate", "--baselines-only", "--no-lake", "--out", str(out)]) == 2
+    assert "report folder" in capsys.readouterr().err and not (out / "results.md").exists()

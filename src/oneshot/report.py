@@ -17,6 +17,7 @@ from .evaluation.baselines import ModifiedHausdorffScorer
 from .evaluation.lake import PUBLISHED, LakeResult, lake_benchmark
 from .evaluation.runner import EvalSettings, check_fits, curve_for, default_scorers
 from .io import atomic_write_bytes, atomic_write_json
+from .locking import FileLock
 
 __all__ = ["nway_markdown", "lake_markdown", "write_report", "write_figures",
            "evaluate_and_report", "EvaluationReport"]
@@ -136,19 +137,21 @@ def evaluate_and_report(out: str | os.PathLike, settings: EvalSettings, model=No
     rows: list[dict] = []
     lake: list[LakeResult] = []
     t0, md, figures, caches = time.perf_counter(), Path(out) / "results.md", [], {}
-    for k, part in enumerate(parts):
-        t = time.perf_counter()
-        if part[0] == "lake":
-            runs = load_lake_runs(data_dir, cache)
-            lake = [lake_benchmark(sc, runs) for sc in scorers]
-        else:
-            new = curve_for(scorers, part[1], part[2], settings, Path(out) / "tasks",
-                            data_dir, cache, datasets, caches)
-            rows += new
-            figures += write_figures(out, new) if new else []  # this curve's figure only
-        md = write_report(out, rows, lake, "\n".join(header))
-        progress_line(k + 1, len(parts), " ".join(part), time.perf_counter() - t,
-                      time.perf_counter() - t0)
+    # one evaluation at a time per folder: two would mix their files (a second is refused)
+    with FileLock(Path(out) / ".lock", timeout=0, what=f"report folder {out}"):
+        for k, part in enumerate(parts):
+            t = time.perf_counter()
+            if part[0] == "lake":
+                runs = load_lake_runs(data_dir, cache)
+                lake = [lake_benchmark(sc, runs) for sc in scorers]
+            else:
+                new = curve_for(scorers, part[1], part[2], settings, Path(out) / "tasks",
+                                data_dir, cache, datasets, caches)
+                rows += new
+                figures += write_figures(out, new) if new else []  # this curve's figure only
+            md = write_report(out, rows, lake, "\n".join(header))
+            progress_line(k + 1, len(parts), " ".join(part), time.perf_counter() - t,
+                          time.perf_counter() - t0)
     return EvaluationReport(rows, lake, md, [md] + figures)
 
 

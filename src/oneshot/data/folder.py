@@ -166,9 +166,11 @@ def _class_dirs(root: Path) -> tuple[bool, list[tuple[str, Path]]]:
     flat = [t.name for t in tops if t not in nested]
     loose = [str(f) for t in nested for f in _visible(t, dirs=False)]
     if flat or loose:
-        raise DataError(f"{root}: mixes classes and groups of classes ({(flat + loose)[:3]} "
-                        "beside sub-folders); use either <class>/<image> or "
-                        "<group>/<class>/<image> throughout")
+        holders = [f"{t.name}/{_visible(t, dirs=True)[0].name}" for t in nested[:3]]
+        raise DataError(f"{root}: mixes classes and groups of classes: {holders} are "
+                        f"sub-folders, beside {(flat + loose)[:3]}; use either "
+                        "<class>/<image> or <group>/<class>/<image> throughout (a link to a "
+                        "folder counts as a folder)")
     return True, [(t.name, c) for t in nested for c in _visible(t, dirs=True)]
 
 
