@@ -81,6 +81,12 @@ def test_missing_archive_says_where(tmp_path, monkeypatch):
     monkeypatch.delenv("ONESHOT_DATA", raising=False)
     with pytest.raises(og.DataError, match=r"images_background\.zip not found.*looked in"):
         og.find_archive("background", tmp_path, tmp_path / "cache", allow_download=False)
+    (tmp_path / "images_background.zip").mkdir()  # unpacked by hand, under the zip's name
+    monkeypatch.setenv("ONESHOT_DATA", str(tmp_path / "nowhere"))
+    with pytest.raises(og.DataError, match=r"images_background\.zip \(data_dir: a folder, not "
+                       r"the zip file\).*nowhere/images_background\.zip \(\$ONESHOT_DATA: "
+                       r"absent\)"):
+        og.find_archive("background", tmp_path, tmp_path / "cache", allow_download=False)
 
 
 def test_truncated_zip(tmp_path, data_dir):

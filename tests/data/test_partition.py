@@ -60,7 +60,7 @@ def test_saved_split_must_fit_the_data(grouped, tmp_path):
 def test_too_small_is_refused_with_counts(tmp_path):
     small = load_data(class_folder(tmp_path / "few", ["a", "b", "c", "d", "e"], per_class=2),
                       cache=tmp_path / "c")
-    with pytest.raises(DataError, match=r"\(5 classes, 5 classes\) is too small to split by "
+    with pytest.raises(DataError, match=r"\(5 classes\) is too small to split by "
                        r"classes: train / validation / test get 3 / 1 / 1 classes, at least "
                        r"2 / 2 / 2 needed"):
         split_classes(small)

@@ -219,5 +219,8 @@ def test_deep_json_and_loose_top_k_are_400(client):
         r = client.post("/api/classify", json={"support": "Tengwar", "image": img,
                                                "top_k": top_k})
         assert r.status_code == 400 and "top_k" in r.json()["error"], (top_k, r.text)
+    r = client.post("/api/classify", json={"support": "Tengwar", "image": img, "top_k": "-1"})
+    assert r.status_code == 400 and "top_k=-1; between 1 and" in r.json()["error"]  # was
+    # "'-1'; a whole number expected" (it is one)
     r = client.post("/api/classify", json={"support": "Tengwar", "image": img, "top_k": 3})
     assert r.status_code == 200 and len(r.json()["top"]) == 3

@@ -114,7 +114,9 @@ def find_file(
             p = Path(d) / filename
             if p.is_file():
                 return p
-            looked.append(f"{p} ({why})")
+            state = "a folder, not the zip file" if p.is_dir() else "absent" if not Path(
+                d).is_dir() else "not there"
+            looked.append(f"{p} ({why}: {state})")
     target = cache_dir(cache) / "archives" / filename
     if target.is_file():
         return target

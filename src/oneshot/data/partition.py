@@ -108,9 +108,11 @@ def _check_sizes(split: ClassSplit, ds: Dataset) -> None:
                         "image to enrol and one to test")
     have = {p: len(split.characters(ds, p)) for p in PARTS}
     if any(have[p] < MIN_CLASSES[p] for p in PARTS):
-        units = len(ds.alphabets) if split.by == "groups" else len(ds.characters)
+        n = len(ds.characters)
+        size = f"{n} class{'es' if n != 1 else ''}" + (
+            f" in {len(ds.alphabets)} groups" if split.by == "groups" else "")
         raise DataError(
-            f"dataset {ds.name!r} ({len(ds.characters)} classes, {units} {split.by}) is too "
+            f"dataset {ds.name!r} ({size}) is too "
             f"small to split by {split.by}: train / validation / test get "
             f"{have['train']} / {have['validation']} / {have['test']} classes, at least "
             f"{MIN_CLASSES['train']} / {MIN_CLASSES['validation']} / {MIN_CLASSES['test']} "

@@ -150,8 +150,8 @@ def _depth(obj, limit: int = MAX_JSON_DEPTH + 1) -> int:
 
 def top_k_value(value) -> int:
     """A whole number (JSON int, or decimal digits from a form); 2.7, true or "5.0" are not."""
-    if isinstance(value, str) and value.strip().isdigit():
-        value = int(value)
+    if isinstance(value, str) and value.strip().lstrip("+-").isdigit():
+        value = int(value)  # "-1" is a whole number, out of range (said below)
     if isinstance(value, bool) or not isinstance(value, int):
         raise ApiError(400, f"top_k={value!r}; a whole number expected")
     k = value
