@@ -4,6 +4,7 @@ README's user workflow (enrol a folder, classify)."""
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 
@@ -269,7 +270,18 @@ def test_your_own_classes_workflow(env, tmp_path, capsys):
         in md and "Warning" not in md
     assert main(["evaluate", "--data", str(data), "--model", str(run), "--no-baselines",
                  "--tasks", "5", "--ways", "2", "--out", str(tmp_path / "all")]) == 0
-    assert "was trained or selected on 16 of the 20 classes" in capsys.readouterr().out
+    test_groups = json.loads((run / "data_split.json").read_text())["test"]
+    total, unseen = sum(2 + i % 3 for i in range(20)), sum(
+        len(list((data / g).rglob("*.png"))) for g in test_groups)
+    warn = f"trained or selected on {total - unseen} of the {total} images of mine (the same"
+    assert warn in capsys.readouterr().out
+    new = tmp_path / "renamed" / "mine"
+    shutil.copytree(data, new)  # the same pictures under other names: found by content
+    for g in data.iterdir():
+        (new / g.name).rename(new / f"x{g.name}")
+    assert main(["evaluate", "--data", str(new), "--model", str(run), "--no-baselines",
+                 "--tasks", "5", "--ways", "2", "--out", str(tmp_path / "all2")]) == 0
+    assert warn in capsys.readouterr().out
     # classify a folder with the fine-tuned model: accuracy per class; a bad file: exit 2
     (tmp_path / "broken.png").write_bytes(b"no image")
     assert main(["classify", "--model", str(run), "--support", str(data / "g1"),

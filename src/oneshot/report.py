@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import os
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+import numpy as np
 
 from .data.lake import load_lake_runs
 from .errors import UsageError
@@ -212,22 +215,29 @@ def _model_scorers(models: list, label: str | None, device: str,
     return scorers, header
 
 
-def seen_classes(model_path: Path, ds) -> list[str]:
-    """Classes of ``ds`` that the run of ``model_path`` trained or selected on, going by the
-    run folder's ``data_split.json`` (by name; none when the model has no such file)."""
+def seen_images(model_path: Path, ds) -> tuple[int, str]:
+    """(how many images of ``ds`` the run of ``model_path`` trained or selected on, how that was
+    found), from the run folder's ``data_split.json``: by the images' fingerprints (the same
+    pictures under any names), or by class name for runs that saved none; (0, "") when the
+    model has no such file. A file that cannot be read gives (-1, its error)."""
     from .data.dataset import DataError
-    from .data.partition import ClassSplit
+    from .data.partition import ClassSplit, fingerprints
 
     split_file = model_path.parent / "data_split.json"
     if not split_file.is_file():
-        return []
+        return 0, ""
     try:
         split = ClassSplit.load(split_file)
-    except DataError:
-        return []
-    seen = set(split.parts["train"]) | set(split.parts["validation"])
-    return [c for c in ds.characters
-            if (c.split("/")[0] if split.by == "groups" else c) in seen]
+        seen = json.loads(split_file.read_text()).get("seen_images")
+    except (DataError, OSError, ValueError) as e:
+        return -1, str(e)
+    if isinstance(seen, list) and seen:
+        known = set(map(str, seen))
+        return sum(f in known for f in fingerprints(ds.images)), "the same pictures"
+    names = set(split.parts["train"]) | set(split.parts["validation"])
+    mine = [c.split("/")[0] if split.by == "groups" else c for c in ds.characters]
+    return int(np.isin(ds.labels, [k for k, c in enumerate(mine) if c in names]).sum()), \
+        "by class name"
 
 
 def _warnings(models: list, datasets: dict | None) -> list[str]:
@@ -237,10 +247,12 @@ def _warnings(models: list, datasets: dict | None) -> list[str]:
     for m in models:
         path = resolve_model_path(m)
         for ds in (datasets or {}).values():
-            seen = seen_classes(path, ds)
-            if seen:
-                out.append(f"**Warning**: `{path}` was trained or selected on {len(seen)} of "
-                           f"the {len(ds.characters)} classes of {ds.name} (its run's "
+            n, how = seen_images(path, ds)
+            if n < 0:
+                out.append(f"**Warning**: cannot tell what `{path}` was trained on ({how}).\n")
+            elif n:
+                out.append(f"**Warning**: `{path}` was trained or selected on {n} of the "
+                           f"{len(ds.images)} images of {ds.name} ({how}, going by its run's "
                            "data_split.json): its scores here are not one-shot on new "
                            "classes; evaluate the test part (`--part test`).\n")
     return out

@@ -11,6 +11,7 @@ or evaluate on exactly the same classes.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from dataclasses import dataclass, replace
@@ -23,7 +24,7 @@ from .cache import content_digest
 from .dataset import DataError, Dataset
 
 __all__ = ["PARTS", "SHARES", "MIN_CLASSES", "MIN_GROUPS", "ClassSplit", "split_classes",
-           "SPLIT_FORMAT"]
+           "SPLIT_FORMAT", "fingerprints"]
 
 PARTS = ("train", "validation", "test")
 SHARES = {"validation": 0.2, "test": 0.2}  # of the units (groups or classes); train the rest
@@ -65,8 +66,10 @@ class ClassSplit:
         return {"format": SPLIT_FORMAT, "by": self.by, "seed": self.seed,
                 "dataset": self.dataset, **{p: list(self.parts[p]) for p in PARTS}}
 
-    def save(self, path: str | os.PathLike) -> None:
-        atomic_write_json(path, self.to_dict())
+    def save(self, path: str | os.PathLike, seen: list[str] | None = None) -> None:
+        """Write the split; ``seen``: the :func:`fingerprints` of the images a run trained and
+        selected on, kept as "seen_images" so that evaluations can spot them under any name."""
+        atomic_write_json(path, {**self.to_dict(), **({"seen_images": seen} if seen else {})})
 
     @classmethod
     def load(cls, path: str | os.PathLike, ds: Dataset | None = None) -> "ClassSplit":
@@ -136,3 +139,9 @@ def split_classes(ds: Dataset, seed: int = 0, by: str = "auto") -> ClassSplit:
                        {"name": ds.name, "digest": ds.digest})
     _check_sizes(split, ds)
     return split
+
+
+def fingerprints(images: np.ndarray) -> list[str]:
+    """A short hash (16 hex digits of SHA-256) of each stored image (uint8 (N, S, S)): the same
+    picture gives the same fingerprint whatever its file or class is called."""
+    return [hashlib.sha256(np.ascontiguousarray(im).tobytes()).hexdigest()[:16] for im in images]

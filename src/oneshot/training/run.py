@@ -14,6 +14,7 @@ import threading
 
 import torch
 
+from ..data.partition import fingerprints
 from ..embedding import resolve_device
 from ..errors import ConfigError
 from ..models import build_model
@@ -112,7 +113,8 @@ def _run(cfg, out, data_dir, cache, resume, progress, stop_after, command, hooks
             t.prepare_validation(resume)
             extra = {}
             if t.split is not None:  # a folder: which classes train, validate and test
-                t.split.save(t.folder.data_split)
+                t.split.save(t.folder.data_split, seen=fingerprints(t.train_ds.images)
+                             + fingerprints(t.val_ds.images))
                 extra["data_split"] = {"file": t.folder.data_split.name, "by": t.split.by,
                                        **{p: len(names) for p, names in t.split.parts.items()}}
             t.folder.write_config(
