@@ -84,3 +84,18 @@ def test_members_train_side_by_side_into_one_model(tmp_path, data_dir, cache_dir
                  "spin"]) == 2
     assert "unknown view set 'spin'" in capsys.readouterr().err
     assert not (tmp_path / "x.pt").exists()
+
+
+def test_an_ensemble_on_a_folder_is_validated_on_the_folder(tmp_path, cache_dir):
+    """It was validated and calibrated on Omniglot's validation alphabets (60 % beside members
+    at 95-100 %), and its folder had no data_split.json for evaluate's leakage warning."""
+    data = class_folder(tmp_path / "flat", [f"c{k:02d}" for k in range(14)], per_class=4)
+    cfg = apply_overrides(preset("small"), {**SETS, "data": str(data), "val_ways": 20})
+    r = train(cfg, tmp_path / "run", cache=cache_dir, progress=False)
+    _, record = load_model(tmp_path / "run" / "model.pt")
+    assert record["validation"]["tasks"] == 10 and "open_set" not in record  # too few classes
+    members = [record["members"][k]["best_val"] for k in (0, 1)]
+    assert min(members) >= 90 and r.best_val >= 90  # the folder's few classes, as members
+    split = json.loads((tmp_path / "run" / "data_split.json").read_text())
+    assert split == json.loads((tmp_path / "run" / "member-0" / "data_split.json").read_text())
+    assert split["seen_images"]

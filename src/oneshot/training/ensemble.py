@@ -22,10 +22,11 @@ from pathlib import Path
 
 from ..checkpoint import export_model, load_checkpoint, load_model
 from ..errors import ConfigError, OneshotError, UsageError
-from ..io import atomic_write_json
+from ..io import atomic_write_bytes, atomic_write_json
 from ..models import build_model, ensemble, with_views
 from ..models.ensemble import check_ensemble_head
 from .config import TrainConfig, config_diff
+from .data import fit_ways, load_training_data
 from .loop import VAL_SEED_OFFSET, TrainingInterrupted, TrainResult
 from .runfolder import RUN_FILES, RunFolder
 
@@ -88,7 +89,6 @@ def _member_record(run: Path) -> dict:
 def _combine(folder: RunFolder, cfg: TrainConfig, data_dir, cache) -> TrainResult:
     """Ensemble the members' best checkpoints into model.pt; score and calibrate it."""
     from ..calibration import calibrate_record
-    from ..data.splits import load_split
     from ..evaluation.nway import evaluate_tasks
     from ..evaluation.scorers import EncoderScorer
     from ..sampling import sample_tasks
@@ -101,12 +101,20 @@ def _combine(folder: RunFolder, cfg: TrainConfig, data_dir, cache) -> TrainResul
     path = folder.root / "model.pt"
     export_model(net, path, {}, half=True)
     net, _ = load_model(path)  # score exactly what ships: float16 weights back as float32
-    val = load_split(cfg.val_split, data_dir, cache)
-    tasks = sample_tasks(val, cfg.val_ways, cfg.val_tasks, cfg.val_mode,
-                         seed=cfg.seed + VAL_SEED_OFFSET)
+    # the members' own validation data: a folder's validation part (its split saved beside
+    # model.pt, for evaluate's leakage check), or the named split
+    split_file = runs[0] / "data_split.json"
+    _, val, split = load_training_data(cfg, data_dir, cache, saved_split=split_file)
+    if split is not None:
+        atomic_write_bytes(folder.data_split, split_file.read_bytes())
+    tasks = sample_tasks(val, fit_ways(val, cfg.val_ways, cfg.val_mode), cfg.val_tasks,
+                         cfg.val_mode, seed=cfg.seed + VAL_SEED_OFFSET)
     acc = evaluate_tasks(EncoderScorer(net), val.images, tasks)
-    record = {"members": members, "validation": acc.to_dict(),
-              "open_set": calibrate_record(net, val, trials=min(500, 10 * cfg.val_tasks))}
+    record = {"members": members, "validation": acc.to_dict()}
+    try:
+        record["open_set"] = calibrate_record(net, val, trials=min(500, 10 * cfg.val_tasks))
+    except OneshotError as e:  # a small folder: classify then names a class for every image
+        log.warning("no open-set threshold in %s: %s", path, e)
     export_model(net, path, record, half=True)
     log.info("ensemble of %d members: validation %s; written %s", cfg.members, acc, path)
     minutes = sum(m["train_minutes"] for m in members)
