@@ -75,3 +75,19 @@ def test_fine_tune_from_the_shipped_model(letters, tmp_path):
                            shipped.encoder.members[0].features[0].weight)
     with pytest.raises(ConfigError, match="leave encoder and head to the init model"):
         initial_model(apply_overrides(cfg, {"encoder": "conv", "encoder_args": {}}))
+
+
+@pytest.mark.parametrize("part", ["train", "validation"])
+def test_resume_refuses_changed_images(letters, tmp_path, part):
+    """An image edited in a training class was trained on silently after --resume (the digest
+    saved in the checkpoint was not compared); one in a validation class gave "tasks were drawn
+    with digest=..." (found by a review helper)."""
+    cfg = apply_overrides(preset("small"), {**TINY, "data": str(letters)})
+    run = tmp_path / "run"
+    train(cfg, run, cache=tmp_path / "cache", progress=False, stop_after=2)
+    group = ClassSplit.load(run / "data_split.json").parts[part][0]
+    image = sorted((letters / group).rglob("*.png"))[0]
+    (letters / group / "c0" / "extra.png").write_bytes(image.read_bytes())  # one image more
+    with pytest.raises(DataError, match=r"--resume: the images of letters-" + part
+                       + r" changed since .*restore them, or start a new run"):
+        train(cfg, run, cache=tmp_path / "cache", resume=True, progress=False)

@@ -23,6 +23,7 @@ import torch
 from ..allocator import keep_freed_memory
 from ..augment import make_distortion
 from ..checkpoint import load_checkpoint, save_checkpoint
+from ..data.dataset import DataError
 from ..errors import ConfigError
 from ..evaluation.nway import evaluate_tasks
 from ..evaluation.scorers import EncoderScorer
@@ -77,6 +78,15 @@ class TrainingInterrupted(KeyboardInterrupt):
         why = f" ({signal_name})" if signal_name else ""
         super().__init__(f"interrupted{why} after step {step}; {folder / 'last.pt'} holds it. "
                          "Continue exactly with the same command plus --resume")
+
+
+def _same_data(then: str | None, ds, where: Path) -> None:
+    """DataError unless ``ds`` is the data ``where`` was made from (its content digest)."""
+    if then and then != ds.digest:
+        raise DataError(f"--resume: the images of {ds.name} changed since {where} was written "
+                        f"(content digest {then[:12]} then, {ds.digest[:12]} now); resuming "
+                        "exactly needs the same images: restore them, or start a new run "
+                        f"(another --out, with --set init={where.parent} to keep its weights)")
 
 
 class Trainer:
@@ -155,6 +165,7 @@ class Trainer:
         want = {"ways": fit_ways(self.val_ds, cfg.val_ways, cfg.val_mode),
                 "tasks": cfg.val_tasks, "mode": cfg.val_mode, "seed": cfg.seed + VAL_SEED_OFFSET}
         if resume and path.exists():
+            _same_data(TaskList.load(path).meta.get("digest"), self.val_ds, path)
             self.val_tasks = TaskList.load(path, self.val_ds, expect=want)
             return
         self.val_tasks = sample_tasks(self.val_ds, want["ways"], cfg.val_tasks, cfg.val_mode,
@@ -206,6 +217,7 @@ class Trainer:
                                   f"{k}: {a!r} -> {b!r}" for k, (a, b) in diff.items())
                               + "; to continue with the run's own settings (a preset may have "
                               f"changed since), use --config {self.folder.config}")
+        _same_data(ck.get("data_digest"), self.train_ds, self.folder.last)
         self.model.load_state_dict(ck["state_dict"])
         self.opt.load_state_dict(ck["optimizer"])
         self.sched.load_state_dict(ck["scheduler"])
