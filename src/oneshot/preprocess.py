@@ -42,7 +42,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from .data.images import ImageError, check_array_size, each_image, read_grey, shrink_grey
+from .data.images import ImageError, array_to_grey, each_image, read_grey, shrink_grey
 from .errors import ConfigError
 from .imageops import (
     border_plane,
@@ -128,20 +128,11 @@ STORED_PREPARE_ID = f"oneshot.preprocess.stored_image/2 size={STORED_SIZE} thres
 
 
 def _as_grey(img: ImageLike, name: str) -> np.ndarray:
-    if isinstance(img, (str, os.PathLike, Image.Image)):
-        return read_grey(img, name if isinstance(img, Image.Image) else None, max_side=MAX_SIDE)
-    a = np.asarray(img)
-    if a.ndim == 3 and a.shape[-1] in (3, 4):
-        a = a[..., :3].astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
-        a = a / (255.0 if np.asarray(img).dtype == np.uint8 else 1.0)
-    elif a.ndim == 2:
-        a = a.astype(np.float32) / (255.0 if a.dtype == np.uint8 else 1.0)
-    else:
-        raise ImageError(f"{name}: array of shape {a.shape}; (H, W) or (H, W, 3|4) expected")
-    check_array_size(a, name)
-    if not np.isfinite(a).all():
-        raise ImageError(f"{name}: array holds NaN or infinite values")
-    return shrink_grey(a, MAX_SIDE)
+    if isinstance(img, (str, os.PathLike)):
+        return read_grey(img, max_side=MAX_SIDE)  # errors name the path
+    if isinstance(img, (Image.Image, bytes, bytearray)) or hasattr(img, "read"):
+        return read_grey(img, name, max_side=MAX_SIDE)  # a PIL image, encoded bytes, a file
+    return shrink_grey(array_to_grey(img, name), MAX_SIDE)
 
 
 def to_ink(img: ImageLike, name: str = "image", background: str = "plane") -> np.ndarray:

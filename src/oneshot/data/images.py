@@ -22,7 +22,8 @@ from ..errors import OneshotError
 T = TypeVar("T")
 
 __all__ = ["ImageError", "ImageTooLargeError", "MAX_PIXELS", "read_grey", "read_binary",
-           "pil_to_grey", "shrink_grey", "each_image", "check_array_size", "check_square"]
+           "pil_to_grey", "shrink_grey", "each_image", "unit_range", "array_to_grey",
+           "check_array_size", "check_square"]
 
 MAX_PIXELS = 40_000_000  # 40 megapixels: about 160 MB as RGBA while decoding
 DRAFT_SIDE = 2048  # JPEGs are decoded at a reduced scale to about this side when larger
@@ -45,6 +46,9 @@ def pil_to_grey(img: Image.Image, max_side: int | None = None) -> np.ndarray:
     until its longer side is at most ``max_side``."""
     if img.getexif().get(_ORIENTATION, 1) != 1:
         img = ImageOps.exif_transpose(img)
+    if img.mode in ("I", "F") or img.mode.startswith("I;16"):  # 16-bit scans, float TIFFs:
+        grey = unit_range(np.asarray(img))  # convert("L") would clip them to 0-255
+        return shrink_grey(grey, max_side) if max_side else grey
     if img.mode in ("RGBA", "LA", "PA") or "transparency" in img.info:
         rgba = img.convert("RGBA")
         white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
@@ -53,6 +57,47 @@ def pil_to_grey(img: Image.Image, max_side: int | None = None) -> np.ndarray:
     if max_side and max(grey.size) > max_side:
         grey = grey.reduce(_factor(grey.size, max_side))
     return np.asarray(grey, dtype=np.float32) / 255.0
+
+
+_LUMA = np.array([0.299, 0.587, 0.114], np.float32)
+
+
+def unit_range(a: np.ndarray) -> np.ndarray:
+    """Grey levels as float32 in [0, 1]: uint8 / 255; booleans and values already within
+    [0, 1] as they are; anything else (16-bit scans, 0-255 floats, signed data) stretched from
+    its minimum to its maximum, so that the polarity test (border against 0.5) holds."""
+    if a.dtype == np.uint8:
+        return a.astype(np.float32) / 255.0
+    f = a.astype(np.float32)
+    lo, hi = (float(f.min()), float(f.max())) if f.size else (0.0, 0.0)
+    if a.dtype == bool or (lo >= 0.0 and hi <= 1.0):
+        return f
+    return (f - lo) / (hi - lo) if hi > lo else np.zeros_like(f)
+
+
+def array_to_grey(img: Any, name: str) -> np.ndarray:
+    """An image array -> float32 (H, W) in [0, 1], as :func:`pil_to_grey` does for images:
+    (H, W), (H, W, 1) or colour (H, W, 3|4), alpha composited onto white; levels by
+    :func:`unit_range`. ImageError for other shapes, non-real or non-finite values, or an
+    array over the size limits."""
+    a = np.asarray(img)
+    if not (a.dtype == bool or np.issubdtype(a.dtype, np.integer)
+            or np.issubdtype(a.dtype, np.floating)):
+        raise ImageError(f"{name}: array of {a.dtype}; real numbers expected")
+    a = a[..., 0] if a.ndim == 3 and a.shape[-1] == 1 else a
+    if not (a.ndim == 2 or (a.ndim == 3 and a.shape[-1] in (3, 4))):
+        raise ImageError(f"{name}: array of shape {a.shape}; (H, W) or (H, W, 3|4) expected")
+    check_array_size(a, name)
+    if not np.isfinite(a).all():
+        raise ImageError(f"{name}: array holds NaN or infinite values")
+    if a.ndim == 2:
+        return unit_range(a)
+    grey = unit_range(a[..., :3]) @ _LUMA
+    alpha = a[..., 3] if a.shape[-1] == 4 else None
+    if alpha is not None and alpha.min() != alpha.max():  # constant alpha: opaque
+        cover = unit_range(alpha)
+        grey = grey * cover + (1.0 - cover)
+    return grey.astype(np.float32)
 
 
 def each_image(fn: Callable[[Any, str], T], items: Iterable, names: Iterable[str]) -> list[T]:
@@ -86,7 +131,7 @@ def shrink_grey(a: np.ndarray, max_side: int) -> np.ndarray:
     return np.asarray(Image.fromarray(np.asarray(a, np.float32)).reduce(_factor(a.shape, max_side)))
 
 
-def read_grey(source: str | os.PathLike | bytes | Image.Image, name: str | None = None,
+def read_grey(source: str | os.PathLike | bytes | Image.Image | io.IOBase, name: str | None = None,
               max_pixels: int = MAX_PIXELS, formats: tuple[str, ...] | None = None,
               max_side: int | None = None, exact_side: int | None = None) -> np.ndarray:
     """Decode ``source`` (a path, encoded bytes or a PIL image) to float32 (H, W) in [0, 1].
