@@ -24,7 +24,8 @@ from .io import atomic_write_bytes, check_replaceable
 from .models import SiameseNet, build_model
 
 __all__ = ["CheckpointError", "save_checkpoint", "load_checkpoint", "export_model",
-           "load_model", "model_fingerprint", "default_model_path", "resolve_model_path"]
+           "export_ensemble", "load_model", "model_fingerprint", "default_model_path",
+           "resolve_model_path"]
 
 CHECKPOINT_FORMAT = "oneshot-checkpoint-1"
 MODEL_FORMAT = "oneshot-model-1"
@@ -126,6 +127,25 @@ def export_model(model: SiameseNet, path: str | os.PathLike, record: dict | None
           for k, v in model.state_dict().items()}
     _save({"format": MODEL_FORMAT, "model_spec": json.dumps(model.spec.to_dict()),
            "state_dict": sd, "record": json.dumps(record or {})}, path)
+
+
+def export_ensemble(runs: list[str | os.PathLike], path: str | os.PathLike, half: bool = False,
+                    views: str | None = None) -> int:
+    """Write the exact ensemble of the models ``runs`` name (run folders or model files, each
+    once; one: that model) to ``path``, with test-time ``views`` if given; returns the number
+    of members. ConfigError for models that cannot be ensembled (other input sizes or heads,
+    ONNX exports)."""
+    from .errors import UsageError
+    from .models import ensemble, with_views
+
+    if len({str(resolve_model_path(r).resolve()) for r in runs}) < len(runs):
+        raise UsageError(f"a model is given twice in {[str(r) for r in runs]}; each member once")
+    loaded = [load_model(r) for r in runs]
+    net = ensemble([m for m, _ in loaded]) if len(loaded) > 1 else loaded[0][0]
+    export_model(with_views(net, views) if views else net, path,
+                 {"members": [str(r) for r in runs],
+                  "member_records": [rec for _, rec in loaded]}, half=half, inputs=tuple(runs))
+    return len(loaded)
 
 
 def check_output_path(path: str | os.PathLike, inputs: tuple = ()) -> None:

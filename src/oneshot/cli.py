@@ -158,16 +158,10 @@ def cmd_export(args) -> int:
 
 
 def cmd_ensemble(args) -> int:
-    from .checkpoint import export_model, load_model
-    from .models import ensemble, with_views
+    from .checkpoint import export_ensemble
 
-    loaded = [load_model(r) for r in args.runs]
-    net = ensemble([m for m, _ in loaded]) if len(loaded) > 1 else loaded[0][0]
-    export_model(with_views(net, args.views) if args.views else net, args.out,
-                 {"members": [str(r) for r in args.runs],
-                  "member_records": [rec for _, rec in loaded]}, half=args.half,
-                 inputs=tuple(args.runs))
-    print(f"written: {args.out} ({len(loaded)} members, "
+    n = export_ensemble(args.runs, args.out, args.half, args.views)
+    print(f"written: {args.out} ({n} member{'s' if n != 1 else ''}, "
           f"{Path(args.out).stat().st_size / 1e6:.2f} MB)")
     return 0
 

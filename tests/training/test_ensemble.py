@@ -84,6 +84,12 @@ def test_members_train_side_by_side_into_one_model(tmp_path, data_dir, cache_dir
                  "spin"]) == 2
     assert "unknown view set 'spin'" in capsys.readouterr().err
     assert not (tmp_path / "x.pt").exists()
+    # these were tracebacks (exit 1), or accepted twice over (found by a review helper)
+    for runs, says in [([members[0], "default"], "input sizes [28, 56]; one size expected"),
+                       ([members[0], members[0] + "/best.pt"], "a model is given twice")]:
+        assert main(["ensemble", *runs, "--out", str(tmp_path / "y.pt")]) == 2
+        assert says in capsys.readouterr().err
+    assert not (tmp_path / "y.pt").exists()
 
 
 def test_an_ensemble_on_a_folder_is_validated_on_the_folder(tmp_path, cache_dir):

@@ -16,6 +16,7 @@ import math
 import torch
 from torch import nn
 
+from ..errors import ConfigError
 from .encoders import Encoder, create_encoder
 from .heads import EuclideanHead
 from .siamese import ModelSpec, SiameseNet, build_model
@@ -32,13 +33,13 @@ class ConcatEncoder(Encoder):
     def __init__(self, members: list[dict], weights: list[float]) -> None:
         super().__init__()
         if not members or len(members) != len(weights):
-            raise ValueError(f"{len(members)} members and {len(weights)} weights; "
+            raise ConfigError(f"{len(members)} members and {len(weights)} weights; "
                              "one weight per member (at least one) expected")
         self.members = nn.ModuleList(
             create_encoder(m["encoder"], **m.get("encoder_args", {})) for m in members)
         sizes = sorted({m.input_size for m in self.members})
         if len(sizes) != 1:
-            raise ValueError(f"ensemble members have input sizes {sizes}; one size expected")
+            raise ConfigError(f"ensemble members have input sizes {sizes}; one size expected")
         self.input_size = sizes[0]
         self.weights = [float(w) for w in weights]
         self.embedding_dim = sum(m.embedding_dim for m in self.members)
@@ -59,17 +60,20 @@ class ConcatEncoder(Encoder):
 
 
 def check_ensemble_head(head, what: str) -> None:
-    """ValueError unless ``head`` can be ensembled exactly (a Euclidean head)."""
+    """ConfigError unless ``head`` can be ensembled exactly (a Euclidean head)."""
     if not isinstance(head, EuclideanHead):
-        raise ValueError(f"{what} has a {type(head).__name__}; only Euclidean-head models can "
-                         "be ensembled exactly")
+        raise ConfigError(f"{what} has a {type(head).__name__}; only Euclidean-head models can "
+                          "be ensembled exactly")
 
 
 def ensemble(models: list[SiameseNet]) -> SiameseNet:
     """One SiameseNet whose logits are the mean of ``models``' logits (Euclidean heads only)."""
     if not models:
-        raise ValueError("an ensemble needs at least one model")
+        raise ConfigError("an ensemble needs at least one model")
     for i, m in enumerate(models):
+        if not isinstance(m, SiameseNet):  # e.g. an ONNX export: its weights are in a graph
+            raise ConfigError(f"model {i} is a {type(m).__name__}; an ensemble is made of "
+                              "PyTorch models (run folders or .pt files)")
         check_ensemble_head(m.head, f"model {i}")
     k = len(models)
     weights = [math.sqrt(float(m.head.log_scale.detach().exp()) / k) for m in models]
