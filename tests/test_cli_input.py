@@ -125,8 +125,25 @@ def test_evaluate_on_one_class_is_refused(tiny_model_file, tmp_path, capsys):
     out = tmp_path / "report"
     assert main(["evaluate", "--data", str(root), "--model", str(tiny_model_file), "--out",
                  str(out), "--cache", str(tmp_path / "c")]) == 2
-    assert "too few classes for N-way tasks" in capsys.readouterr().err
+    assert "1 classes at most for unstructured tasks" in capsys.readouterr().err
     assert not out.exists()
+    two = class_folder(tmp_path / "two", ["a", "b"], per_class=2)  # an empty report, exit 0
+    assert main(["evaluate", "--data", str(two), "--model", str(tiny_model_file), "--out",
+                 str(out), "--ways", "3", "5", "--cache", str(tmp_path / "c")]) == 2
+    assert "no N-way task of N = [3, 5] fits" in capsys.readouterr().err and not out.exists()
+
+
+@pytest.mark.parametrize("argv, says", [
+    (["--part", "test"], "--part: with --data DIR only"),
+    (["--data-split", "s.json"], "--data-split: with --data DIR only"),
+    (["--data", "d", "--full"], "--split and --full choose Omniglot's alphabets"),
+    (["--data", "d", "--data-split", "s.json", "--split-seed", "3"],
+     "--data-split gives a class split, --split-seed draws one"),
+])
+def test_evaluate_options_that_contradict(argv, says, tmp_path, capsys):
+    """Each was ignored without a word (Omniglot scored for --part test without --data)."""
+    assert main(["evaluate", *argv, "--out", str(tmp_path / "r")]) == 2
+    assert says in capsys.readouterr().err and not (tmp_path / "r").exists()
 
 
 def test_every_unusable_image_of_a_support_folder_is_named_at_once(tiny_model_file, tmp_path,

@@ -57,9 +57,11 @@ def cmd_evaluate(args) -> int:
     from dataclasses import replace
 
     from .checkpoint import default_model_path
+    from .cli_parser import check_folder_options
     from .evaluation.runner import FULL, EvalSettings
     from .report import evaluate_and_report
 
+    check_folder_options(args)
     models = args.model
     if models is None and not args.baselines_only and default_model_path() is not None:
         models = ["default"]
@@ -69,7 +71,7 @@ def cmd_evaluate(args) -> int:
     if args.data:  # a folder of classes (one part of its class split): no Lake benchmark
         from .datasets import load_folder_part
 
-        ds = load_folder_part(args.data, args.part, args.data_split, args.split_seed,
+        ds = load_folder_part(args.data, args.part, args.data_split, args.split_seed or 0,
                               cache=args.cache, progress=_progress(args))
         splits, datasets = [ds.name], {ds.name: ds}
         if len(ds.alphabets) == 1 and not args.mode:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-__all__ = ["build_parser"]
+__all__ = ["build_parser", "check_folder_options"]
 
 WAYS_DEFAULT = list(range(1, 20, 2))
 
@@ -31,28 +31,35 @@ def _int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"{text!r}: a whole number expected") from None
 
 
-def _count(text: str) -> int:
-    """An argparse type: a whole number of at least 1."""
-    n = _int(text)
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"{n}: at least 1 expected")
-    return n
+def _ranged(low: int, high: int | None, want: str):
+    """An argparse type: a whole number in [low, high] (no upper bound for None)."""
+    def parse(text: str) -> int:
+        n = _int(text)
+        if n < low or (high is not None and n > high):
+            raise argparse.ArgumentTypeError(f"{n}: {want} expected")
+        return n
+    return parse
 
 
-def _seed(text: str) -> int:
-    """An argparse type: a seed in [0, 2**32)."""
-    n = _int(text)
-    if not 0 <= n < 2**32:
-        raise argparse.ArgumentTypeError(f"{n}: a seed in [0, 2**32) expected")
-    return n
+_count = _ranged(1, None, "at least 1")
+_seed = _ranged(0, 2**32 - 1, "a seed in [0, 2**32)")
+_port = _ranged(1, 65535, "a port 1-65535")
 
 
-def _port(text: str) -> int:
-    """An argparse type: a TCP port, 1 to 65535."""
-    n = _int(text)
-    if not 1 <= n <= 65535:
-        raise argparse.ArgumentTypeError(f"{n}: a port 1-65535 expected")
-    return n
+def check_folder_options(args) -> None:
+    """UsageError for ``evaluate`` options that contradict: --part, --data-split, --split-seed
+    need --data; --split and --full (Omniglot's) exclude it; a split is given or drawn."""
+    from .errors import UsageError
+
+    if not args.data:
+        given = [o for o, v in (("--part", args.part != "all"), ("--data-split", args.data_split),
+                                ("--split-seed", args.split_seed is not None)) if v]
+        if given:
+            raise UsageError(f"{', '.join(given)}: with --data DIR only (Omniglot: --split)")
+    elif args.split or args.full:
+        raise UsageError("--split and --full choose Omniglot's alphabets, not with --data")
+    elif args.data_split and args.split_seed is not None:
+        raise UsageError("--data-split gives a class split, --split-seed draws one: not both")
 
 
 def _global_options(p: argparse.ArgumentParser, top: bool) -> None:
@@ -92,8 +99,8 @@ def _folder_args(p: argparse.ArgumentParser) -> None:
                    "--data DIR' draws; test: the classes a model trained there never saw)")
     p.add_argument("--data-split", metavar="FILE",
                    help="with --data: a saved class split (a run's data_split.json)")
-    p.add_argument("--split-seed", type=_seed, default=0,
-                   help="with --data and no --data-split: the seed that draws the split")
+    p.add_argument("--split-seed", type=_seed, help="with --data and no --data-split: the "
+                   "seed that draws the split (default: 0, as train's split_seed)")
 
 
 def _sub(sub, name: str, func: str, help: str, **kw) -> argparse.ArgumentParser:

@@ -71,6 +71,8 @@ def load_folder_part(ref: str | os.PathLike, part: str = "all",
     parts are the run's."""
     ds = load_data(ref, cache=cache, progress=progress)
     if part == "all":
+        if split_file is not None:  # not used, but a split of another folder is a mistake
+            ClassSplit.load(split_file, ds)
         return ds
     if part not in PARTS:
         raise DataError(f"part {part!r}; expected 'all' or one of {list(PARTS)}")

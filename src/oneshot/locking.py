@@ -35,8 +35,12 @@ class FileLock:
         self.timeout = timeout
         self.what = what or str(self.path)
         self._fd: int | None = None
+        self._made = False
 
     def acquire(self) -> None:
+        # a fail-fast lock (a run or report folder) that made its folder removes it again if it
+        # is still empty on release: a start that failed leaves nothing behind
+        self._made = self.timeout == 0 and not self.path.parent.exists()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
         deadline = time.monotonic() + self.timeout
@@ -58,6 +62,9 @@ class FileLock:
     def release(self) -> None:
         if self._fd is not None:
             os.ftruncate(self._fd, 0)
+            if self._made and [p.name for p in self.path.parent.iterdir()] == [self.path.name]:
+                self.path.unlink()  # a folder this lock made, still empty: as it was
+                self.path.parent.rmdir()
             fcntl.flock(self._fd, fcntl.LOCK_UN)
             os.close(self._fd)
             self._fd = None

@@ -131,7 +131,7 @@ def evaluate_and_report(out: str | os.PathLike, settings: EvalSettings, model=No
     if Path(out).exists() and not Path(out).is_dir():
         raise UsageError(f"--out {out}: is a file; the report needs a folder (made if absent)")
     for ds in (datasets or {}).values():
-        check_fits(ds, settings.modes)
+        check_fits(ds, settings.modes, settings.ways)
     models = [] if model is None else list(model) if isinstance(model, (list, tuple)) else [model]
     scorers, header = _scorers_and_header(settings, models, model_label, baselines, device,
                                           command, datasets)

@@ -26,7 +26,7 @@ __all__ = ["MODES", "TaskList", "TaskFileError", "sample_tasks", "character_grid
            "ClassImages", "max_ways", "PairSampler", "EpisodeSampler"]
 
 MODES = ("within-alphabet", "unstructured")
-TASK_FORMAT = 1
+TASK_FORMAT, MAX_TASKS = 1, 100_000  # 100,000 tasks: about 17 MB at 20-way
 
 
 def character_grid(ds: Dataset) -> np.ndarray:
@@ -168,6 +168,8 @@ def sample_tasks(ds: Dataset, ways: int, n_tasks: int, mode: str = "within-alpha
         raise ConfigError(f"mode {mode!r}; expected one of {MODES}")
     if ways < 1:
         raise ConfigError(f"ways={ways}; at least 1 needed")
+    if not 1 <= n_tasks <= MAX_TASKS:  # 10**8 tasks took gigabytes and hung without a word
+        raise ConfigError(f"{n_tasks} tasks; 1 to {MAX_TASKS:,} expected (+-0.2 points at most)")
     cls = ClassImages(ds)
     rng = _rng(seed)
     C, K = len(cls), cls.count

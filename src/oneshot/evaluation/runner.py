@@ -114,12 +114,15 @@ def ways_that_fit(ds: Dataset, mode: str, ways: tuple[int, ...]) -> tuple[int, .
     return fit
 
 
-def check_fits(ds: Dataset, modes: tuple[str, ...]) -> None:
-    """DataError unless ``ds`` has 2 classes (in one group, within-alphabet) for N-way tasks in
-    one of ``modes`` at least: 1-way tasks alone score 100 % for every scorer, random too."""
-    if not any(max_ways(ds, mode) >= 2 for mode in modes):
-        raise DataError(f"{ds.name}: too few classes for N-way tasks in {' or '.join(modes)} "
-                        "mode (at least 2 are needed, in one group for within-alphabet)")
+def check_fits(ds: Dataset, modes: tuple[str, ...], ways: tuple[int, ...]) -> None:
+    """DataError unless ``ds`` has the classes (in one group, within-alphabet) for N-way tasks
+    of some N >= 2 of ``ways`` in one of ``modes``: 1-way tasks alone score 100 % for every
+    scorer, random too, and a report with no task would say nothing."""
+    most = max(max_ways(ds, mode) for mode in modes)
+    if not any(2 <= n <= most for n in ways):
+        raise DataError(f"{ds.name}: {most} classes at most for {' or '.join(modes)} tasks (in "
+                        f"one group for within-alphabet): no N-way task of N = {list(ways)} "
+                        "fits (N >= 2 is needed)")
 
 
 def curve_for(scorers: list[Scorer], split: str, mode: str, settings: EvalSettings,
@@ -143,7 +146,7 @@ def evaluate(scorers: list[Scorer], settings: EvalSettings, task_dir: str | os.P
     {split: Dataset} to use instead of loading those splits."""
     rows: list[dict] = []
     for ds in (datasets or {}).values():
-        check_fits(ds, settings.modes)
+        check_fits(ds, settings.modes, settings.ways)
     for split in settings.splits:
         caches: dict = {}
         for mode in settings.modes:
