@@ -171,3 +171,11 @@ def test_a_second_evaluation_into_a_busy_report_folder_is_refused(tmp_path, caps
     with FileLock(out / ".lock", timeout=0):  # as an evaluation running in another process
         assert main(["evaluate", "--baselines-only", "--no-lake", "--out", str(out)]) == 2
     assert "report folder" in capsys.readouterr().err and not (out / "results.md").exists()
+
+
+def test_too_many_tasks_are_refused_and_leave_no_folder(tmp_path, capsys):
+    """--tasks 100000000 ran for 10 minutes without a word; a failed start left OUT/.lock."""
+    out = tmp_path / "r"
+    assert main(["evaluate", "--baselines-only", "--no-lake", "--tasks", "100000000", "--out",
+                 str(out)]) == 2
+    assert "1 to 100,000 expected" in capsys.readouterr().err and not out.exists()

@@ -176,3 +176,30 @@ def test_empty_copy_shares_the_model(model_file):
     assert len(other) == 0 and clf.classes == ["bar"]
     other.enrol([glyph("eq")], ["eq"])
     assert clf.classes == ["bar"] and other.classes == ["eq"]
+
+
+def test_api_mistakes_are_clear_errors(model_file, tmp_path):
+    """Each was a raw TypeError or KeyError, a silently wrong value (a class named "None",
+    crop="no" taken as True, threshold=True as 1), or numpy numbers refused (found by a review
+    helper)."""
+    from oneshot.errors import OneshotError
+
+    with pytest.raises(OneshotError, match="crop='no'; True, False or None"):
+        OneShotClassifier.load(model_file, crop="no")
+    with pytest.raises(OneshotError, match="model 123: a path, a run folder or 'default'"):
+        OneShotClassifier.load(123)
+    clf = OneShotClassifier.load(model_file)
+    for labels in (None, ["bar", None]):
+        with pytest.raises(OneshotError, match="a class name per image expected, not None"):
+            clf.enrol([glyph("bar"), glyph("eq")], labels)
+    clf.enrol([glyph("bar"), glyph("eq")], ["bar", "eq"])
+    assert clf.predict([glyph("bar")], top_k=np.int64(2), threshold=np.float32(0.0))[0].label \
+        == "bar"
+    with pytest.raises(OneshotError, match="threshold=True; a probability"):
+        clf.predict([glyph("bar")], threshold=True)
+    with pytest.raises(OneshotError, match="class 'zz' is not enrolled") as e:
+        clf.remove("zz")
+    assert isinstance(e.value, KeyError)  # as before, for callers that catch KeyError
+    with pytest.raises(OneshotError, match="is a folder; a file name expected"):
+        clf.save(f"{tmp_path}/new/")
+    assert not (tmp_path / "new").exists()

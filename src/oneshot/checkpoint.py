@@ -53,6 +53,8 @@ def resolve_model_path(model: str | os.PathLike | None) -> Path:
             raise CheckpointError("no model given and this installation ships no default "
                                   "model; train one (oneshot train) and pass --model")
         return p
+    if not isinstance(model, (str, os.PathLike)):
+        raise CheckpointError(f"model {model!r}: a path, a run folder or 'default' expected")
     p = Path(model)
     if p.is_dir():
         for name in RUN_MODEL_FILES:

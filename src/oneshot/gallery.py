@@ -1,5 +1,6 @@
 """Gallery files: a classifier's enrolled embeddings and labels, saved atomically, read with
-every field checked, and updated under a lock so that concurrent writers never lose classes.
+every field checked, and updated under a lock so that concurrent writers never lose classes
+(:func:`enrol_into_gallery`: a folder of classes into a gallery file).
 
 Format (``.npz``, no pickles): ``embeddings`` float32 (K, D) and ``meta``, a JSON string with
 ``format``, ``model_fingerprint``, ``model_spec``, ``preprocessing`` (``input_size``, ``crop``)
@@ -15,16 +16,22 @@ import zipfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
-from .errors import OneshotError, unreadable_reason
+from .data.folder import choose_per_class, list_folder
+from .errors import OneshotError, UsageError, unreadable_reason
 from .io import atomic_write_bytes, check_replaceable
 from .locking import FileLock
 
+if TYPE_CHECKING:
+    from .inference import OneShotClassifier
+
 __all__ = ["GalleryError", "GalleryFile", "read_gallery", "write_gallery", "gallery_lock",
-           "GALLERY_FORMAT", "LOCK_TIMEOUT", "check_gallery_target"]
+           "GALLERY_FORMAT", "LOCK_TIMEOUT", "check_gallery_target", "enrol_into_gallery",
+           "EXISTING"]
 
 GALLERY_FORMAT = "oneshot-gallery-1"
 LOCK_TIMEOUT = 60.0  # seconds a writer waits for another one to finish
@@ -115,3 +122,66 @@ def gallery_lock(path: str | os.PathLike, timeout: float = LOCK_TIMEOUT) -> File
     """The lock that writers of ``path`` hold while they read, change and write it."""
     p = Path(path)
     return FileLock(p.with_name(p.name + ".lock"), timeout, what=f"gallery {p}")
+
+
+EXISTING = ("skip", "replace", "append")  # what enrolling does with a class already there
+
+
+def enrol_into_gallery(clf: OneShotClassifier, gallery: str | os.PathLike,
+                       folder: str | os.PathLike, replace: bool = False,
+                       existing: str | None = None, per_class: int | None = None,
+                       pick: str = "first", seed: int = 0) -> dict[str, list[str]]:
+    """Enrol ``folder`` (DIR/<class>/<image>) into the gallery file, under its lock: concurrent
+    writers wait for each other, so no update is lost. ``replace`` starts a new gallery.
+
+    ``per_class``: enrol at most that many images of each class (``pick``: the first by name,
+    or "random" with ``seed``). ``existing``: what to do with a class the gallery already has:
+    "skip" it, "replace" its images, or "append" to them (images already enrolled are not
+    added twice); None refuses (GalleryError naming the classes) rather than guess. Nothing
+    is written unless every image could be read. Returns {"added" | "skipped" | "replaced" |
+    "appended": [classes]}.
+    """
+    if existing is not None and existing not in EXISTING:
+        raise UsageError(f"existing={existing!r}; one of {list(EXISTING)} (or None) expected")
+    items = list_folder(folder)
+    if per_class is not None:
+        items = choose_per_class(items, per_class, pick, seed)
+    with gallery_lock(gallery):
+        check_gallery_target(gallery)  # before reading: --replace must not replace an image
+        if Path(gallery).exists() and not replace:
+            try:
+                clf.load_gallery(gallery)
+            except GalleryError as e:
+                raise GalleryError(f"{e} (use --replace to start a new gallery)") from e
+        done = _enrol_items(clf, items, existing, gallery)
+        clf.save(gallery)
+    return done
+
+
+def _enrol_items(clf: OneShotClassifier, items: list, existing: str | None, gallery) -> dict:
+    have = set(clf.classes)
+    classes = list(dict.fromkeys(c for _, c in items))
+    clash = [c for c in classes if c in have]
+    if clash and existing is None:
+        raise GalleryError(f"{gallery}: {len(clash)} of these classes are already enrolled "
+                           f"({', '.join(clash[:5])}{', ...' if len(clash) > 5 else ''}); say "
+                           "what to do with them: --existing skip, replace or append")
+    if existing == "skip":
+        items = [(p, c) for p, c in items if c not in have]
+    emb = clf.embed([str(p) for p, _ in items]) if items else clf._emb[:0]  # all read first
+    labels = [c for _, c in items]
+    if existing == "replace":
+        for c in clash:
+            clf.remove(c)
+    elif existing == "append":  # the same image twice would only weigh its class more
+        ids = {c: i for i, c in enumerate(dict.fromkeys(clf._labels + labels))}
+        same = (torch.tensor([ids[c] for c in labels])[:, None]
+                == torch.tensor([ids[c] for c in clf._labels])[None, :])
+        d = torch.cdist(emb, clf._emb, compute_mode="donot_use_mm_for_euclid_dist")
+        seen = ((d < 1e-4) & same).any(1)
+        keep = (~seen).nonzero().flatten().tolist()
+        emb, labels = emb[keep], [labels[i] for i in keep]
+    clf.enrol_embeddings(emb, labels)
+    action = {"skip": "skipped", "replace": "replaced", "append": "appended"}.get(existing or "")
+    return {"added": [c for c in classes if c not in have],
+            **({action: clash} if action else {})}

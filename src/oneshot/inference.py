@@ -14,16 +14,17 @@ padded square, resized to the encoder's input size). Scores are the model's pair
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
-from pathlib import Path
+from numbers import Integral, Real
 
 import torch
 
 from .checkpoint import load_model, model_fingerprint
-from .data.folder import choose_per_class, list_folder
+from .data.folder import list_folder
 from .embedding import Embedder
 from .errors import UsageError
-from .gallery import GalleryError, check_gallery_target, gallery_lock, read_gallery, write_gallery
+from .gallery import EXISTING, GalleryError, enrol_into_gallery, read_gallery, write_gallery
 from .models import SiameseNet
 from .preprocess import ImageLike, images_to_tensor, preprocess
 
@@ -31,6 +32,15 @@ __all__ = ["OneShotClassifier", "Prediction", "Verification", "GalleryError", "U
            "CALIBRATED", "enrol_into_gallery", "EXISTING"]
 
 UNKNOWN = "unknown"
+
+
+class NotEnrolled(UsageError, KeyError):
+    """A class that is not in the gallery."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0])
+
+
 CALIBRATED = "calibrated"  # threshold: the model's calibrated open-set threshold, if it has one
 
 
@@ -65,6 +75,8 @@ class OneShotClassifier:
         self.device = self.embedder.device
         self.model = model.eval().to(self.device)
         self.record = record or {}
+        if crop is not None and not isinstance(crop, bool):
+            raise UsageError(f"crop={crop!r}; True, False or None (the model's) expected")
         self._crop_given = crop is not None
         self.crop = bool(crop)
         self.fingerprint = model_fingerprint(model)
@@ -113,9 +125,13 @@ class OneShotClassifier:
     def enrol(self, images: ImageLike | list, labels: str | list[str]) -> None:
         """Add images with their class labels to the gallery (several per class allowed)."""
         images = images if isinstance(images, (list, tuple)) else [images]
-        labels = [labels] * len(images) if isinstance(labels, str) else list(labels)
+        many = not isinstance(labels, str) and isinstance(labels, Iterable)
+        labels = list(labels) if many else [labels] * len(images)
         if len(images) != len(labels):
-            raise UsageError(f"{len(images)} images but {len(labels)} labels")
+            raise UsageError(f"{len(images)} images but {len(labels)} labels; one label for "
+                             "all, or one per image, expected")
+        if any(lab is None for lab in labels):
+            raise UsageError(f"labels {labels[:5]}: a class name per image expected, not None")
         emb = self.embed(list(images))  # all checked before the gallery changes
         self.enrol_embeddings(emb, [str(lab) for lab in labels])
 
@@ -143,7 +159,7 @@ class OneShotClassifier:
         keep = [i for i, lab in enumerate(self._labels) if lab != label]
         n = len(self._labels) - len(keep)
         if n == 0:
-            raise KeyError(f"class {label!r} is not enrolled")
+            raise NotEnrolled(f"class {label!r} is not enrolled")
         self._emb = self._emb[keep]
         self._labels = [self._labels[i] for i in keep]
         return n
@@ -171,7 +187,7 @@ class OneShotClassifier:
 
     def predict_embeddings(self, query_emb: torch.Tensor, top_k: int = 1,
                            threshold: float | str | None = CALIBRATED) -> list[Prediction]:
-        if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
+        if isinstance(top_k, bool) or not isinstance(top_k, Integral) or top_k < 1:
             raise UsageError(f"top_k={top_k!r}; a whole number of at least 1 expected")
         if threshold == CALIBRATED:
             threshold = self.calibrated_threshold
@@ -229,69 +245,7 @@ class OneShotClassifier:
         self._emb, self._labels = g.embeddings, list(g.labels)
 
 
-EXISTING = ("skip", "replace", "append")  # what enrolling does with a class already there
-
-
-def enrol_into_gallery(clf: OneShotClassifier, gallery: str | os.PathLike,
-                       folder: str | os.PathLike, replace: bool = False,
-                       existing: str | None = None, per_class: int | None = None,
-                       pick: str = "first", seed: int = 0) -> dict[str, list[str]]:
-    """Enrol ``folder`` (DIR/<class>/<image>) into the gallery file, under its lock: concurrent
-    writers wait for each other, so no update is lost. ``replace`` starts a new gallery.
-
-    ``per_class``: enrol at most that many images of each class (``pick``: the first by name,
-    or "random" with ``seed``). ``existing``: what to do with a class the gallery already has:
-    "skip" it, "replace" its images, or "append" to them (images already enrolled are not
-    added twice); None refuses (GalleryError naming the classes) rather than guess. Nothing
-    is written unless every image could be read. Returns {"added" | "skipped" | "replaced" |
-    "appended": [classes]}.
-    """
-    if existing is not None and existing not in EXISTING:
-        raise UsageError(f"existing={existing!r}; one of {list(EXISTING)} (or None) expected")
-    items = list_folder(folder)
-    if per_class is not None:
-        items = choose_per_class(items, per_class, pick, seed)
-    with gallery_lock(gallery):
-        check_gallery_target(gallery)  # before reading: --replace must not replace an image
-        if Path(gallery).exists() and not replace:
-            try:
-                clf.load_gallery(gallery)
-            except GalleryError as e:
-                raise GalleryError(f"{e} (use --replace to start a new gallery)") from e
-        done = _enrol_items(clf, items, existing, gallery)
-        clf.save(gallery)
-    return done
-
-
-def _enrol_items(clf: OneShotClassifier, items: list, existing: str | None, gallery) -> dict:
-    have = set(clf.classes)
-    classes = list(dict.fromkeys(c for _, c in items))
-    clash = [c for c in classes if c in have]
-    if clash and existing is None:
-        raise GalleryError(f"{gallery}: {len(clash)} of these classes are already enrolled "
-                           f"({', '.join(clash[:5])}{', ...' if len(clash) > 5 else ''}); say "
-                           "what to do with them: --existing skip, replace or append")
-    if existing == "skip":
-        items = [(p, c) for p, c in items if c not in have]
-    emb = clf.embed([str(p) for p, _ in items]) if items else clf._emb[:0]  # all read first
-    labels = [c for _, c in items]
-    if existing == "replace":
-        for c in clash:
-            clf.remove(c)
-    elif existing == "append":  # the same image twice would only weigh its class more
-        ids = {c: i for i, c in enumerate(dict.fromkeys(clf._labels + labels))}
-        same = (torch.tensor([ids[c] for c in labels])[:, None]
-                == torch.tensor([ids[c] for c in clf._labels])[None, :])
-        d = torch.cdist(emb, clf._emb, compute_mode="donot_use_mm_for_euclid_dist")
-        seen = ((d < 1e-4) & same).any(1)
-        keep = (~seen).nonzero().flatten().tolist()
-        emb, labels = emb[keep], [labels[i] for i in keep]
-    clf.enrol_embeddings(emb, labels)
-    action = {"skip": "skipped", "replace": "replaced", "append": "appended"}.get(existing or "")
-    return {"added": [c for c in classes if c not in have],
-            **({action: clash} if action else {})}
-
-
 def _check_threshold(threshold: float) -> None:
-    if not isinstance(threshold, (int, float)) or not 0.0 <= threshold <= 1.0:
+    if isinstance(threshold, bool) or not isinstance(threshold, Real) \
+            or not 0.0 <= threshold <= 1.0:  # NaN fails too
         raise UsageError(f"threshold={threshold!r}; a probability in [0, 1] expected")

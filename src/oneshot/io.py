@@ -135,10 +135,10 @@ def check_replaceable(path: str | os.PathLike, is_ours: Callable[[Path], bool], 
     p = Path(path)
     if p.is_symlink():
         raise error(f"{p}: is a symbolic link; give the path of the file itself")
+    if p.is_dir() or str(path).endswith(("/", os.sep)):  # "new/" meant a folder, not a file
+        raise error(f"{path}: is a folder; a file name expected")
     if not p.exists():
         return
-    if p.is_dir():
-        raise error(f"{p}: is a folder; a file name expected")
     if not p.is_file():
         raise error(f"{p}: is not a regular file (a device, pipe or socket); refusing to write it")
     if not is_ours(p):
