@@ -14,11 +14,12 @@ import importlib
 import importlib.util
 import os
 import sys
+import traceback
 from importlib.metadata import entry_points
 from pathlib import Path
 from types import ModuleType
 
-from .errors import UsageError
+from .errors import OneshotError, UsageError
 
 __all__ = ["load_plugin", "load_plugins", "ENV_PLUGINS", "ENTRY_POINT_GROUP"]
 
@@ -44,6 +45,15 @@ def load_plugin(name: str) -> ModuleType:
         return importlib.import_module(name)
     except ImportError as e:
         raise UsageError(f"plugin {name!r} cannot be imported ({e})") from e
+    except (OneshotError, KeyboardInterrupt):
+        raise
+    except Exception as e:  # the plugin's own code failed: say where, in one line
+        sys.modules.pop(f"oneshot_plugin_{path.stem}", None)
+        frames = traceback.extract_tb(e.__traceback__)  # a SyntaxError says where itself
+        where = "" if isinstance(e, SyntaxError) or not frames else \
+            f" at {frames[-1].filename}:{frames[-1].lineno}"
+        raise UsageError(f"plugin {name!r} failed on import{where}: "
+                         f"{type(e).__name__}: {e}") from e
 
 
 def load_plugins(names: list[str] | None = None, environment: bool = True,

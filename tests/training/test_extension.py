@@ -136,3 +136,18 @@ def test_registries_refuse_clashes_and_name_known_entries():
         from oneshot.models import create_head
 
         create_head("nope", 4)
+
+
+@pytest.mark.parametrize("code, says", [
+    ('x = 1\nraise RuntimeError("boom")\n', "failed on import at {path}:2: RuntimeError: boom"),
+    ("def f(:\n", "failed on import: SyntaxError: invalid syntax"),
+])
+def test_a_plugin_that_fails_on_import_is_one_line(code, says, tmp_path, capsys):
+    """It was a full traceback with exit status 1 (found by a review helper)."""
+    from oneshot.cli import main
+
+    path = tmp_path / "bad_plugin.py"
+    path.write_text(code)
+    assert main(["--plugin", str(path), "data", "--split", "small1"]) == 2
+    err = capsys.readouterr().err
+    assert says.format(path=path) in err and "Traceback" not in err, err
