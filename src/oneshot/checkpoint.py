@@ -60,7 +60,8 @@ def resolve_model_path(model: str | os.PathLike | None) -> Path:
         for name in RUN_MODEL_FILES:
             if (p / name).is_file():
                 return p / name
-        raise CheckpointError(f"{p}: run folder holds none of {', '.join(RUN_MODEL_FILES)}")
+        raise CheckpointError(f"{p}: run folder holds none of {', '.join(RUN_MODEL_FILES)} "
+                              "(a training before its first checkpoint?)")
     if not p.exists():
         raise CheckpointError(f"{p}: no such model file or run folder")
     return p

@@ -232,8 +232,11 @@ class OneShotClassifier:
         damaged, or enrolled with the other ``crop`` than the one this classifier was given)."""
         g = read_gallery(path)
         if g.fingerprint != self.fingerprint:
-            raise GalleryError(f"{path}: gallery was made with another model "
-                               f"({g.meta.get('model_spec')}); re-enrol with this model")
+            spec = g.meta.get("model_spec")
+            raise GalleryError(f"{path}: gallery was made with another model (a "
+                               f"{spec.get('encoder') if isinstance(spec, dict) else '?'!r} "
+                               "encoder); pass that model with --model, or enrol again with "
+                               "this one")
         if g.embeddings.shape[1] != self._emb.shape[1]:
             raise GalleryError(f"{path}: embeddings of dimension {g.embeddings.shape[1]}, the "
                                f"model's are {self._emb.shape[1]}")

@@ -254,5 +254,6 @@ def _warnings(models: list, datasets: dict | None) -> list[str]:
                 out.append(f"**Warning**: `{path}` was trained or selected on {n} of the "
                            f"{len(ds.images)} images of {ds.name} ({how}, going by its run's "
                            "data_split.json): its scores here are not one-shot on new "
-                           "classes; evaluate the test part (`--part test`).\n")
+                           "classes; evaluate the test part of its own split (`--part test "
+                           f"--data-split {path.parent / 'data_split.json'}`).\n")
     return out

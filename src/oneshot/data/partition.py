@@ -119,7 +119,7 @@ def _check_sizes(split: ClassSplit, ds: Dataset) -> None:
             f"small to split by {split.by}: train / validation / test get "
             f"{have['train']} / {have['validation']} / {have['test']} classes, at least "
             f"{MIN_CLASSES['train']} / {MIN_CLASSES['validation']} / {MIN_CLASSES['test']} "
-            "needed; add classes (or give a split file with --data-split)")
+            "needed; add classes, try another split seed, or give a split file (--data-split)")
 
 
 def split_classes(ds: Dataset, seed: int = 0, by: str = "auto") -> ClassSplit:

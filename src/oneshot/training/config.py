@@ -137,10 +137,10 @@ class TrainConfig:
                      "val_tasks", "val_ways", "epoch_steps", "log_every", "members"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"config {name}={getattr(self, name)}; at least 1 expected")
-        for name in ("lr", "distort_p", "distort_thickness", "same_alphabet", "momentum",
-                     "momentum_start", "l2_conv", "l2_dense", "bce_weight", "time_limit_min",
-                     "checkpoint_minutes"):
-            v, prob = getattr(self, name), name in ("distort_p", "distort_thickness")
+        probs = ("distort_p", "distort_thickness", "same_alphabet")
+        for name in ("lr", *probs, "momentum", "momentum_start", "l2_conv", "l2_dense",
+                     "bce_weight", "time_limit_min", "checkpoint_minutes"):
+            v, prob = getattr(self, name), name in probs
             if not math.isfinite(v) or v < 0 or (name == "lr" and v == 0) or (prob and v > 1):
                 want = "a probability in [0, 1]" if prob else "a finite number " + (
                     "> 0" if name == "lr" else ">= 0")
