@@ -28,26 +28,43 @@ class FileLock:
     """``with FileLock(path, timeout):`` holds an exclusive lock on ``path`` (created if needed).
 
     ``timeout=0`` tries once (fail fast); ``what`` names the locked thing in the error.
+    ``tidy``: if acquiring made the lock's folder, releasing removes it again while it holds
+    nothing but the lock (run and report folders: a start that failed leaves nothing behind);
+    a process that locked the removed file meanwhile notices and locks the new one.
     """
 
-    def __init__(self, path: str | os.PathLike, timeout: float = 30.0, what: str = "") -> None:
+    def __init__(self, path: str | os.PathLike, timeout: float = 30.0, what: str = "",
+                 tidy: bool = False) -> None:
         self.path = Path(path)
         self.timeout = timeout
         self.what = what or str(self.path)
+        self.tidy = tidy
         self._fd: int | None = None
         self._made = False
 
     def acquire(self) -> None:
-        # a fail-fast lock (a run or report folder) that made its folder removes it again if it
-        # is still empty on release: a start that failed leaves nothing behind
-        self._made = self.timeout == 0 and not self.path.parent.exists()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
+        self._made = self.tidy and not self.path.parent.exists()
         deadline = time.monotonic() + self.timeout
+        while True:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
+            except FileNotFoundError:  # a tidy holder removed the folder just now
+                continue
+            self._wait(fd, deadline)
+            if self._current(fd):
+                break
+            os.close(fd)  # locked a file a tidy holder had removed: lock the one there now
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        self._fd = fd
+
+    def _wait(self, fd: int, deadline: float) -> None:
+        """Lock ``fd``, polling until ``deadline``; LockTimeout (``fd`` closed) past it."""
         while True:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
+                return
             except BlockingIOError:
                 if time.monotonic() >= deadline:
                     holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
@@ -55,9 +72,14 @@ class FileLock:
                     raise LockTimeout(f"{self.what} is in use by another process (pid {holder}); "
                                       f"waited {self.timeout:g} s") from None
                 time.sleep(POLL_SECONDS)
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-        self._fd = fd
+
+    def _current(self, fd: int) -> bool:
+        """Whether ``fd`` is still the file at ``path`` (not one removed since it was opened)."""
+        try:
+            st, mine = os.stat(self.path), os.fstat(fd)
+        except FileNotFoundError:
+            return False
+        return (st.st_ino, st.st_dev) == (mine.st_ino, mine.st_dev)
 
     def release(self) -> None:
         if self._fd is not None:

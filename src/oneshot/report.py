@@ -141,7 +141,7 @@ def evaluate_and_report(out: str | os.PathLike, settings: EvalSettings, model=No
     lake: list[LakeResult] = []
     t0, md, figures, caches = time.perf_counter(), Path(out) / "results.md", [], {}
     # one evaluation at a time per folder: two would mix their files (a second is refused)
-    with FileLock(Path(out) / ".lock", timeout=0, what=f"report folder {out}"):
+    with FileLock(Path(out) / ".lock", timeout=0, what=f"report folder {out}", tidy=True):
         for k, part in enumerate(parts):
             t = time.perf_counter()
             if part[0] == "lake":

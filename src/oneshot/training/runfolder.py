@@ -48,7 +48,8 @@ class RunFolder:
         self.last = self.root / "last.pt"
         self.plot = self.root / "training.png"
         self.data_split = self.root / "data_split.json"
-        self.lock = FileLock(self.root / ".lock", timeout=0, what=f"run folder {self.root}")
+        self.lock = FileLock(self.root / ".lock", timeout=0, what=f"run folder {self.root}",
+                             tidy=True)
 
     def check_is_folder(self) -> None:
         """UsageError when ``--out`` names a file (nothing is written then)."""
