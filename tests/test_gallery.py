@@ -134,3 +134,34 @@ def test_a_class_named_unknown_is_refused(tiny_model_file, tmp_path, capsys):
     assert main(["classify", "--model", str(tiny_model_file), "--support", str(folder),
                  str(folder / "cross" / "0.png")]) == 2
     assert "not 'unknown'" in capsys.readouterr().err
+
+
+def test_a_gallery_of_an_earlier_preprocessing_is_warned_of(tmp_path, tiny_model_file, caplog):
+    """Galleries record the preprocessing version: photos enrolled before EXIF orientation and
+    the 2048 px reduction would otherwise be compared, silently, with queries read the new way
+    (found in review). Appending keeps the oldest version."""
+    import json
+
+    import numpy as np
+
+    from oneshot.inference import OneShotClassifier
+    from oneshot.preprocess import VERSION
+
+    clf = OneShotClassifier.load(tiny_model_file)
+    bar = np.zeros((40, 40), np.float32)
+    bar[10:30, 18:22] = 1
+    clf.enrol([bar], ["bar"])
+    clf.save(tmp_path / "g.npz")
+    with np.load(tmp_path / "g.npz") as z:
+        meta = json.loads(str(z["meta"]))
+    assert meta["preprocessing"]["version"] == VERSION
+    del meta["preprocessing"]["version"]  # as galleries made before the version was recorded
+    np.savez(tmp_path / "old.npz", embeddings=clf._emb.numpy(), meta=np.array(json.dumps(meta)))
+    other = OneShotClassifier.load(tiny_model_file)
+    with caplog.at_level("WARNING", logger="oneshot.inference"):
+        other.load_gallery(tmp_path / "old.npz")
+    assert "enrolled with an earlier preprocessing (version 1" in caplog.text
+    other.enrol([bar.T], ["eq"])
+    other.save(tmp_path / "old.npz")
+    with np.load(tmp_path / "old.npz") as z:
+        assert json.loads(str(z["meta"]))["preprocessing"]["version"] == 1

@@ -3,8 +3,8 @@ every field checked, and updated under a lock so that concurrent writers never l
 (:func:`enrol_into_gallery`: a folder of classes into a gallery file).
 
 Format (``.npz``, no pickles): ``embeddings`` float32 (K, D) and ``meta``, a JSON string with
-``format``, ``model_fingerprint``, ``model_spec``, ``preprocessing`` (``input_size``, ``crop``)
-and ``labels`` (K strings).
+``format``, ``model_fingerprint``, ``model_spec``, ``preprocessing`` (``input_size``, ``crop``,
+``version``: absent before 2026-12-02) and ``labels`` (K strings).
 """
 
 from __future__ import annotations
@@ -51,13 +51,15 @@ class GalleryFile:
 
 
 def write_gallery(path: str | os.PathLike, embeddings: torch.Tensor, labels: list[str],
-                  fingerprint: str, model_spec: dict, input_size: int, crop: bool) -> None:
+                  fingerprint: str, model_spec: dict, input_size: int, crop: bool,
+                  version: int) -> None:
     """Write a gallery atomically (the old file stays whole until the new one is complete);
-    GalleryError rather than write over anything but a gallery (``check_gallery_target``)."""
+    GalleryError rather than write over anything but a gallery (``check_gallery_target``).
+    ``version``: the oldest ``oneshot.preprocess.VERSION`` its embeddings were made with."""
     check_gallery_target(path)
     meta = {"format": GALLERY_FORMAT, "model_fingerprint": fingerprint,
-            "model_spec": model_spec, "preprocessing": {"input_size": input_size, "crop": crop},
-            "labels": labels}
+            "model_spec": model_spec, "labels": labels,
+            "preprocessing": {"input_size": input_size, "crop": crop, "version": version}}
     buf = io.BytesIO()
     np.savez(buf, embeddings=embeddings.float().numpy(), meta=np.array(json.dumps(meta)))
     atomic_write_bytes(path, buf.getvalue())
@@ -113,8 +115,10 @@ def _checked_meta(path: Path, meta, n: int) -> tuple[list[str], str, bool, dict]
         raise GalleryError(f"{path}: {n} embeddings but {len(labels)} labels")
     if not isinstance(fp, str):
         raise GalleryError(f"{path}: 'model_fingerprint' missing or not a string")
-    if not isinstance(pre, dict) or not isinstance(pre.get("crop"), bool):
-        raise GalleryError(f"{path}: 'preprocessing' must hold a boolean 'crop'")
+    if not isinstance(pre, dict) or not isinstance(pre.get("crop"), bool) or not isinstance(
+            pre.get("version", 1), int) or isinstance(pre.get("version"), bool):
+        raise GalleryError(f"{path}: 'preprocessing' must hold a boolean 'crop' (and a whole "
+                           "number 'version')")
     return labels, fp, pre["crop"], meta
 
 

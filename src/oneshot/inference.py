@@ -13,6 +13,7 @@ padded square, resized to the encoder's input size). Scores are the model's pair
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -26,11 +27,13 @@ from .embedding import Embedder
 from .errors import UsageError
 from .gallery import EXISTING, GalleryError, enrol_into_gallery, read_gallery, write_gallery
 from .models import SiameseNet
+from .preprocess import VERSION as PREPROCESS_VERSION
 from .preprocess import ImageLike, images_to_tensor, preprocess
 
 __all__ = ["OneShotClassifier", "Prediction", "Verification", "GalleryError", "UNKNOWN",
            "CALIBRATED", "enrol_into_gallery", "EXISTING"]
 
+log = logging.getLogger(__name__)
 UNKNOWN = "unknown"
 
 
@@ -83,6 +86,7 @@ class OneShotClassifier:
         d = model.encoder.embedding_dim
         self._emb = torch.empty(0, d)
         self._labels: list[str] = []
+        self._version = PREPROCESS_VERSION  # the oldest preprocessing of the gallery's images
 
     @classmethod
     def load(cls, model_path: str | os.PathLike | None = None, **kwargs) -> "OneShotClassifier":
@@ -94,7 +98,7 @@ class OneShotClassifier:
         """A classifier sharing this one's model (and its fingerprint) with an empty gallery."""
         other = object.__new__(OneShotClassifier)
         other.__dict__.update(self.__dict__)
-        other._emb, other._labels = self._emb[:0], []
+        other._emb, other._labels, other._version = self._emb[:0], [], PREPROCESS_VERSION
         return other
 
     @property
@@ -225,7 +229,8 @@ class OneShotClassifier:
     def save(self, path: str | os.PathLike) -> None:
         """Write the gallery (embeddings, labels, model fingerprint, preprocessing) atomically."""
         write_gallery(path, self._emb, self._labels, self.fingerprint,
-                      self.model.spec.to_dict(), self.input_size, self.crop)
+                      self.model.spec.to_dict(), self.input_size, self.crop,
+                      self._version if self._labels else PREPROCESS_VERSION)
 
     def load_gallery(self, path: str | os.PathLike) -> None:
         """Replace the gallery with the one saved at ``path`` (refused if for another model,
@@ -246,6 +251,12 @@ class OneShotClassifier:
                                "into a new gallery)")
         self.crop = g.crop
         self._emb, self._labels = g.embeddings, list(g.labels)
+        self._version = g.meta["preprocessing"].get("version", 1)
+        if self._version < PREPROCESS_VERSION:
+            log.warning("%s: enrolled with an earlier preprocessing (version %s, now %s): photos "
+                        "with an EXIF orientation, images over 2048 px and 16-bit images now "
+                        "read differently; if it holds such images, enrol them again",
+                        path, self._version, PREPROCESS_VERSION)
 
 
 def _check_threshold(threshold: float) -> None:
