@@ -273,7 +273,7 @@ def test_your_own_classes_workflow(env, tmp_path, capsys):
     test_groups = json.loads((run / "data_split.json").read_text())["test"]
     total, unseen = sum(2 + i % 3 for i in range(20)), sum(
         len(list((data / g).rglob("*.png"))) for g in test_groups)
-    warn = f"trained or selected on {total - unseen} of the {total} images of mine (the same"
+    warn = f"trained or selected on {total - unseen} of the {total} images of mine (the same pic"
     assert warn in capsys.readouterr().out
     new = tmp_path / "renamed" / "mine"
     shutil.copytree(data, new)  # the same pictures under other names: found by content

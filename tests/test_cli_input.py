@@ -125,12 +125,12 @@ def test_evaluate_on_one_class_is_refused(tiny_model_file, tmp_path, capsys):
     out = tmp_path / "report"
     assert main(["evaluate", "--data", str(root), "--model", str(tiny_model_file), "--out",
                  str(out), "--cache", str(tmp_path / "c")]) == 2
-    assert "1 classes at most for unstructured tasks" in capsys.readouterr().err
+    assert "unstructured tasks have 1 class at most" in capsys.readouterr().err
     assert not out.exists()
     two = class_folder(tmp_path / "two", ["a", "b"], per_class=2)  # an empty report, exit 0
     assert main(["evaluate", "--data", str(two), "--model", str(tiny_model_file), "--out",
                  str(out), "--ways", "3", "5", "--cache", str(tmp_path / "c")]) == 2
-    assert "no N-way task of N = [3, 5] fits" in capsys.readouterr().err and not out.exists()
+    assert "N = [3, 5] fits: N >= 2 is needed" in capsys.readouterr().err and not out.exists()
 
 
 @pytest.mark.parametrize("argv, says", [

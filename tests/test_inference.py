@@ -200,6 +200,6 @@ def test_api_mistakes_are_clear_errors(model_file, tmp_path):
     with pytest.raises(OneshotError, match="class 'zz' is not enrolled") as e:
         clf.remove("zz")
     assert isinstance(e.value, KeyError)  # as before, for callers that catch KeyError
-    with pytest.raises(OneshotError, match="is a folder; a file name expected"):
+    with pytest.raises(OneshotError, match="ends in /; a file name expected"):
         clf.save(f"{tmp_path}/new/")
     assert not (tmp_path / "new").exists()

@@ -172,16 +172,17 @@ def _enrol_items(clf: OneShotClassifier, items: list, existing: str | None, gall
                            "what to do with them: --existing skip, replace or append")
     if existing == "skip":
         items = [(p, c) for p, c in items if c not in have]
-    emb = clf.embed([str(p) for p, _ in items]) if items else clf._emb[:0]  # all read first
+    old_emb, old_labels = clf.enrolled
+    emb = clf.embed([str(p) for p, _ in items]) if items else old_emb[:0]  # all read first
     labels = [c for _, c in items]
     if existing == "replace":
         for c in clash:
             clf.remove(c)
     elif existing == "append":  # the same image twice would only weigh its class more
-        ids = {c: i for i, c in enumerate(dict.fromkeys(clf._labels + labels))}
+        ids = {c: i for i, c in enumerate(dict.fromkeys(old_labels + labels))}
         same = (torch.tensor([ids[c] for c in labels])[:, None]
-                == torch.tensor([ids[c] for c in clf._labels])[None, :])
-        d = torch.cdist(emb, clf._emb, compute_mode="donot_use_mm_for_euclid_dist")
+                == torch.tensor([ids[c] for c in old_labels])[None, :])
+        d = torch.cdist(emb, old_emb, compute_mode="donot_use_mm_for_euclid_dist")
         seen = ((d < 1e-4) & same).any(1)
         keep = (~seen).nonzero().flatten().tolist()
         emb, labels = emb[keep], [labels[i] for i in keep]

@@ -30,8 +30,8 @@ from .models import SiameseNet
 from .preprocess import VERSION as PREPROCESS_VERSION
 from .preprocess import ImageLike, images_to_tensor, preprocess
 
-__all__ = ["OneShotClassifier", "Prediction", "Verification", "GalleryError", "UNKNOWN",
-           "CALIBRATED", "enrol_into_gallery", "EXISTING"]
+__all__ = ["OneShotClassifier", "Prediction", "Verification", "GalleryError", "NotEnrolled",
+           "UNKNOWN", "CALIBRATED", "enrol_into_gallery", "EXISTING"]
 
 log = logging.getLogger(__name__)
 UNKNOWN = "unknown"
@@ -112,6 +112,11 @@ class OneShotClassifier:
 
     def __len__(self) -> int:
         return len(self._labels)
+
+    @property
+    def enrolled(self) -> tuple[torch.Tensor, list[str]]:
+        """The gallery: embeddings (K, D) and each one's label, in order of enrolment."""
+        return self._emb, list(self._labels)
 
     def embed_tensor(self, x: torch.Tensor) -> torch.Tensor:
         """float (B, 1, S, S) model inputs -> float32 (B, D) embeddings on the CPU."""

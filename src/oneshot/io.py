@@ -136,7 +136,8 @@ def check_replaceable(path: str | os.PathLike, is_ours: Callable[[Path], bool], 
     if p.is_symlink():
         raise error(f"{p}: is a symbolic link; give the path of the file itself")
     if p.is_dir() or str(path).endswith(("/", os.sep)):  # "new/" meant a folder, not a file
-        raise error(f"{path}: is a folder; a file name expected")
+        raise error(f"{path}: {'is a folder' if p.is_dir() else 'ends in /'}; a file name "
+                    "expected")
     if not p.exists():
         return
     if not p.is_file():

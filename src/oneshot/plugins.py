@@ -40,7 +40,11 @@ def load_plugin(name: str) -> ModuleType:
             spec = importlib.util.spec_from_file_location(mod_name, path)
             module = importlib.util.module_from_spec(spec)
             sys.modules[mod_name] = module
-            spec.loader.exec_module(module)
+            try:
+                spec.loader.exec_module(module)
+            except BaseException:  # never leave a half-run plugin to be reused
+                sys.modules.pop(mod_name, None)
+                raise
             return module
         return importlib.import_module(name)
     except ImportError as e:
@@ -48,7 +52,6 @@ def load_plugin(name: str) -> ModuleType:
     except (OneshotError, KeyboardInterrupt):
         raise
     except Exception as e:  # the plugin's own code failed: say where, in one line
-        sys.modules.pop(f"oneshot_plugin_{path.stem}", None)
         frames = traceback.extract_tb(e.__traceback__)  # a SyntaxError says where itself
         where = "" if isinstance(e, SyntaxError) or not frames else \
             f" at {frames[-1].filename}:{frames[-1].lineno}"

@@ -42,7 +42,14 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from .data.images import ImageError, array_to_grey, each_image, read_grey, shrink_grey
+from .data.images import (
+    DRAFT_SIDE,
+    ImageError,
+    array_to_grey,
+    each_image,
+    read_grey,
+    shrink_grey,
+)
 from .errors import ConfigError
 from .imageops import (
     border_plane,
@@ -78,7 +85,7 @@ __all__ = [
 ImageLike = Any  # str | os.PathLike | PIL.Image.Image | np.ndarray
 CROP_MARGIN = 0.15  # share of the side added around the ink's bounding box with crop=True
 _MIN_CONTRAST, _CHUNK, _EPS = 1e-3, 2048, 1e-6
-MAX_SIDE = 2048  # px: longer images are reduced on reading (step 1)
+MAX_SIDE = DRAFT_SIDE  # 2048 px: longer images are reduced on reading (step 1)
 VERSION = 2  # galleries record it; 2 (2026-12-02): EXIF orientation, MAX_SIDE, 16-bit levels
 WORK_SIZE = 105  # Omniglot's side: the resolution at which images are cleaned (step 5)
 OMNIGLOT_STROKE = 5.5  # px at 105: the median stroke width of Omniglot (5.0-6.3 for 98 %)

@@ -218,8 +218,8 @@ def _model_scorers(models: list, label: str | None, device: str,
 def seen_images(model_path: Path, ds) -> tuple[int, str]:
     """(how many images of ``ds`` the run of ``model_path`` trained or selected on, how that was
     found), from the run folder's ``data_split.json``: by the images' fingerprints (the same
-    pictures under any names), or by class name for runs that saved none; (0, "") when the
-    model has no such file. A file that cannot be read gives (-1, its error)."""
+    pictures under any names) and by class name (only so for runs that saved none); (0, "")
+    when the model has no such file. A file that cannot be read gives (-1, its error)."""
     from .data.dataset import DataError
     from .data.partition import ClassSplit, fingerprints
 
@@ -231,13 +231,14 @@ def seen_images(model_path: Path, ds) -> tuple[int, str]:
         seen = json.loads(split_file.read_text()).get("seen_images")
     except (DataError, OSError, ValueError) as e:
         return -1, str(e)
-    if isinstance(seen, list) and seen:
-        known = set(map(str, seen))
-        return sum(f in known for f in fingerprints(ds.images)), "the same pictures"
     names = set(split.parts["train"]) | set(split.parts["validation"])
     mine = [c.split("/")[0] if split.by == "groups" else c for c in ds.characters]
-    return int(np.isin(ds.labels, [k for k, c in enumerate(mine) if c in names]).sum()), \
-        "by class name"
+    by_name = np.isin(ds.labels, [k for k, c in enumerate(mine) if c in names])
+    if not (isinstance(seen, list) and seen):  # a run made before fingerprints were saved
+        return int(by_name.sum()), "by class name"
+    known = set(map(str, seen))  # the same pictures under any name, or the same names
+    same = np.array([f in known for f in fingerprints(ds.images)], bool)
+    return int((same | by_name).sum()), "the same pictures or classes"
 
 
 def _warnings(models: list, datasets: dict | None) -> list[str]:

@@ -169,7 +169,7 @@ def sample_tasks(ds: Dataset, ways: int, n_tasks: int, mode: str = "within-alpha
     if ways < 1:
         raise ConfigError(f"ways={ways}; at least 1 needed")
     if not 1 <= n_tasks <= MAX_TASKS:  # 10**8 tasks took gigabytes and hung without a word
-        raise ConfigError(f"{n_tasks} tasks; 1 to {MAX_TASKS:,} expected (+-0.2 points at most)")
+        raise ConfigError(f"{n_tasks} tasks; 1 to {MAX_TASKS:,} expected (+-0.3 points at most)")
     cls = ClassImages(ds)
     rng = _rng(seed)
     C, K = len(cls), cls.count

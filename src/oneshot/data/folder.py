@@ -3,7 +3,7 @@
 A group plays the role of an Omniglot alphabet (within-group tasks and episodes, within-group
 hard negatives); a flat folder is one group named after ``root``. Hidden files and folders
 (names starting with "."), file browsers' system files and files whose suffix is not an image
-format's (``IMAGE_SUFFIXES``: notes, PDFs, ...) are left out, the last with a warning naming
+format's (:func:`is_image_name`: notes, PDFs, ...) are left out, the last with a warning naming
 them; any other file must be a readable image (one error names every one that is not).
 Classes are "group/class", sorted; a class's images are its files sorted by name, numbered 1,
 2, ... as Omniglot's drawers are; classes need not have the same number of images.
@@ -27,6 +27,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 from .archives import IMAGE_SIZE, cache_dir
 from .cache import (
@@ -38,9 +39,9 @@ from .cache import (
     write_cache,
 )
 from .dataset import DataError, Dataset
-from .images import ImageError, each_image, read_grey
+from .images import DRAFT_SIDE, ImageError, each_image, read_grey
 
-__all__ = ["list_folder", "choose_per_class", "is_skipped", "is_image_name", "IMAGE_SUFFIXES",
+__all__ = ["list_folder", "choose_per_class", "is_skipped", "is_image_name", "NOT_IMAGE_SUFFIXES",
            "FolderIndex", "scan_folder",
            "load_folder", "MAX_FOLDER_IMAGES", "FOLDER_FORMAT"]
 
@@ -98,16 +99,17 @@ def is_skipped(name: str) -> bool:
     return name.startswith(".") or name.lower() in SYSTEM_FILES
 
 
-# Suffixes of the image formats read (Pillow's); a file without a suffix is tried as an image
-IMAGE_SUFFIXES = frozenset(".png .jpg .jpeg .jpe .jfif .gif .bmp .dib .tif .tiff .webp .pbm "
-                           ".pgm .ppm .pnm .tga .ico .avif .qoi .pcx .mpo".split())
+# Suffixes Pillow registers that are not pictures to read here (documents, video, data)
+NOT_IMAGE_SUFFIXES = frozenset(".pdf .eps .ps .mpeg .mpg .h5 .hdf .grib .bufr .fit .fits .wmf "
+                               ".emf".split())
 
 
 def is_image_name(name: str) -> bool:
-    """Whether a file is taken as an image by its name: a suffix of ``IMAGE_SUFFIXES`` (any
-    case) or none."""
+    """Whether a file is taken as an image by its name: no suffix, or (in any case) one that
+    Pillow registers (with its plugins, e.g. pillow-heif's .heic) and not ``NOT_IMAGE_SUFFIXES``."""
     suffix = Path(name).suffix.lower()
-    return not suffix or suffix in IMAGE_SUFFIXES
+    return not suffix or (suffix in Image.registered_extensions()
+                          and suffix not in NOT_IMAGE_SUFFIXES)
 
 
 def _visible(folder: Path, dirs: bool) -> list[Path]:
@@ -218,7 +220,7 @@ def decode_folder(index: FolderIndex, prepare: Prepare, progress: bool = False) 
         it = tqdm(it, total=n, desc=f"decode {index.root.name}", unit="img")
 
     def store(item: tuple[int, Path], name: str) -> None:
-        img = prepare(read_grey(item[1]), name)
+        img = prepare(read_grey(item[1], max_side=DRAFT_SIDE), name)  # large: reduced at once
         if img.shape != (IMAGE_SIZE, IMAGE_SIZE) or img.dtype != np.uint8:
             raise TypeError(f"prepare gave {img.dtype} {img.shape}, uint8 "
                             f"({IMAGE_SIZE}, {IMAGE_SIZE}) expected")

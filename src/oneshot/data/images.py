@@ -26,7 +26,8 @@ __all__ = ["ImageError", "ImageTooLargeError", "MAX_PIXELS", "read_grey", "read_
            "check_array_size", "check_square"]
 
 MAX_PIXELS = 40_000_000  # 40 megapixels: about 160 MB as RGBA while decoding
-DRAFT_SIDE = 2048  # JPEGs are decoded at a reduced scale to about this side when larger
+DRAFT_SIDE = 2048  # JPEGs are decoded at a reduced scale to about this side when larger (and
+# oneshot.preprocess.MAX_SIDE, folders' images too, are reduced to it right after decoding)
 _ORIENTATION = 0x0112  # the EXIF orientation tag
 MAX_LISTED = 20  # unusable images named in one error
 

@@ -120,9 +120,11 @@ def check_fits(ds: Dataset, modes: tuple[str, ...], ways: tuple[int, ...]) -> No
     scorer, random too, and a report with no task would say nothing."""
     most = max(max_ways(ds, mode) for mode in modes)
     if not any(2 <= n <= most for n in ways):
-        raise DataError(f"{ds.name}: {most} classes at most for {' or '.join(modes)} tasks (in "
-                        f"one group for within-alphabet): no N-way task of N = {list(ways)} "
-                        "fits (N >= 2 is needed)")
+        hint = f"; try --ways 2 to {most}" if most >= 2 else ""
+        raise DataError(f"{ds.name}: no N-way task of N = {list(ways)} fits: N >= 2 is needed, "
+                        f"and {' or '.join(modes)} tasks have {most} class"
+                        f"{'' if most == 1 else 'es'} at most (in one group for "
+                        f"within-alphabet){hint}")
 
 
 def curve_for(scorers: list[Scorer], split: str, mode: str, settings: EvalSettings,

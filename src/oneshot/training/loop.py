@@ -84,7 +84,8 @@ def _same_data(then: str | None, ds, where: Path) -> None:
     """DataError unless ``ds`` is the data ``where`` was made from (its content digest)."""
     if then and then != ds.digest:
         raise DataError(f"--resume: the images of {ds.name} changed since {where} was written "
-                        f"(content digest {then[:12]} then, {ds.digest[:12]} now); resuming "
+                        f"(content digest {then[:12]} then, {ds.digest[:12]} now: images or "
+                        "class names changed, or this version reads them otherwise); resuming "
                         "exactly needs the same images: restore them, or start a new run "
                         f"(another --out, with --set init={where.parent} to keep its weights)")
 
