@@ -44,6 +44,10 @@ def load_data(ref: str | os.PathLike, data_dir: str | os.PathLike | None = None,
     """An Omniglot split by name, or a folder of classes by path (``drawers``: keep only those
     image positions, 1-based)."""
     if is_split_name(ref):
+        if Path(ref).is_dir():  # `--data test` meant the folder; it got Omniglot's test split
+            raise DataError(f"{ref!r} names both an Omniglot split and a folder here: for the "
+                            f"folder give ./{ref} (or its full path), for the split run from "
+                            "another folder")
         return load_split(str(ref), data_dir, cache, drawers, allow_download, progress)
     if not Path(ref).is_dir():
         raise DataError(f"{ref!r} is neither an Omniglot split ({', '.join(split_names())}) "

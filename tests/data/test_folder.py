@@ -137,3 +137,14 @@ def test_choose_per_class(tmp_path):
     assert rand == choose_per_class(items, 2, "random", seed=3) and len(rand) == 3
     with pytest.raises(ImageError, match="per class 0"):
         choose_per_class(items, 0)
+
+
+def test_a_folder_named_like_a_split_is_not_taken_for_the_split(tmp_path, monkeypatch):
+    """`--data test` with a folder ./test trained on Omniglot's test alphabets, silently
+    (found by a review helper)."""
+    class_folder(tmp_path / "test", ["a", "b"], per_class=2)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(DataError, match="names both an Omniglot split and a folder here: for "
+                       "the folder give ./test"):
+        load_data("test", cache=tmp_path / "c")
+    assert load_data("./test", cache=tmp_path / "c").characters == ("test/a", "test/b")
