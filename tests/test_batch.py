@@ -64,3 +64,23 @@ def test_enrol_per_class_and_existing_classes(tiny_model_file, folder, tmp_path)
     done, clf = enrol(existing="skip")
     assert done == {"added": ["d"], "skipped": ["a", "b", "c"]} and len(clf) == 8
     assert np.isfinite(clf._emb.numpy()).all()
+
+
+def test_pairs_files_as_editors_write_them(tmp_path):
+    """A byte-order mark (Notepad) made the first path '\\ufeffa.png'; Latin-1 text was a
+    UnicodeDecodeError traceback; one bad line hid the others; an empty file said nothing."""
+    from oneshot.batch import read_pairs
+    from oneshot.errors import UsageError
+
+    f = tmp_path / "pairs.txt"
+    f.write_bytes("\ufeffa.png\tb.png\r\n# note\r\n\r\nc d\r\n".encode())
+    assert read_pairs(str(f)) == [("a.png", "b.png"), ("c", "d")]
+    f.write_bytes("café.png b.png\n".encode("latin-1"))
+    with pytest.raises(UsageError, match="not a readable UTF-8 text file of pairs"):
+        read_pairs(str(f))
+    f.write_text("a b c\nok.png ok2.png\nsolo\n")
+    with pytest.raises(UsageError, match=r"pairs.txt:1: 3 fields; .*pairs.txt:3: 1 fields"):
+        read_pairs(str(f))
+    f.write_text("# nothing\n")
+    with pytest.raises(UsageError, match="pairs.txt: no pairs"):
+        read_pairs(str(f))

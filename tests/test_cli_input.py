@@ -179,3 +179,28 @@ def test_too_many_tasks_are_refused_and_leave_no_folder(tmp_path, capsys):
     assert main(["evaluate", "--baselines-only", "--no-lake", "--tasks", "100000000", "--out",
                  str(out)]) == 2
     assert "1 to 100,000 expected" in capsys.readouterr().err and not out.exists()
+
+
+@pytest.mark.parametrize("argv, says", [
+    (["show-task", "--out", "."], "--out .: a .png file name expected"),
+    (["show-task", "--out", "t.jpg"], "--out t.jpg: a .png file name expected"),
+    (["enrol", "--gallery", ".", "d"], ".: is a folder; a file name expected"),
+    (["verify", "a.png", "missing.png"], "missing.png: no such file"),
+])
+def test_outputs_and_inputs_named_wrongly(argv, says, tiny_model_file, tmp_path, capsys,
+                                          monkeypatch):
+    """Tracebacks (an Errno 16 rename onto '.', "PosixPath('.') has an empty name") or PNG
+    bytes under a .jpg name; a missing file was "not a readable image (broken file...)"."""
+    from PIL import Image, ImageDraw
+    from support import class_folder
+
+    monkeypatch.chdir(tmp_path)
+    class_folder(tmp_path / "d", ["x", "y"])
+    im = Image.new("L", (30, 30), 255)
+    ImageDraw.Draw(im).line([(5, 5), (25, 25)], fill=0, width=3)
+    im.save("a.png")
+    code = main([*argv[:1], "--model", str(tiny_model_file), *argv[1:]] if argv[0] != "show-task"
+                else argv)
+    err = capsys.readouterr()
+    assert code == 2 and says in err.err + err.out and "Traceback" not in err.err, err
+    assert not (tmp_path / "t.jpg").exists()

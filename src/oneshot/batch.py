@@ -148,16 +148,27 @@ def verify_many(clf: OneShotClassifier, pairs: list[tuple[ImageLike, ImageLike]]
 
 
 def read_pairs(path: str) -> list[tuple[str, str]]:
-    text = sys.stdin.read() if path == "-" else Path(path).read_text()
-    pairs = []
+    """The pairs of a pairs file ('-': standard input): a line per pair, two paths separated by
+    a tab (or by spaces when the paths have none); blank lines and '#' comments skipped; UTF-8
+    (a byte-order mark is dropped). UsageError naming every malformed line, or for no pairs."""
+    try:
+        raw = sys.stdin.buffer.read() if path == "-" else Path(path).read_bytes()
+        text = raw.decode("utf-8-sig")
+    except (OSError, UnicodeDecodeError) as e:
+        raise UsageError(f"{path}: not a readable UTF-8 text file of pairs ({e})") from e
+    pairs, bad = [], []
     for n, line in enumerate(text.splitlines(), 1):
         if not line.strip() or line.lstrip().startswith("#"):
             continue
         parts = line.split("\t") if "\t" in line else line.split()
         if len(parts) != 2:
-            raise UsageError(f"{path}:{n}: {len(parts)} fields; two image paths expected "
-                             "(separated by a tab, or by spaces when the paths have none)")
-        pairs.append((parts[0].strip(), parts[1].strip()))
+            bad.append(f"{path}:{n}: {len(parts)} fields")
+        else:
+            pairs.append((parts[0].strip(), parts[1].strip()))
+    if bad or not pairs:
+        raise UsageError(("; ".join(bad[:10]) + (" ..." if len(bad) > 10 else "") if bad else
+                          f"{path}: no pairs") + "; a line per pair expected: two image paths "
+                         "separated by a tab, or by spaces when the paths have none")
     return pairs
 
 

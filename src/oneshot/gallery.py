@@ -124,6 +124,7 @@ def _checked_meta(path: Path, meta, n: int) -> tuple[list[str], str, bool, dict]
 
 def gallery_lock(path: str | os.PathLike, timeout: float = LOCK_TIMEOUT) -> FileLock:
     """The lock that writers of ``path`` hold while they read, change and write it."""
+    check_gallery_target(path)  # a folder ("."), a link...: refused before a lock is made
     p = Path(path)
     return FileLock(p.with_name(p.name + ".lock"), timeout, what=f"gallery {p}")
 

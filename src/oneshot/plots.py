@@ -136,6 +136,11 @@ def plot_task(query, support, answer: int, out: str | os.PathLike,
     plt.close(fig)
 
 
+def _is_png(path: Path) -> bool:
+    with open(path, "rb") as f:
+        return f.read(8) == b"\x89PNG\r\n\x1a\n"
+
+
 def show_task(out: str | os.PathLike, ways: int = 9, split: str = "test",
               mode: str = "within-alphabet", seed: int = 0, model=None, data_dir=None,
               cache=None, device: str = "cpu") -> None:
@@ -144,9 +149,15 @@ def show_task(out: str | os.PathLike, ways: int = 9, split: str = "test",
     under it."""
     from .checkpoint import load_model
     from .datasets import is_split_name, load_data
+    from .errors import UsageError
     from .evaluation.nway import score_tasks
     from .evaluation.scorers import EncoderScorer
+    from .io import check_replaceable
     from .sampling import sample_tasks
+
+    if Path(out).suffix.lower() != ".png":  # a folder or "t.jpg" got PNG bytes or a traceback
+        raise UsageError(f"--out {out}: a .png file name expected")
+    check_replaceable(out, _is_png, "a PNG image", UsageError)
 
     ds = load_data(split, data_dir, cache)
     tl = sample_tasks(ds, ways, 1, mode, seed=seed)

@@ -169,6 +169,8 @@ def read_grey(source: str | os.PathLike | bytes | Image.Image | io.IOBase, name:
     except UnidentifiedImageError as e:
         accepted = f"; {', '.join(formats)} accepted" if formats else ""
         raise ImageError(f"{name}: not a readable image{accepted}") from e
+    except FileNotFoundError as e:  # missing, not broken
+        raise ImageError(f"{name}: no such file") from e
     except (OSError, ValueError, SyntaxError, EOFError) as e:
         raise ImageError(f"{name}: not a readable image (broken file: {e})") from e
 
