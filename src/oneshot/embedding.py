@@ -61,9 +61,14 @@ def resolve_precision(precision: str, encoder: nn.Module,
     views are fp32 under "auto" (not measured). ConfigError for other names."""
     if precision not in PRECISIONS:
         raise ConfigError(f"precision {precision!r}; expected one of {list(PRECISIONS)}")
+    encoder = getattr(encoder, "encoder", encoder)
+    if not getattr(encoder, "autocast", True):  # an ONNX graph (onnx.runtime.OnnxEncoder)
+        if precision == "bf16":
+            raise ConfigError("precision bf16 applies to PyTorch models; an ONNX model runs as "
+                              "exported (fp32, or its --int8 quantisation)")
+        return False
     if precision != "auto":
         return precision == "bf16"
-    encoder = getattr(encoder, "encoder", encoder)
     return bool(getattr(encoder, "bf16_eval", False)) and native_bf16(device)
 
 

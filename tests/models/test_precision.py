@@ -68,3 +68,17 @@ def test_evaluate_applies_and_reports_the_precision(data_dir, cache_dir, tmp_pat
         assert ("bf16 autocast" in md) is amp, md
         rows = json.loads((out / "results.json").read_text())["nway"]
         assert all(r["scorer"].endswith("[bf16]") is amp for r in rows), rows
+
+
+def test_bf16_is_refused_for_onnx_models():
+    """ONNX Runtime ignores torch autocast: reports said "[bf16]" for an ONNX model whose
+    embeddings did not change at all (found by a review helper)."""
+    from oneshot.onnx.runtime import OnnxEncoder
+
+    class Graph(torch.nn.Module):
+        autocast = OnnxEncoder.autocast
+
+    assert OnnxEncoder.autocast is False
+    with pytest.raises(ConfigError, match="bf16 applies to PyTorch models"):
+        resolve_precision("bf16", Graph())
+    assert resolve_precision("auto", Graph()) is False and not resolve_precision("fp32", Graph())

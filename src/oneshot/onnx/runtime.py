@@ -55,6 +55,8 @@ class OnnxEncoder(Encoder):
     one inter-op thread, sequential execution, all graph optimisations.
     """
 
+    autocast = False  # ONNX Runtime runs the graph: torch's bf16 autocast cannot reach it
+
     def __init__(self, path: str | os.PathLike, threads: int | None = None,
                  providers: list[str] | None = None, batch: int = EMBED_BATCH) -> None:
         super().__init__()
