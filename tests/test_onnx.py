@@ -36,6 +36,7 @@ from oneshot.onnx import (  # noqa: E402
     OnnxEncoder,
     OnnxError,
     export_onnx,
+    export_onnx_files,
     load_onnx_model,
     quantize_onnx,
 )
@@ -196,8 +197,15 @@ def test_refuses_to_overwrite_a_checkpoint_or_other_files(shipped, tmp_path):
         export_onnx(load_onnx_model(export_onnx(
             build_model(ModelSpec("conv", {"input_size": 12, "width": 4, "depth": 2})),
             tmp_path / "small.onnx")), tmp_path / "again.onnx")
-    with pytest.raises(OnnxError, match="not a readable ONNX model.*load_model"):
+    with pytest.raises(OnnxError, match="not a readable ONNX model.*rename it to .pt"):
         OnnxEncoder(target)
+    # the suffix is how files are recognised: an ONNX export named .pt could not be loaded, and
+    # --int8 onto --out was found out only after writing it (found by a review helper)
+    for out, int8, says in [(tmp_path / "w.pt", None, "ends in .onnx"),
+                            (tmp_path / "s.onnx", tmp_path / "s.onnx", "is --out too")]:
+        with pytest.raises(OnnxError, match=says):
+            export_onnx_files(default_model_path(), out, int8)
+        assert not out.exists()
 
 
 def test_reexport_overwrites_an_earlier_export(tmp_path):
@@ -256,7 +264,7 @@ def test_cli_exports_and_every_command_takes_the_onnx_file(tiny_model_file, tmp_
     assert "written" in capsys.readouterr().out and onnx_path.is_file() and int8_path.is_file()
     assert main(["export", str(tiny_model_file), "--format", "onnx", "--out",
                  str(tiny_model_file)]) == 2
-    assert "is the input" in capsys.readouterr().err
+    assert "ends in .onnx" in capsys.readouterr().err  # before "is the input": never written
     support = class_folder(tmp_path / "s", ["a", "b", "c"])
     gallery = tmp_path / "g.npz"
     assert main(["enrol", "--model", str(tiny_model_file), "--gallery", str(gallery),

@@ -234,6 +234,12 @@ def export_onnx_files(model, out: str | os.PathLike, int8: str | os.PathLike | N
     background-alphabet images. Returns the files written."""
     from ..checkpoint import load_model, resolve_model_path
 
+    for target in (out, int8):  # the suffix is how every command recognises an ONNX file
+        if target is not None and not str(target).lower().endswith(".onnx"):
+            raise OnnxError(f"{target}: an ONNX file name ends in .onnx (that is how it is "
+                            "recognised when loaded)")
+    if int8 is not None and Path(int8).absolute() == Path(out).absolute():
+        raise OnnxError(f"--int8 {int8}: is --out too; the int8 model needs its own file")
     src = resolve_model_path(model)
     net, record = load_model(src)
     for target in (out, int8):

@@ -73,8 +73,8 @@ class OnnxEncoder(Encoder):
             self.session = ort.InferenceSession(str(self.path), sess_options=opts,
                                                 providers=providers or ["CPUExecutionProvider"])
         except Exception as e:  # ORT raises its own exception types for unreadable files
-            hint = (" (a PyTorch checkpoint or model file: load it with "
-                    "oneshot.checkpoint.load_model)" if _is_torch_file(self.path) else "")
+            hint = (" (a PyTorch model or checkpoint named .onnx: rename it to .pt)"
+                    if _is_torch_file(self.path) else "")
             raise OnnxError(f"{self.path}: not a readable ONNX model{hint} ({e})") from e
         self.metadata = _metadata(self.path, self.session)
         try:
