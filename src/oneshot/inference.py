@@ -245,8 +245,10 @@ class OneShotClassifier:
             spec = g.meta.get("model_spec")
             raise GalleryError(f"{path}: gallery was made with another model (a "
                                f"{spec.get('encoder') if isinstance(spec, dict) else '?'!r} "
-                               "encoder); pass that model with --model, or enrol again with "
-                               "this one")
+                               f"encoder, fingerprint {str(g.fingerprint)[:12]}; this model's "
+                               f"is {self.fingerprint[:12]}: an int8 export embeds otherwise "
+                               "than its fp32 model); pass that model with --model, or enrol "
+                               "again with this one")
         if g.embeddings.shape[1] != self._emb.shape[1]:
             raise GalleryError(f"{path}: embeddings of dimension {g.embeddings.shape[1]}, the "
                                f"model's are {self._emb.shape[1]}")

@@ -224,3 +224,33 @@ def test_deep_json_and_loose_top_k_are_400(client):
     # "'-1'; a whole number expected" (it is one)
     r = client.post("/api/classify", json={"support": "Tengwar", "image": img, "top_k": 3})
     assert r.status_code == 200 and len(r.json()["top"]) == 3
+
+
+def test_uploads_past_the_admission_limit_get_503(client):
+    """Bodies were read before the two-worker limit applied: 300 uploads in flight held 3.2 GB
+    (found by a review helper). Past MAX_IN_FLIGHT a POST is refused at once."""
+    from oneshot.demo.app import MAX_IN_FLIGHT
+
+    state = client.app.state
+    state.in_flight = MAX_IN_FLIGHT
+    try:
+        r = client.post("/api/classify", json={"support": "Tengwar"})
+        assert r.status_code == 503 and "busy" in r.json()["error"]
+        assert client.get("/api/info").status_code == 200  # reading pages is not held up
+    finally:
+        state.in_flight = 0
+    assert client.post("/api/classify", json={"support": "Tengwar"}).status_code == 400
+    assert state.in_flight == 0  # every admitted request is counted out again
+
+
+def test_a_port_in_use_is_refused_before_anything_is_printed():
+    import socket
+
+    from oneshot.demo.app import _check_port
+    from oneshot.errors import UsageError
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        with pytest.raises(UsageError, match="cannot serve on 127.0.0.1"):
+            _check_port("127.0.0.1", taken.getsockname()[1])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import threading
 from importlib import resources
 from pathlib import Path
@@ -18,6 +19,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from ..data.images import ImageError
+from ..errors import UsageError
 from ..inference import OneShotClassifier
 from .payload import (
     DEFAULT_MAX_UPLOAD_BYTES,
@@ -35,6 +37,7 @@ log = logging.getLogger("oneshot.demo")
 SERVE_TORCH_THREADS = 1  # a request embeds one image: more threads per request only contend
 HEAVY_WORKERS = 2  # requests decoding or embedding images at once; the others wait their turn
 HEAVY_WAIT_SECONDS = 30.0  # past this a waiting request gets 503
+MAX_IN_FLIGHT = 32  # POSTs admitted at once (bodies read, waiting or working); more get 503
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 STATIC_DIR = Path(str(resources.files("oneshot").joinpath("demo_static")))
 CSP = "default-src 'self'; img-src 'self' data: blob:; object-src 'none'; base-uri 'none'"
@@ -82,6 +85,11 @@ async def heavy(request: Request, fn, *args):
 def _api(handler):
     """Run a handler; turn refused input into a JSON 4xx error and bugs into a JSON 500."""
     async def endpoint(request: Request) -> JSONResponse:
+        state, post = request.app.state, request.method == "POST"
+        if post and state.in_flight >= MAX_IN_FLIGHT:  # bodies are read before HEAVY_WORKERS
+            return JSONResponse({"error": "the server is busy; try again in a moment"},
+                                status_code=503)  # applies: memory grew with every upload
+        state.in_flight += post  # one event loop: no lock needed
         try:
             _check_origin(request)
             return JSONResponse(await handler(request, request.app.state.demo))
@@ -93,6 +101,8 @@ def _api(handler):
             log.exception("demo: %s %s failed", request.method, request.url.path)
             return JSONResponse({"error": f"internal error: {type(e).__name__}: {e}"},
                                 status_code=500)
+        finally:
+            state.in_flight -= post
     return endpoint
 
 
@@ -188,6 +198,7 @@ def create_app(classifier_or_model_path: OneShotClassifier | str | os.PathLike |
     app.state.allowed_hosts = None if allowed_hosts is None else {
         _host_of(h) for h in allowed_hosts}
     app.state.heavy = threading.BoundedSemaphore(HEAVY_WORKERS)
+    app.state.in_flight = 0
     return app
 
 
@@ -201,6 +212,7 @@ def serve(host: str = "127.0.0.1", port: int = 8000,
     ``SERVE_TORCH_THREADS`` threads: requests run side by side, each embedding one image."""
     import uvicorn
 
+    _check_port(host, port)  # before the model loads, and before the address is printed
     torch.set_num_threads(SERVE_TORCH_THREADS)
     open_host = host in ("0.0.0.0", "::", "")
     app = create_app(classifier_or_model_path, data_dir, cache, max_upload_bytes,
@@ -214,3 +226,16 @@ def serve(host: str = "127.0.0.1", port: int = 8000,
     shown = f"[{host}]" if ":" in host else host
     print(f"oneshot demo: http://{shown}:{port}/  (Ctrl+C to stop)", flush=True)
     uvicorn.run(app, host=host, port=port, log_level=log_level)
+
+
+def _check_port(host: str, port: int) -> None:
+    """UsageError when ``port`` cannot be served on ``host`` (another server has it): the
+    address was printed first, and a user could open it and reach that other server."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host or "0.0.0.0", port))
+        except OSError as e:
+            raise UsageError(f"--port {port}: cannot serve on {host}:{port} ({e.strerror}); "
+                             "another server may have it: choose another port") from e
