@@ -66,6 +66,19 @@ def markdown_table(headers: Sequence[str], rows: Iterable[Sequence[Any]],
     return "\n".join(lines)
 
 
+def at_least(low: int) -> Callable[[str], int]:
+    """An argparse type: a whole number of at least ``low``."""
+    def parse(text: str) -> int:
+        try:
+            n = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r}: a whole number expected") from None
+        if n < low:
+            raise argparse.ArgumentTypeError(f"{n}: at least {low} expected")
+        return n
+    return parse
+
+
 def parser(doc: str, *options: str, reps: int = 3, threads: int = 0) -> argparse.ArgumentParser:
     """An ArgumentParser described by the first paragraph of ``doc``, with shared ``options``:
     "reps" (``--reps``, default ``reps``), "threads" (``--threads``: torch threads, 0 = torch's
@@ -73,9 +86,10 @@ def parser(doc: str, *options: str, reps: int = 3, threads: int = 0) -> argparse
     $ONESHOT_CACHE), "json" (``--json PATH``)."""
     p = argparse.ArgumentParser(description=doc.split("\n\n")[0])
     if "reps" in options:
-        p.add_argument("--reps", type=int, default=reps, help=f"repetitions (default {reps})")
+        p.add_argument("--reps", type=at_least(1), default=reps,
+                       help=f"repetitions (default {reps})")
     if "threads" in options:
-        p.add_argument("--threads", type=int, default=threads,
+        p.add_argument("--threads", type=at_least(0), default=threads,
                        help=f"torch threads, 0: torch's default (default {threads})")
     if "data" in options:
         p.add_argument("--data-dir", help="Omniglot zips and all_runs.zip (default: "
@@ -97,7 +111,11 @@ def set_threads(threads: int) -> None:
 def write_json(path: str | None, obj: Any) -> None:
     """Write ``obj`` as indented JSON to ``path``, if one is given."""
     if path:
-        Path(path).write_text(json.dumps(obj, indent=2, default=float))
+        from oneshot.io import atomic_write_bytes  # not at load time: keras_peer.py has no oneshot
+
+        if Path(path).is_dir():
+            raise SystemExit(f"error: --json {path}: is a folder; a file name expected")
+        atomic_write_bytes(path, json.dumps(obj, indent=2, default=float).encode())
 
 
 def ci(acc: dict) -> str:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from _common import markdown_table, parser, repeat, set_threads, write_json
+from _common import at_least, markdown_table, parser, repeat, set_threads, write_json
 
 from oneshot.data.splits import load_split
 from oneshot.inference import OneShotClassifier
@@ -37,12 +37,15 @@ def gallery_and_queries(data_dir, cache) -> tuple[list, list, list]:
 def main() -> None:
     ap = parser(__doc__, "reps", "threads", "data", "json", reps=5)
     ap.add_argument("--model", help="model file or run folder (default: the shipped model)")
-    ap.add_argument("--classes", type=int, default=1000)
+    ap.add_argument("--classes", type=at_least(2), default=1000,
+                    help="gallery classes (at most the 1,623 characters of Omniglot)")
     args = ap.parse_args()
     set_threads(args.threads)
     clf = OneShotClassifier.load(args.model)
     imgs, labels, queries = gallery_and_queries(args.data_dir, args.cache)
-    n = args.classes
+    n = min(args.classes, len(imgs))
+    if n < args.classes:
+        print(f"--classes {args.classes}: only {n} characters exist; using {n}")
     gallery = images_to_tensor(np.stack(imgs[:n]), clf.input_size)
     query = images_to_tensor(np.stack(queries[:n]), clf.input_size)
     clf.enrol_embeddings(clf.embed_tensor(gallery), labels[:n])
