@@ -106,6 +106,9 @@ def test_upload_own_support_set_then_classify(client):
     r = client.post("/api/classify", json={"support": r2.json()["support"],
                                            "image": data_url(png(glyph("eq")))})
     assert r.json()["label"] == "E"
+    r3 = client.post("/api/support", json={"images": [data_url(png(glyph(n))) for n in names],
+                                           "labels": ["B", None, True]})  # were "None", "True"
+    assert r3.status_code == 400 and "must be strings" in r3.json()["error"]
 
 
 def test_verify(app, client):

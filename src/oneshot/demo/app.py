@@ -127,6 +127,8 @@ async def _get_support(request: Request, st: DemoState) -> dict:
 async def _post_support(request: Request, st: DemoState) -> dict:
     payload = await read_payload(request, request.app.state.max_upload_bytes)
     labels = payload.values.get("label", []) + payload.values.get("labels", [])
+    if not all(isinstance(lab, str) for lab in labels):  # null became "None", true "True"
+        raise ApiError(400, "'labels' must be strings (class names)")
     if not labels and (payload.values.get("image") or payload.values.get("images")):
         raise ApiError(400, "'labels' (one per image) are required with data-URL images")
     images = await heavy(request, payload.images, "image", "images")
