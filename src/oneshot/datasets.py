@@ -44,10 +44,6 @@ def load_data(ref: str | os.PathLike, data_dir: str | os.PathLike | None = None,
     """An Omniglot split by name, or a folder of classes by path (``drawers``: keep only those
     image positions, 1-based)."""
     if is_split_name(ref):
-        if Path(ref).is_dir():  # `--data test` meant the folder; it got Omniglot's test split
-            raise DataError(f"{ref!r} names both an Omniglot split and a folder here: for the "
-                            f"folder give ./{ref} (or its full path), for the split run from "
-                            "another folder")
         return load_split(str(ref), data_dir, cache, drawers, allow_download, progress)
     if not Path(ref).is_dir():
         raise DataError(f"{ref!r} is neither an Omniglot split ({', '.join(split_names())}) "
@@ -73,7 +69,7 @@ def load_folder_part(ref: str | os.PathLike, part: str = "all",
     ``oneshot evaluate --data DIR --part test`` scores. With the same ``split_file`` (a run's
     ``data_split.json``) or the same ``seed`` and ``by`` as ``oneshot train --data DIR``, the
     parts are the run's."""
-    ds = load_data(ref, cache=cache, progress=progress)
+    ds = load_folder_dataset(ref, cache, progress)  # --data is a folder, even one named "test"
     if part == "all":
         if split_file is not None:  # not used, but a split of another folder is a mistake
             ClassSplit.load(split_file, ds)

@@ -141,10 +141,14 @@ def test_choose_per_class(tmp_path):
 
 def test_a_folder_named_like_a_split_is_not_taken_for_the_split(tmp_path, monkeypatch):
     """`--data test` with a folder ./test trained on Omniglot's test alphabets, silently
-    (found by a review helper)."""
-    class_folder(tmp_path / "test", ["a", "b"], per_class=2)
+    (found by a review helper): --data always means a folder; a name alone means a split."""
+    from oneshot.datasets import load_folder_part
+    from oneshot.training import apply_overrides, preset
+    from oneshot.training.data import load_training_data
+
+    class_folder(tmp_path / "test", [f"c{k}" for k in range(8)], per_class=2)
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(DataError, match="names both an Omniglot split and a folder here: for "
-                       "the folder give ./test"):
-        load_data("test", cache=tmp_path / "c")
-    assert load_data("./test", cache=tmp_path / "c").characters == ("test/a", "test/b")
+    assert load_folder_part("test", cache=tmp_path / "c").characters[0] == "test/c0"
+    cfg = apply_overrides(preset("small"), {"data": "test"})
+    train, _, split = load_training_data(cfg, cache=tmp_path / "c")
+    assert split is not None and all(c.startswith("test/c") for c in train.characters)

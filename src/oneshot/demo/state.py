@@ -16,7 +16,7 @@ import torch
 
 from ..data.omniglot import DataError
 from ..data.splits import load_split
-from ..datasets import load_data
+from ..datasets import load_folder_dataset
 from ..inference import OneShotClassifier
 from ..preprocess import ink_squares, squares_to_tensor
 from .payload import MAX_UPLOAD_IMAGES, ApiError, png_data_url
@@ -59,7 +59,7 @@ class DemoState:
     def dataset(self):
         with self._lock:
             if self._ds is None and self.data is not None:
-                self._ds = load_data(self.data, cache=self.cache)
+                self._ds = load_folder_dataset(self.data, self.cache)  # --data: a folder
                 self.split = self._ds.name
             if self._ds is None:
                 try:

@@ -15,7 +15,7 @@ from ..augment import Distortion, apply_affine, apply_thickness, random_affine, 
 from ..data.dataset import Dataset
 from ..data.partition import ClassSplit
 from ..data.splits import shares_alphabets
-from ..datasets import folder_split, load_data
+from ..datasets import folder_split, load_data, load_folder_dataset
 from ..preprocess import images_to_tensor
 from ..sampling import max_ways
 
@@ -92,7 +92,7 @@ def load_training_data(cfg: TrainConfig, data_dir=None, cache=None, progress: bo
     resizing, :class:`TrainingImages`)."""
     split = None
     if cfg.data:
-        full = load_data(cfg.data, data_dir, cache, progress=progress)
+        full = load_folder_dataset(cfg.data, cache, progress)  # a folder, even one named "test"
         if saved_split is not None and saved_split.exists():
             split = ClassSplit.load(saved_split, full)
         else:
