@@ -184,6 +184,7 @@ def test_too_many_tasks_are_refused_and_leave_no_folder(tmp_path, capsys):
 @pytest.mark.parametrize("argv, says", [
     (["show-task", "--out", "."], "--out .: a .png file name expected"),
     (["show-task", "--out", "t.jpg"], "--out t.jpg: a .png file name expected"),
+    (["show-task", "--no-model", "--model", "m.pt", "--out", "t.png"], "contradict each other"),
     (["enrol", "--gallery", ".", "d"], ".: is a folder; a file name expected"),
     (["verify", "a.png", "missing.png"], "missing.png: no such file"),
 ])

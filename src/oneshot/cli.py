@@ -91,8 +91,11 @@ def cmd_evaluate(args) -> int:
 
 def cmd_show_task(args) -> int:
     from .checkpoint import default_model_path
+    from .errors import UsageError
     from .plots import show_task
 
+    if args.no_model and args.model:
+        raise UsageError("--no-model and --model contradict each other; give one")
     model = args.model or ("default" if default_model_path() and not args.no_model else None)
     show_task(args.out, args.ways, args.split, args.mode, args.seed, model, args.data_dir,
               args.cache, args.device)

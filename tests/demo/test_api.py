@@ -109,6 +109,9 @@ def test_upload_own_support_set_then_classify(client):
     r3 = client.post("/api/support", json={"images": [data_url(png(glyph(n))) for n in names],
                                            "labels": ["B", None, True]})  # were "None", "True"
     assert r3.status_code == 400 and "must be strings" in r3.json()["error"]
+    r4 = client.post("/api/classify", json={"support": ["Tengwar", "x"],  # was cut to the first
+                                            "image": data_url(png(glyph("eq")))})
+    assert r4.status_code == 400 and "'support': one value expected, 2 given" in r4.text
 
 
 def test_verify(app, client):

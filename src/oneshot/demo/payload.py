@@ -77,7 +77,10 @@ class Payload:
     files: dict[str, list[tuple[str, bytes]]]
 
     def value(self, key: str, default=None):
+        """The one value of a single field; ApiError for several (a list was cut to its first)."""
         v = self.values.get(key)
+        if v and len(v) > 1:
+            raise ApiError(400, f"'{key}': one value expected, {len(v)} given")
         return v[0] if v else default
 
     def images(self, *keys: str) -> list[tuple[str, np.ndarray]]:
