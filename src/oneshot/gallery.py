@@ -152,7 +152,6 @@ def enrol_into_gallery(clf: OneShotClassifier, gallery: str | os.PathLike,
     if per_class is not None:
         items = choose_per_class(items, per_class, pick, seed)
     with gallery_lock(gallery):
-        check_gallery_target(gallery)  # before reading: --replace must not replace an image
         if Path(gallery).exists() and not replace:
             try:
                 clf.load_gallery(gallery)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import os
 import sys
 import time
@@ -228,15 +227,14 @@ def seen_images(model_path: Path, ds) -> tuple[int, str]:
         return 0, ""
     try:
         split = ClassSplit.load(split_file)
-        seen = json.loads(split_file.read_text()).get("seen_images")
-    except (DataError, OSError, ValueError) as e:
+    except DataError as e:
         return -1, str(e)
     names = set(split.parts["train"]) | set(split.parts["validation"])
     mine = [c.split("/")[0] if split.by == "groups" else c for c in ds.characters]
     by_name = np.isin(ds.labels, [k for k, c in enumerate(mine) if c in names])
-    if not (isinstance(seen, list) and seen):  # a run made before fingerprints were saved
+    if not split.seen_images:  # a run made before fingerprints were saved
         return int(by_name.sum()), "by class name"
-    known = set(map(str, seen))  # the same pictures under any name, or the same names
+    known = set(split.seen_images)  # the same pictures under any name, or the same names
     same = np.array([f in known for f in fingerprints(ds.images)], bool)
     return int((same | by_name).sum()), "the same pictures or classes"
 

@@ -37,12 +37,14 @@ SPLIT_FORMAT = "oneshot-class-split-1"
 @dataclass(frozen=True)
 class ClassSplit:
     """by: "groups" or "classes"; parts: {part: sorted group or class names}; seed: what drew
-    it (None when given by hand); dataset: the name and digest of the data it was drawn from."""
+    it (None when given by hand); dataset: the name and digest of the data it was drawn from;
+    seen_images: a run's saved :func:`fingerprints` of what it trained and selected on."""
 
     by: str
     parts: dict
     seed: int | None = None
     dataset: dict | None = None
+    seen_images: tuple = ()
 
     def characters(self, ds: Dataset, part: str) -> list[str]:
         """The classes of ``ds`` in ``part``."""
@@ -84,8 +86,9 @@ class ClassSplit:
                 or not all(isinstance(d.get(p), list) for p in PARTS):
             raise DataError(f"{path}: not a class split of format {SPLIT_FORMAT} (by groups "
                             f"or classes, lists {', '.join(PARTS)})")
+        seen = d.get("seen_images")
         split = cls(d["by"], {p: sorted(map(str, d[p])) for p in PARTS}, d.get("seed"),
-                    d.get("dataset"))
+                    d.get("dataset"), tuple(map(str, seen)) if isinstance(seen, list) else ())
         if ds is not None:
             split.check(ds, str(path))
         return split
