@@ -81,3 +81,19 @@ def test_load_folder_part(grouped, tmp_path):
         load_folder_part(root, "everything", cache=tmp_path / "c")
     with pytest.raises(DataError, match="neither an Omniglot split"):
         load_data(tmp_path / "missing")
+
+
+def test_saved_split_of_a_flat_folder_applies_to_it_renamed(tmp_path):
+    names = [f"c{i}" for i in range(10)]
+    first = load_data(class_folder(tmp_path / "scans", names, per_class=2), cache=tmp_path / "c")
+    split = split_classes(first, seed=3)
+    split.save(tmp_path / "split.json")
+    (tmp_path / "scans").rename(tmp_path / "scans-2026")
+    test = load_folder_part(tmp_path / "scans-2026", "test", tmp_path / "split.json",
+                            cache=tmp_path / "c")
+    assert [c.split("/")[1] for c in test.characters] == \
+        [c.split("/")[1] for c in split.characters(first, "test")]
+    assert test.characters[0].startswith("scans-2026/")
+    class_folder(tmp_path / "other", [f"d{i}" for i in range(10)], per_class=2)
+    with pytest.raises(DataError, match=r"classes \['scans/c"):
+        load_folder_part(tmp_path / "other", "test", tmp_path / "split.json", cache=tmp_path / "c")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -32,6 +33,8 @@ MIN_CLASSES = {"train": 2, "validation": 2, "test": 2}  # 2: the smallest N-way 
 MIN_GROUPS = 3  # a grouped folder is split by group when it has this many groups (one a part)
 MIN_IMAGES = 2  # per class: one to enrol (support), one to test (query)
 SPLIT_FORMAT = "oneshot-class-split-1"
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -90,8 +93,26 @@ class ClassSplit:
         split = cls(d["by"], {p: sorted(map(str, d[p])) for p in PARTS}, d.get("seed"),
                     d.get("dataset"), tuple(map(str, seen)) if isinstance(seen, list) else ())
         if ds is not None:
+            split = split.renamed_for(ds, str(path))
             split.check(ds, str(path))
         return split
+
+    def renamed_for(self, ds: Dataset, where: str = "class split") -> "ClassSplit":
+        """This split with a flat folder's classes moved to ``ds``'s one group: a flat folder's
+        classes are "<folder name>/<class>", so a split saved for it names the folder, and the
+        same folder renamed or copied elsewhere would not match by name."""
+        listed = [n for p in PARTS for n in self.parts[p]]
+        old = {n.split("/")[0] for n in listed}
+        if self.by != "classes" or len(ds.alphabets) != 1 or len(old) != 1 \
+                or old == set(ds.alphabets):
+            return self
+        new = ds.alphabets[0]
+        moved = {p: sorted(f"{new}/{n.split('/', 1)[-1]}" for n in self.parts[p]) for p in PARTS}
+        if not set(moved["train"] + moved["validation"] + moved["test"]) <= set(ds.characters):
+            return self  # not the same classes: check() names what is missing
+        log.info("%s: classes of folder %r applied to the same classes of folder %r", where,
+                 old.pop(), new)
+        return replace(self, parts=moved)
 
     def check(self, ds: Dataset, where: str = "class split") -> None:
         have = set(ds.alphabets if self.by == "groups" else ds.characters)
