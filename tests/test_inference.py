@@ -192,6 +192,10 @@ def test_api_mistakes_are_clear_errors(model_file, tmp_path):
     for labels in (None, ["bar", None]):
         with pytest.raises(OneshotError, match="a class name per image expected, not None"):
             clf.enrol([glyph("bar"), glyph("eq")], labels)
+    with pytest.raises(OneshotError, match=r"labels b'ab': a class name \(str\) expected, not"):
+        clf.enrol([glyph("bar"), glyph("eq")], b"ab")  # was two classes, "97" and "98"
+    with pytest.raises(OneshotError, match="not None or bytes"):
+        clf.enrol([glyph("bar")], [b"bar"])  # was a class named "b'bar'"
     clf.enrol([glyph("bar"), glyph("eq")], ["bar", "eq"])
     assert clf.predict([glyph("bar")], top_k=np.int64(2), threshold=np.float32(0.0))[0].label \
         == "bar"

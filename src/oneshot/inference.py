@@ -134,13 +134,17 @@ class OneShotClassifier:
     def enrol(self, images: ImageLike | list, labels: str | list[str]) -> None:
         """Add images with their class labels to the gallery (several per class allowed)."""
         images = images if isinstance(images, (list, tuple)) else [images]
+        if isinstance(labels, (bytes, bytearray)):  # else taken as a list of numbers
+            raise UsageError(f"labels {labels!r}: a class name (str) expected, not bytes; "
+                             "decode it first")
         many = not isinstance(labels, str) and isinstance(labels, Iterable)
         labels = list(labels) if many else [labels] * len(images)
         if len(images) != len(labels):
             raise UsageError(f"{len(images)} images but {len(labels)} labels; one label for "
                              "all, or one per image, expected")
-        if any(lab is None for lab in labels):
-            raise UsageError(f"labels {labels[:5]}: a class name per image expected, not None")
+        if any(lab is None or isinstance(lab, (bytes, bytearray)) for lab in labels):
+            raise UsageError(f"labels {labels[:5]}: a class name per image expected, not None "
+                             "or bytes")
         emb = self.embed(list(images))  # all checked before the gallery changes
         self.enrol_embeddings(emb, [str(lab) for lab in labels])
 
