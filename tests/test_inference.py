@@ -207,3 +207,23 @@ def test_api_mistakes_are_clear_errors(model_file, tmp_path):
     with pytest.raises(OneshotError, match="ends in /; a file name expected"):
         clf.save(f"{tmp_path}/new/")
     assert not (tmp_path / "new").exists()
+
+
+def test_verify_many_yields_as_it_goes(model_file, monkeypatch):
+    """10,000 pairs of large photos were read, all of them, before the first line came out."""
+    import oneshot.batch as batch
+
+    read = []
+    monkeypatch.setattr(batch, "BATCH", 2)
+    monkeypatch.setattr(batch, "preprocess", lambda im, *a: read.append(im) or preprocess(im, *a))
+    clf = OneShotClassifier.load(model_file)
+    images = [glyph(n) for n in ("bar", "eq", "cross", "bar", "eq", "cross")]
+    pairs = [(0, 1), (0, 0), (2, 3), (4, 5), (1, 0)]
+    ims = [(images[a], images[b]) for a, b in pairs]
+    results = batch.verify_many(clf, ims)
+    first = next(results)
+    assert len(read) == 2  # the first two pairs' two distinct images, nothing more
+    rest = list(results)
+    assert len(read) == 6 and len(rest) == 4  # (1, 0) reuses embedded images
+    want = [clf.verify_pair(a, b).probability for a, b in ims]
+    assert [first.probability] + [r.probability for r in rest] == pytest.approx(want, abs=1e-5)

@@ -120,31 +120,51 @@ def accuracy_by_class(outcomes: list[Outcome]) -> dict[str, tuple[int, int]]:
     return {k: (v[0], v[1]) for k, v in sorted(out.items())}
 
 
-@torch.no_grad()
 def verify_many(clf: OneShotClassifier, pairs: list[tuple[ImageLike, ImageLike]],
-                threshold: float = 0.5) -> list[Verification | ImageError]:
-    """``clf.verify_pair`` for many pairs, each distinct image read and embedded once; an
-    image that cannot be used gives its ImageError in the place of its pairs' results."""
+                threshold: float = 0.5) -> Iterator[Verification | ImageError]:
+    """``clf.verify_pair`` for many pairs, in order, yielded as they are scored: ``BATCH``
+    pairs at a time, each distinct image read and embedded once (its embedding kept, its
+    pixels not). An image that cannot be used gives its ImageError in the place of its pairs'
+    results."""
     _check_threshold(threshold)
-    keys = list(dict.fromkeys(k for pair in pairs for k in pair))
-    inputs, errors = {}, {}
-    for k in keys:
-        try:
-            inputs[k] = preprocess(k, clf.input_size, clf.crop)
-        except ImageError as e:
-            errors[k] = e
-    good = [k for k in keys if k in inputs]
-    emb = dict(zip(good, clf.embed_tensor(torch.cat([inputs[k] for k in good])).to(
-        clf.device))) if good else {}
-    out: list[Verification | ImageError] = []
-    for a, b in pairs:
-        bad = errors.get(a) or errors.get(b)
-        if bad is not None:
-            out.append(bad)
+    emb: dict = {}  # image -> embedding (D,) or its ImageError
+    for i in range(0, len(pairs), BATCH):
+        chunk = pairs[i: i + BATCH]
+        _embed_new(clf, [k for pair in chunk for k in pair], emb)
+        for a, b in chunk:
+            ea, eb = emb[_key(a)], emb[_key(b)]
+            bad = next((e for e in (ea, eb) if isinstance(e, ImageError)), None)
+            if bad is not None:
+                yield bad
+                continue
+            with torch.no_grad():
+                p = float(torch.sigmoid(clf.model.head(ea[None], eb[None])).item())
+            yield Verification(p, p >= threshold, threshold)
+
+
+@torch.no_grad()
+def _embed_new(clf: OneShotClassifier, images: list, emb: dict) -> None:
+    """Add the embeddings (or ImageErrors) of the images of ``images`` not yet in ``emb``."""
+    inputs = {}
+    for k in images:
+        if _key(k) in emb or _key(k) in inputs:
             continue
-        p = float(torch.sigmoid(clf.model.head(emb[a][None], emb[b][None])).item())
-        out.append(Verification(p, p >= threshold, threshold))
-    return out
+        try:
+            inputs[_key(k)] = preprocess(k, clf.input_size, clf.crop)
+        except ImageError as e:
+            emb[_key(k)] = e
+    if inputs:
+        emb.update(zip(inputs, clf.embed_tensor(torch.cat(list(inputs.values()))).to(
+            clf.device)))
+
+
+def _key(image: ImageLike):
+    """A dict key for an image: a path as itself, an array or PIL image by identity."""
+    try:
+        hash(image)
+        return image
+    except TypeError:
+        return id(image)
 
 
 def read_pairs(path: str) -> list[tuple[str, str]]:

@@ -195,11 +195,11 @@ def cmd_verify(args) -> int:
                   f"{a} {b}: error: {v}", file=None if args.json else sys.stderr)
         elif args.json:
             print(json.dumps({"a": a, "b": b, "probability": v.probability, "same": v.same,
-                              "threshold": v.threshold}))
+                              "threshold": v.threshold}), flush=True)
         else:
             prefix = f"{a} {b}: " if args.pairs else ""
             print(f"{prefix}{v.probability:.4f}  {'same' if v.same else 'different'} "
-                  f"(threshold {v.threshold})")
+                  f"(threshold {v.threshold})", flush=True)  # a pipe sees lines as they come
     return EXIT_USAGE if failed else 0
 
 
