@@ -114,6 +114,18 @@ def test_upload_own_support_set_then_classify(client):
     assert r4.status_code == 400 and "'support': one value expected, 2 given" in r4.text
 
 
+def test_dropped_and_never_made_upload_ids_are_told_apart(app, client, monkeypatch):
+    monkeypatch.setattr(demo.state, "MAX_UPLOADED_SETS", 1)
+    made = [client.post("/api/support", json={"images": [data_url(png(glyph(n)))],
+                                              "labels": [n]}).json()["support"]
+            for n in ("bar", "eq")]
+    r = client.get(f"/api/support/{made[0]}")
+    assert r.status_code == 404 and "no longer kept" in r.json()["error"]
+    assert client.get(f"/api/support/{made[1]}").status_code == 200
+    r = client.get("/api/support/upload-0123456789abcdef")  # was also "no longer kept"
+    assert r.status_code == 404 and "has not made it since it started" in r.json()["error"]
+
+
 def test_verify(app, client):
     a, b = png(glyph("cross")), png(glyph("bar"))
     same = client.post("/api/verify", json={"a": data_url(a), "b": data_url(a)}).json()
@@ -128,7 +140,7 @@ def test_bad_input_gets_a_clear_4xx_and_the_server_keeps_serving(app, client):
     huge = io.BytesIO()
     Image.new("L", (5000, 5000), 255).save(huge, format="PNG")  # ~25 KB, 25 Mpx
     cases = [
-        ({"json": {"support": "Tengwar", "image": blank}}, 400, "blank"),
+        ({"json": {"support": "Tengwar", "image": blank}}, 400, "image: image is blank"),
         ({"json": {"support": "Tengwar", "image": data_url(b"not an image")}}, 400,
          "not a readable image"),
         ({"json": {"support": "Tengwar", "image": "hello"}}, 400, "data URL"),
@@ -161,13 +173,11 @@ def test_bad_input_gets_a_clear_4xx_and_the_server_keeps_serving(app, client):
     r = client.post("/api/support", json={"images": [data_url(png(glyph("bar")))]})
     assert r.status_code == 400 and "'labels'" in r.json()["error"]
     assert client.post("/api/support", json={}).status_code == 400
-    r = client.get("/api/support/upload-0123456789abcdef")
-    assert r.status_code == 404 and "upload the images again" in r.json()["error"]
     eps = b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\nshowpage\n"
     r = client.post("/api/verify", json={"a": data_url(eps), "b": data_url(eps)})
     assert r.status_code == 400 and "PNG, JPEG" in r.json()["error"]
     r = client.post("/api/verify", json={"a": blank, "b": blank})
-    assert r.status_code == 400 and "blank" in r.json()["error"]
+    assert r.status_code == 400 and "a: image is blank" in r.json()["error"]  # was "image 0"
     assert client.get("/api/alphabets").status_code == 200  # still serving
 
     small = demo.create_app(app.state.demo.clf, max_upload_bytes=1000)

@@ -149,7 +149,7 @@ async def _classify(request: Request, st: DemoState) -> dict:
 async def _verify(request: Request, st: DemoState) -> dict:
     payload = await read_payload(request, request.app.state.max_upload_bytes)
     def verify() -> float:
-        return st.clf.verify(one_image(payload, "a"), one_image(payload, "b"))
+        return st.verify(one_image(payload, "a"), one_image(payload, "b"))
 
     return {"probability": await heavy(request, verify)}
 

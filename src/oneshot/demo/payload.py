@@ -163,10 +163,11 @@ def top_k_value(value) -> int:
     return k
 
 
-def one_image(payload: Payload, key: str) -> np.ndarray:
+def one_image(payload: Payload, key: str) -> tuple[str, np.ndarray]:
+    """(name, image) of the one image under ``key`` (the name is what errors call it)."""
     imgs = payload.images(key)
     if len(imgs) != 1:
         raise ApiError(400, f"{len(imgs)} images under {key!r}; exactly one expected")
-    return imgs[0][1]
+    return imgs[0]
 
 

@@ -24,6 +24,7 @@ from .payload import MAX_UPLOAD_IMAGES, ApiError, png_data_url
 SPLIT = "test"
 SUPPORT_DRAWER = 1  # the support image of each character is this drawer's
 MAX_UPLOADED_SETS = 16  # uploaded support sets kept (least recently used dropped)
+MAX_DROPPED_IDS = 4096  # ids of dropped sets remembered, to tell "dropped" from "never made"
 MAX_LABEL_CHARS = 64
 THUMB_SIZE = 105  # side of the support thumbnails, pixels (Omniglot's size)
 
@@ -55,6 +56,7 @@ class DemoState:
         self._ds = None
         self._alphabets: dict[str, SupportSet] = {}
         self._uploads: OrderedDict[str, SupportSet] = OrderedDict()
+        self._dropped: OrderedDict[str, None] = OrderedDict()
 
     def dataset(self):
         with self._lock:
@@ -87,9 +89,13 @@ class DemoState:
                 return self._uploads[key]
             if key in self._alphabets:
                 return self._alphabets[key]
-        if key.startswith("upload-"):
+            dropped = key in self._dropped
+        if dropped:
             raise ApiError(404, f"support set {key!r} is no longer kept (the server keeps the "
                                 f"last {MAX_UPLOADED_SETS} uploads); upload the images again")
+        if key.startswith("upload-"):
+            raise ApiError(404, f"unknown support set {key!r}: this server has not made it since "
+                                "it started (ids last while it runs); upload the images again")
         ds = self.dataset()
         if key not in ds.alphabets:
             raise ApiError(404, f"unknown support set {key!r}: not an alphabet of the "
@@ -119,8 +125,7 @@ class DemoState:
         labels = [str(lab).strip()[:MAX_LABEL_CHARS] for lab in labels]
         if any(not lab for lab in labels):
             raise ApiError(400, "labels must be non-empty")
-        crop = self.clf.crop
-        views = ink_squares([im for _, im in images], crop, [name for name, _ in images])
+        views = self._views(images)
         thumbs = squares_to_tensor(views, THUMB_SIZE)[:, 0].numpy()
         emb = self.clf.embed_tensor(squares_to_tensor(views, self.clf.input_size))
         digest = hashlib.sha256(emb.numpy().tobytes() + json.dumps(labels).encode())
@@ -129,14 +134,30 @@ class DemoState:
                        self._gallery(emb, labels))
         with self._lock:
             self._uploads[key] = s
+            self._dropped.pop(key, None)
             while len(self._uploads) > MAX_UPLOADED_SETS:
-                self._uploads.popitem(last=False)
+                self._dropped[self._uploads.popitem(last=False)[0]] = None
+            while len(self._dropped) > MAX_DROPPED_IDS:
+                self._dropped.popitem(last=False)
         return s
 
-    def classify(self, key: str, image: np.ndarray, top_k: int) -> dict:
+    def _views(self, images: list[tuple[str, np.ndarray]]) -> list[np.ndarray]:
+        """The preprocessed squares of (name, image) pairs; errors use the names."""
+        return ink_squares([im for _, im in images], self.clf.crop, [n for n, _ in images])
+
+    def _embed(self, images: list[tuple[str, np.ndarray]]) -> torch.Tensor:
+        return self.clf.embed_tensor(squares_to_tensor(self._views(images), self.clf.input_size))
+
+    def verify(self, a: tuple[str, np.ndarray], b: tuple[str, np.ndarray]) -> float:
+        """Probability that the named images ``a`` and ``b`` show the same class."""
+        e = self._embed([a, b]).to(self.clf.device)
+        return float(torch.sigmoid(self.clf.model.head(e[:1], e[1:])).item())
+
+    def classify(self, key: str, image: tuple[str, np.ndarray], top_k: int) -> dict:
+        """The named ``image`` against support set ``key``: best ``top_k`` classes."""
         t0 = time.perf_counter()
         s = self.support(key)
-        emb = self.clf.embed(image)
+        emb = self._embed([image])
         p = s.gallery.predict_embeddings(emb, top_k=top_k, threshold=None)[0]
         scores, classes = s.gallery.class_scores(emb)
         share = dict(zip(classes, torch.softmax(scores[0], 0).tolist()))
