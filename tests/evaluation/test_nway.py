@@ -228,3 +228,17 @@ def test_character_grid(splits):
     g = character_grid(ds)
     assert g.shape == (len(ds.characters), 20)
     assert (ds.labels[g] == np.arange(len(g))[:, None]).all()
+
+
+def test_a_saved_task_file_must_hold_what_its_name_says(splits, tmp_path):
+    """A 3-way file copied under the 5-way name was scored as the 5-way point (review)."""
+    from oneshot.evaluation.runner import task_list_for
+    from oneshot.sampling import TaskFileError
+
+    ds = splits["test"]
+    three, path = task_list_for(ds, 3, 20, "unstructured", 3, tmp_path)
+    assert np.array_equal(task_list_for(ds, 3, 20, "unstructured", 3, tmp_path)[0].query,
+                          three.query)  # read back
+    path.rename(tmp_path / path.name.replace("3way", "5way").replace("seed3", "seed5"))
+    with pytest.raises(TaskFileError, match="drawn with ways=3, not 5"):
+        task_list_for(ds, 5, 20, "unstructured", 5, tmp_path)

@@ -66,10 +66,12 @@ def nway_scorers(scorers: list[Scorer], settings: EvalSettings) -> list[Scorer]:
 
 def task_list_for(ds, ways: int, n_tasks: int, mode: str, seed: int,
                   task_dir: str | os.PathLike) -> tuple[TaskList, Path]:
-    """Load the saved task list for these settings, or draw and save it."""
+    """Load the saved task list for these settings (checked to be drawn with them, not only
+    named so), or draw and save it."""
     path = Path(task_dir) / f"{ds.name}-{mode}-{ways}way-{n_tasks}-seed{seed}.npz"
     if path.exists():
-        return TaskList.load(path, ds), path
+        want = {"ways": ways, "tasks": n_tasks, "mode": mode, "seed": seed}
+        return TaskList.load(path, ds, expect=want), path
     tl = sample_tasks(ds, ways, n_tasks, mode, seed=seed)
     tl.save(path)
     return tl, path
