@@ -205,3 +205,22 @@ def test_outputs_and_inputs_named_wrongly(argv, says, tiny_model_file, tmp_path,
     err = capsys.readouterr()
     assert code == 2 and says in err.err + err.out and "Traceback" not in err.err, err
     assert not (tmp_path / "t.jpg").exists()
+
+
+def test_system_refusals_are_one_line_errors_and_a_closed_pipe_is_quiet(monkeypatch, capsys):
+    """A full disk, a read-only folder or a name too long were tracebacks with exit 1; `| head`
+    closing the output was a BrokenPipeError traceback (review)."""
+    import oneshot.cli as cli
+
+    def full(args):
+        raise OSError(28, "No space left on device", "g.npz.tmp")
+
+    monkeypatch.setattr(cli, "cmd_data", full)
+    assert cli.main(["data"]) == 2
+    assert capsys.readouterr().err == "error: [Errno 28] No space left on device: 'g.npz.tmp'\n"
+
+    def closed(args):
+        raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setattr(cli, "cmd_data", closed)
+    assert cli.main(["data"]) == 141 and capsys.readouterr().err == ""

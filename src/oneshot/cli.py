@@ -1,7 +1,8 @@
 """``oneshot`` command line: each subcommand parses, calls one documented library function, and
 prints; nothing heavy is imported until a command runs, so ``--help`` answers at once. Exit
-status: 0 success; 2 a user mistake (bad option, input file, config value: a one-line
-``error: ...``); 130 interrupted; 1 anything else (a bug: the traceback is shown)."""
+status: 0 success; 2 a user mistake (bad option, input file, config value) or a refusal of
+the system (full disk, read-only folder): a one-line ``error: ...``; 130 interrupted; 141 the
+reader of the output went away (``| head``); 1 anything else (a bug: the traceback is shown)."""
 
 from __future__ import annotations
 
@@ -13,10 +14,12 @@ import sys
 import time
 from pathlib import Path
 
+from .errors import UsageError, silence_stdout
+
 __all__ = ["main", "build_parser", "EXIT_USAGE", "EXIT_INTERRUPTED"]
 
 log = logging.getLogger("oneshot")
-EXIT_USAGE, EXIT_INTERRUPTED = 2, 130
+EXIT_USAGE, EXIT_INTERRUPTED, EXIT_PIPE = 2, 130, 141  # 141: as a shell's for SIGPIPE
 
 
 def _progress(args) -> bool:
@@ -91,7 +94,6 @@ def cmd_evaluate(args) -> int:
 
 def cmd_show_task(args) -> int:
     from .checkpoint import default_model_path
-    from .errors import UsageError
     from .plots import show_task
 
     if args.no_model and args.model:
@@ -142,8 +144,6 @@ def cmd_train(args) -> int:
 
 def cmd_export(args) -> int:
     from .checkpoint import export_model, load_model
-    from .errors import UsageError
-
     fmt = args.format or ("onnx" if str(args.out).lower().endswith(".onnx") else "pt")
     for flag, only in (("half", "pt"), ("int8", "onnx")):  # ONNX: --int8 for a smaller file
         if getattr(args, flag) and fmt != only:
@@ -178,8 +178,6 @@ def _classifier(args):
 
 
 def cmd_verify(args) -> int:
-    from .errors import UsageError
-
     if args.pairs and (args.image_a or args.image_b):
         raise UsageError("give two images or --pairs FILE, not both")
     if not args.pairs and not (args.image_a and args.image_b):
@@ -254,8 +252,6 @@ def cmd_classify(args) -> int:
 
 
 def cmd_demo(args) -> int:
-    from .errors import UsageError
-
     try:
         from .demo import serve
     except ImportError as e:
@@ -282,8 +278,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
-    except (OneshotError, FileNotFoundError, FileExistsError, IsADirectoryError,
-            NotADirectoryError, PermissionError) as e:
+    except BrokenPipeError:  # `oneshot classify ... | head`: the reader has gone, not an error
+        return silence_stdout(EXIT_PIPE)
+    except (OneshotError, OSError) as e:  # a full disk, a read-only folder: said, not traced
         print(f"error: {e}", file=sys.stderr)
         return EXIT_USAGE
 

@@ -9,9 +9,11 @@ module imports nothing from the package, so every layer may use it.
 from __future__ import annotations
 
 import os
+import sys
 import zipfile
 
-__all__ = ["OneshotError", "ConfigError", "UsageError", "MissingPackage", "unreadable_reason"]
+__all__ = ["OneshotError", "ConfigError", "UsageError", "MissingPackage", "unreadable_reason",
+           "silence_stdout"]
 
 
 class OneshotError(Exception):
@@ -42,3 +44,13 @@ def unreadable_reason(path: str | os.PathLike, error: BaseException) -> str:
         return str(e)
     first = (str(error).strip().splitlines() or [""])[0][:200]
     return f"damaged or foreign content: {type(error).__name__}{': ' + first if first else ''}"
+
+
+def silence_stdout(status: int) -> int:
+    """Point stdout at the null device (its reader has gone: Python's final flush would fail
+    again) and return ``status``."""
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (OSError, ValueError):  # not a real file (a test's capture): nothing to flush
+        pass
+    return status
