@@ -8,6 +8,7 @@ names the file and the pid that holds it.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import time
@@ -85,8 +86,9 @@ class FileLock:
         if self._fd is not None:
             os.ftruncate(self._fd, 0)
             if self._made and [p.name for p in self.path.parent.iterdir()] == [self.path.name]:
-                self.path.unlink()  # a folder this lock made, still empty: as it was
-                self.path.parent.rmdir()
+                with contextlib.suppress(OSError):  # another process may lock it again at once
+                    self.path.unlink()  # a folder this lock made, still empty: as it was
+                    self.path.parent.rmdir()
             fcntl.flock(self._fd, fcntl.LOCK_UN)
             os.close(self._fd)
             self._fd = None
