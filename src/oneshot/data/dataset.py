@@ -89,7 +89,9 @@ class Dataset:
             dr = np.asarray(list(drawers), dtype=np.int64)
             missing = sorted(set(dr.tolist()) - set(np.unique(self.drawers).tolist()))
             if missing:
-                raise ValueError(f"dataset {self.name!r} has no drawer(s) {missing}")
+                raise DataError(f"dataset {self.name!r} has no drawer(s) {missing} (in a "
+                                "folder, a drawer is an image's place in its class by file "
+                                "name; --set drawers=null keeps every image)")
             mask &= np.isin(self.drawers, dr)
         alpha_idx = np.flatnonzero(keep_alpha)
         keep_char = np.zeros(len(self.characters), dtype=bool)
