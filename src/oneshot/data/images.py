@@ -147,6 +147,9 @@ def read_grey(source: str | os.PathLike | bytes | Image.Image | io.IOBase, name:
         _check_size(source.size, name or "image", max_pixels)
         return pil_to_grey(source, max_side)
     name = name or (str(source) if isinstance(source, (str, os.PathLike)) else "image")
+    if isinstance(source, (str, os.PathLike)) and os.path.exists(source) \
+            and not os.path.isfile(source):  # a pipe would be read forever
+        raise ImageError(f"{name}: not a regular file (a folder, a pipe or a device)")
     fp = io.BytesIO(source) if isinstance(source, (bytes, bytearray)) else source
     try:
         with warnings.catch_warnings():
