@@ -161,6 +161,7 @@ def test_a_gallery_of_an_earlier_preprocessing_is_warned_of(tmp_path, tiny_model
     with caplog.at_level("WARNING", logger="oneshot.inference"):
         other.load_gallery(tmp_path / "old.npz")
     assert "enrolled with an earlier preprocessing (version 1" in caplog.text
+    assert "16-bit images; images on ruled or squared paper" in caplog.text
     other.enrol([bar.T], ["eq"])
     other.save(tmp_path / "old.npz")
     with np.load(tmp_path / "old.npz") as z:

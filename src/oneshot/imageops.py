@@ -196,3 +196,89 @@ def edge_rules(mask: np.ndarray, band: float = 0.08, span: float = 0.6) -> np.nd
         for rows in (slice(0, k), slice(m.shape[0] - k, m.shape[0])):
             o[rows] |= long_runs(m[rows], int(np.ceil(span * side)))
     return out
+
+
+_EPS = 1e-6
+SKEWS = np.arange(-5.0, 5.01, 0.5)  # degrees: how far ruled lines may slant from the axes
+
+
+def thin_rules(mask: np.ndarray, ink: np.ndarray | None = None, cover: float = 0.85,
+               max_ratio: float = 0.6) -> np.ndarray:
+    """The pixels of ruled or squared paper's lines in a binary ink mask: bands of rows (or
+    columns), straight or slanted by up to 5 degrees (``SKEWS``), with ink across at least
+    ``cover`` of the image and thinner than ``max_ratio`` times the width of the other strokes
+    (so a character's own bar, as thick as its other strokes, is kept; a line's thickness is
+    its ink summed across it over its peak, from the grey ``ink`` when given, so that faint
+    anti-aliased edges count in part), widened by one pixel each side for those edges. Where
+    a stroke meets a line (ink two pixels beyond it, on either side) the line's pixels are
+    kept. Made for images of about 100-300 px."""
+    views = [_sheared(mask), _sheared(mask.T)]  # horizontal lines, then vertical ones
+    lines = np.zeros_like(mask)
+    for (s, rows, full), o in zip(views, (lines, lines.T)):
+        _scatter(o, rows, s & full[:, None])
+    out = np.zeros_like(mask)
+    if not lines.any():
+        return out
+    width = _width_off(mask & ~lines, dilate(lines, 1))
+    if width == 0:
+        return out  # nothing but lines: not taken for paper
+    grey = mask.astype(np.float32) if ink is None else np.asarray(ink, np.float32)
+    for (s, rows, full), o, g in zip(views, (out, out.T), (grey, grey.T)):
+        gs = np.where(rows >= 0, g[np.clip(rows, 0, g.shape[0] - 1), np.arange(g.shape[1])], 0)
+        idx = np.flatnonzero(full)
+        cut = np.zeros_like(s)
+        for band in np.split(idx, np.flatnonzero(np.diff(idx) > 1) + 1) if len(idx) else []:
+            r0, r1, n = int(band[0]), int(band[-1]), s.shape[0]
+            across = gs[max(r0 - 1, 0): r1 + 2]
+            thick = float(np.median(across.sum(axis=0) / np.maximum(across.max(axis=0), _EPS)))
+            if thick > max_ratio * width:
+                continue
+            above = s[r0 - 2] if r0 >= 2 else np.zeros_like(s[0])
+            below = s[r1 + 2] if r1 + 2 < n else np.zeros_like(s[0])
+            cut[max(r0 - 1, 0): min(r1 + 2, n)] |= ~(above | below)
+        _scatter(o, rows, s & cut)
+    return out & mask
+
+
+def _sheared(m: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(S, rows, full): ``m`` sheared so that its lines at the best of ``SKEWS`` run along
+    S's rows (S[k, c] = m[rows[k, c], c], rows outside ``m`` are -1), and S's rows with ink
+    in at least 85 % of the columns. The best skew has the most such rows (then the
+    straightest); the skews are compared by counting the ink pixels alone."""
+    h, w = m.shape
+    ys, xs = np.nonzero(m) if m.any(axis=0).mean() >= 0.85 else ((), ())  # else no line fits
+    best, most = 0.0, 0
+    for deg in sorted(SKEWS, key=abs) if len(xs) else ():
+        shift = _shift(deg, w)
+        k = ys - shift[xs] + int(np.abs(shift).max())
+        n = int((np.bincount(k) >= 0.85 * w).sum()) if len(k) else 0
+        if n > most:
+            best, most = deg, n
+    if not most:  # no line: the view is never used
+        return m, np.broadcast_to(np.arange(h)[:, None], (h, w)), np.zeros(h, bool)
+    shift = _shift(best, w)
+    pad = int(np.abs(shift).max())
+    rows = np.arange(-pad, h + pad)[:, None] + shift[None, :]
+    inside = (rows >= 0) & (rows < h)
+    rows = np.where(inside, rows, -1)
+    s = np.where(inside, m[np.clip(rows, 0, h - 1), np.arange(w)[None, :]], False)
+    return s, rows, s.mean(axis=1) >= 0.85
+
+
+def _shift(deg: float, w: int) -> np.ndarray:
+    """Row offset of each column for lines slanted by ``deg`` degrees (0 at the middle)."""
+    return np.round(np.tan(np.radians(deg)) * (np.arange(w) - (w - 1) / 2)).astype(int)
+
+
+def _scatter(out: np.ndarray, rows: np.ndarray, sel: np.ndarray) -> None:
+    """Set ``out`` at the pixels that the sheared view's selected cells ``sel`` come from."""
+    k, c = np.nonzero(sel & (rows >= 0))
+    out[rows[k, c], c] = True
+
+
+def _width_off(rest: np.ndarray, near: np.ndarray) -> float:
+    """:func:`stroke_width` of ``rest`` counted away from ``near`` (where removed lines cut
+    the strokes, which would add edge pixels that are not the strokes' own)."""
+    area = int((rest & ~near).sum())
+    lost = int((rest & ~erode(rest, 1) & ~near).sum())
+    return 2.0 * area / max(lost, 1) if area else 0.0

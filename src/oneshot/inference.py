@@ -27,6 +27,7 @@ from .embedding import Embedder
 from .errors import UsageError
 from .gallery import EXISTING, GalleryError, enrol_into_gallery, read_gallery, write_gallery
 from .models import SiameseNet
+from .preprocess import CHANGES as PREPROCESS_CHANGES
 from .preprocess import VERSION as PREPROCESS_VERSION
 from .preprocess import ImageLike, images_to_tensor, preprocess
 
@@ -264,10 +265,10 @@ class OneShotClassifier:
         self._emb, self._labels = g.embeddings, list(g.labels)
         self._version = g.meta["preprocessing"].get("version", 1)
         if self._version < PREPROCESS_VERSION:
-            log.warning("%s: enrolled with an earlier preprocessing (version %s, now %s): photos "
-                        "with an EXIF orientation, images over 2048 px and 16-bit images now "
-                        "read differently; if it holds such images, enrol them again",
-                        path, self._version, PREPROCESS_VERSION)
+            changed = "; ".join(v for k, v in PREPROCESS_CHANGES.items() if k > self._version)
+            log.warning("%s: enrolled with an earlier preprocessing (version %s, now %s): these "
+                        "now read differently: %s; if it holds such images, enrol them again",
+                        path, self._version, PREPROCESS_VERSION, changed)
 
 
 def _check_threshold(threshold: float) -> None:

@@ -9,6 +9,9 @@ image or an array (``Preprocessing``'s options; defaults in brackets):
 3. background and contrast: the paper's level, a plane fitted robustly to the border pixels
    [``background="plane"``; "median": one level, the border's median], is subtracted, the
    strongest ink scaled to 1, clipped to [0, 1] (grey paper and shading go);
+   Then ruled and squared paper [``clear_rules=True``]: lines across the whole image (85 %
+   of it) that are thinner than half the other strokes are set to paper, but where a stroke
+   crosses them (a character's own bar is as thick as its strokes, and stays);
 4. square: padded with background to a square, centred;
 5. clean, at Omniglot's resolution [``work_size=105``]: resized there, then binarised
    [``threshold="otsu"``: Otsu's level; a number: that level], a frame or ruled line along the
@@ -60,6 +63,7 @@ from .imageops import (
     otsu_threshold,
     remove_small,
     stroke_width,
+    thin_rules,
 )
 
 __all__ = [
@@ -69,6 +73,7 @@ __all__ = [
     "DEFAULT",
     "LEGACY",
     "to_ink",
+    "clear_rules",
     "fit_square",
     "resize_batch",
     "images_to_tensor",
@@ -86,8 +91,11 @@ ImageLike = Any  # str | os.PathLike | PIL.Image.Image | np.ndarray
 CROP_MARGIN = 0.15  # share of the side added around the ink's bounding box with crop=True
 _MIN_CONTRAST, _CHUNK, _EPS = 1e-3, 2048, 1e-6
 MAX_SIDE = DRAFT_SIDE  # 2048 px: longer images are reduced on reading (step 1)
-VERSION = 2  # galleries record it; 2 (2026-12-02): EXIF orientation, MAX_SIDE, 16-bit levels
+VERSION = 3  # galleries record it; CHANGES says what each version changed
+CHANGES = {2: "photos with an EXIF orientation, images over 2048 px and 16-bit images",
+           3: "images on ruled or squared paper"}
 WORK_SIZE = 105  # Omniglot's side: the resolution at which images are cleaned (step 5)
+RULES_SIDE = 2 * WORK_SIZE  # ruled paper's lines are found on the image reduced to this
 OMNIGLOT_STROKE = 5.5  # px at 105: the median stroke width of Omniglot (5.0-6.3 for 98 %)
 # a frame or rule: longer than FRAME_SPAN of the side, within FRAME_BAND of the edge
 FRAME_BAND, FRAME_SPAN = 0.08, 0.6
@@ -105,6 +113,7 @@ class Preprocessing:
     threshold: str | float | None = "otsu"
     min_ink: int = 12
     clear_frame: bool = True
+    clear_rules: bool = True
     stroke_width: float | None = OMNIGLOT_STROKE
     stroke_range: tuple[float, float] = STROKE_RANGE
 
@@ -128,7 +137,7 @@ class Preprocessing:
 
 DEFAULT = Preprocessing()
 LEGACY = Preprocessing(background="median", threshold=None, min_ink=0, clear_frame=False,
-                       stroke_width=None)
+                       clear_rules=False, stroke_width=None)
 
 STORED_SIZE = 105  # side of a Dataset's images: Omniglot's, and the Koch encoder's input
 STORED_THRESHOLD = 0.5
@@ -167,6 +176,18 @@ def to_ink(img: ImageLike, name: str = "image", background: str = "plane") -> np
     if peak - bg < _MIN_CONTRAST:
         raise ImageError(f"{name}: image is blank (no ink distinguishable from the background)")
     return np.clip((g - bg) / (peak - bg), 0.0, 1.0).astype(np.float32)
+
+
+def clear_rules(ink: np.ndarray) -> np.ndarray:
+    """Step 3b: the lines of ruled or squared paper (:func:`~oneshot.imageops.thin_rules`,
+    found on the ink above half Otsu's level, so fainter lines count too) set to paper."""
+    small = shrink_grey(ink, RULES_SIDE)  # found at about 2 x the work size, for speed
+    rules = thin_rules(small > 0.5 * otsu_threshold(small), small)
+    if not rules.any():
+        return ink
+    k = -(-max(ink.shape) // RULES_SIDE)  # the reduction factor (as shrink_grey)
+    rules = np.repeat(np.repeat(rules, k, axis=0), k, axis=1)[: ink.shape[0], : ink.shape[1]]
+    return np.where(rules, np.float32(0), ink)
 
 
 def fit_square(ink: np.ndarray, crop: bool = False) -> np.ndarray:
@@ -278,6 +299,8 @@ def ink_squares(images: ImageLike | list, crop: bool = False,
                  for k, img in enumerate(images)]
     def square(img: ImageLike, name: str) -> np.ndarray:
         ink = to_ink(img, name, o.background)
+        if o.clear_rules:
+            ink = clear_rules(ink)
         return clean_square(fit_square(ink), o, crop) if o.cleans else fit_square(ink, crop)
     return each_image(square, images, names)  # every unusable image named in one error
 

@@ -18,7 +18,8 @@ from oneshot.evaluation.perturbations import (
 from oneshot.imageops import stroke_width
 
 RANDOM = {"gaussian-0.05", "gaussian-0.1", "gaussian-0.2", "salt-pepper-1%", "salt-pepper-5%",
-          "rotate-10", "shift-5", "gradient-background"}
+          "rotate-10", "shift-5", "gradient-background", "ruled-paper", "ruled-slanted",
+          "squared-paper"}
 
 
 def _bold_glyph() -> np.ndarray:

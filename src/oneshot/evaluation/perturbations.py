@@ -36,6 +36,7 @@ JPEG_QUALITY = 20
 GREY_PAPER = 0.4  # ink-1 level of grey paper: 60 % reflectance
 GRADIENT = 0.5  # ink-1 level rising from 0 to this across the image, direction drawn per image
 FRAME_INSET, FRAME_WIDTH = 3, 2  # px: a box drawn round the character
+RULE_GAP, RULE_LEVEL, RULE_SKEW = 18, 0.6, 2.0  # px apart, ink-1 level, degrees (sign drawn)
 
 
 @dataclass(frozen=True)
@@ -153,6 +154,21 @@ def _frame(x, rng):
     return out
 
 
+def _ruled(skew: float, squared: bool = False) -> PerturbFn:
+    """Paper ruled every ``RULE_GAP`` px (and across, if ``squared``) with anti-aliased lines
+    about 1.5 px wide, slanted by ``skew`` degrees (sign drawn), at a drawn offset."""
+    def f(x, rng):
+        h, w = x.shape
+        rr, cc = np.mgrid[0:h, 0:w].astype(np.float32)
+        slope = math.tan(math.radians(skew * rng.choice([-1.0, 1.0])))
+        paper = np.zeros_like(x)
+        for d in ((rr - slope * cc, cc + slope * rr) if squared else (rr - slope * cc,)):
+            d = (d - rng.uniform(0, RULE_GAP)) % RULE_GAP
+            paper = np.maximum(paper, np.clip(1.25 - np.minimum(d, RULE_GAP - d), 0, 1))
+        return np.maximum(x, RULE_LEVEL * paper)
+    return f
+
+
 _BUILTIN: list[tuple[str, PerturbFn, str]] = [
     ("clean", lambda x, rng: x, "no perturbation"),
     ("gaussian-0.05", _gaussian(0.05), "additive Gaussian noise, sigma 0.05, clipped to [0, 1]"),
@@ -176,6 +192,10 @@ _BUILTIN: list[tuple[str, PerturbFn, str]] = [
     ("gradient-background", _gradient,
      f"paper shading from 0 to {GRADIENT} across the image, direction drawn per image"),
     ("border-line", _frame, f"a {FRAME_WIDTH}-px box {FRAME_INSET} px inside the image edge"),
+    ("ruled-paper", _ruled(0.0), f"lines every {RULE_GAP} px across the image (level "
+     f"{RULE_LEVEL}, about 1.5 px wide), as on ruled paper"),
+    ("ruled-slanted", _ruled(RULE_SKEW), f"ruled paper turned by +-{RULE_SKEW:g} degrees"),
+    ("squared-paper", _ruled(0.0, squared=True), f"lines every {RULE_GAP} px both ways"),
 ]
 
 PERTURBATIONS: list[str] = []
