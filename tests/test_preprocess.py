@@ -241,3 +241,14 @@ def test_a_pipe_or_folder_given_as_an_image_is_refused_at_once(tmp_path):
     for path in (tmp_path / "fifo.png", tmp_path):
         with pytest.raises(ImageError, match="not a regular file"):
             preprocess(str(path), 28)
+
+
+@pytest.mark.parametrize("paper, ink", [(0.39, 0.0), (0.63, 1.0), (0.5, 0.89), (1.0, 0.0),
+                                        (0.0, 1.0), (0.55, 0.2)])
+def test_polarity_follows_the_ink_not_the_paper_being_light(paper, ink):
+    """Black ink on grey paper (level 0.39) was inverted the wrong way and refused as blank,
+    as were white ink on light grey and yellow on mid grey (review)."""
+    g = np.full((80, 80), paper, np.float32)
+    g[20:60, 35:45] = ink
+    out = to_ink(g)
+    assert out[40, 40] == pytest.approx(1.0) and out[5, 5] == pytest.approx(0.0, abs=1e-3)

@@ -9,6 +9,7 @@ for a folder of that name.
 Layering: :mod:`oneshot.data` decodes the files (its one image decoder) and caches the result,
 but knows nothing of the model's preprocessing; this module hands it
 :func:`oneshot.preprocess.stored_image` (grey, ink = 1 whatever the polarity, padded square,
+cleaned as the classifier cleans (the same steps),
 105 x 105, binarised), so a folder's Dataset holds what the classifier makes of the same files.
 """
 

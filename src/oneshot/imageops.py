@@ -141,17 +141,22 @@ def _plane_design(rows: np.ndarray, cols: np.ndarray, h: int, w: int) -> np.ndar
                      cols / max(w - 1, 1) - 0.5], axis=1)
 
 
-def border_plane(g: np.ndarray) -> np.ndarray:
+def border_plane(g: np.ndarray, start: float | None = None) -> np.ndarray:
     """The paper's level as a plane a + b*row + c*col fitted to the border pixels of ``g``
-    (H, W): starting from their median level, each round fits the plane by least squares to the
-    pixels within 3 robust standard deviations of the last one (ink touching the border is left
-    out). float32 (H, W); exactly 0 for a border of zeros with some ink on it."""
+    (H, W): starting from their median level (or from the border pixels within 0.1 of
+    ``start``, the paper's level when known: a tight crop's border may be mostly ink), each
+    round fits the plane by least squares to the pixels within 3 robust standard deviations of
+    the last one (ink touching the border is left out). float32 (H, W); exactly 0 for a border
+    of zeros with some ink on it."""
     h, w = g.shape
     r = np.concatenate([np.zeros(w), np.full(w, h - 1), np.arange(h), np.arange(h)])
     c = np.concatenate([np.arange(w), np.arange(w), np.zeros(h), np.full(h, w - 1)])
     v = g[r.astype(int), c.astype(int)].astype(np.float64)
     a = _plane_design(r, c, h, w)
     coef = np.array([np.median(v), 0.0, 0.0])
+    near = np.abs(v - start) <= 0.1 if start is not None else np.zeros(0, bool)
+    if near.sum() >= 3:
+        coef, *_ = np.linalg.lstsq(a[near], v[near], rcond=None)
     for _ in range(_PLANE_ITERS):
         res = v - a @ coef
         mad = np.median(np.abs(res - np.median(res)))
