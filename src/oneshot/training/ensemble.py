@@ -28,6 +28,7 @@ from ..models.ensemble import check_ensemble_head
 from .config import TrainConfig, config_diff
 from .data import fit_ways, load_training_data
 from .loop import VAL_SEED_OFFSET, TrainingInterrupted, TrainResult
+from .paths import same_folders
 from .runfolder import RUN_FILES, RunFolder
 
 __all__ = ["train_ensemble", "member_configs"]
@@ -131,7 +132,7 @@ def _take_folder(folder: RunFolder, cfg: TrainConfig, resume: bool, overwrite: b
         if not folder.config.exists():
             raise UsageError(f"--resume: {folder.config} does not exist")
         old = json.loads(folder.config.read_text()).get("config", {})
-        diff = config_diff(old, json.loads(json.dumps(cfg.to_dict())))
+        diff = same_folders(config_diff(old, json.loads(json.dumps(cfg.to_dict()))))
         if diff:
             raise ConfigError(f"--resume: {folder.root} was trained with another config; "
                               "differences: " + ", ".join(f"{k}: {a!r} -> {b!r}"

@@ -35,6 +35,7 @@ from .distributed import init_distributed
 from .hooks import Hook, StepInfo, default_hooks
 from .objectives import StepContext, batch_field, create_objective
 from .optim import apply_momentum, build_optimizer, build_scheduler
+from .paths import same_folders
 from .runfolder import RunFolder
 from .warmstart import initial_model
 
@@ -211,7 +212,7 @@ class Trainer:
     def resume(self) -> None:
         """Continue from ``last.pt``: weights, optimiser, schedule, RNG streams, counters."""
         ck = load_checkpoint(self.folder.last)
-        diff = config_diff(ck["config"], json.loads(json.dumps(self.cfg.to_dict())))
+        diff = same_folders(config_diff(ck["config"], json.loads(json.dumps(self.cfg.to_dict()))))
         if diff:
             raise ConfigError(f"--resume: {self.folder.last} was trained with another config; "
                               "differences (checkpoint -> now): " + ", ".join(

@@ -22,6 +22,7 @@ from .config import TrainConfig, registered_names
 from .distributed import shut_down
 from .hooks import Hook
 from .loop import VAL_SEED_OFFSET, StopRequest, Trainer, TrainResult
+from .paths import absolute_paths
 from .runfolder import RunFolder
 from .warmstart import resolve_init
 
@@ -58,7 +59,7 @@ def train(cfg: TrainConfig, out: str | os.PathLike, data_dir=None, cache=None,
     count and global RNG state are restored afterwards. With ``cfg.init`` the network is the
     init model's (:func:`.warmstart.resolve_init`), starting from its weights.
     """
-    cfg = resolve_init(cfg)
+    cfg = absolute_paths(resolve_init(cfg))
     check_config(cfg)
     if cfg.members > 1:
         if int(os.environ.get("WORLD_SIZE", "1")) > 1:
