@@ -166,3 +166,40 @@ def test_a_gallery_of_an_earlier_preprocessing_is_warned_of(tmp_path, tiny_model
     other.save(tmp_path / "old.npz")
     with np.load(tmp_path / "old.npz") as z:
         assert json.loads(str(z["meta"]))["preprocessing"]["version"] == 1
+
+
+def test_enrol_embeds_before_taking_the_gallery_lock(tiny_model_file, tmp_path, monkeypatch):
+    """Embedding 13,000 images under the lock made a second writer time out (review); with
+    --existing skip only the classes the gallery lacks are embedded."""
+    import contextlib
+
+    import oneshot.gallery as gallery
+
+    held, embedded = [], []
+    real_lock = gallery.gallery_lock
+
+    @contextlib.contextmanager
+    def lock(path):
+        with real_lock(path):
+            held.append(True)
+            yield
+            held.pop()
+
+    folder = class_folder(tmp_path / "s", ["a", "b", "c"], per_class=2)
+    clf = OneShotClassifier.load(tiny_model_file)
+    real_embed = clf.embed
+    monkeypatch.setattr(clf, "embed", lambda xs: embedded.append((bool(held), len(xs)))
+                        or real_embed(xs))
+    monkeypatch.setattr(gallery, "gallery_lock", lock)
+    gallery.enrol_into_gallery(clf, tmp_path / "g.npz", folder, existing="skip")
+    class_folder(folder, ["d"], per_class=2, seed=3)
+    gallery.enrol_into_gallery(OneShotClassifier.load(tiny_model_file), tmp_path / "g.npz",
+                               folder, existing="skip")
+    assert embedded == [(False, 6)]  # the second enrolment's classifier is not wrapped
+    clf2 = OneShotClassifier.load(tiny_model_file)
+    real2 = clf2.embed
+    monkeypatch.setattr(clf2, "embed", lambda xs: embedded.append((bool(held), len(xs)))
+                        or real2(xs))
+    class_folder(folder, ["e"], per_class=2, seed=4)
+    gallery.enrol_into_gallery(clf2, tmp_path / "g.npz", folder, existing="skip")
+    assert embedded[1:] == [(False, 2)] and read_gallery(tmp_path / "g.npz").labels.count("e") == 2

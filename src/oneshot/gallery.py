@@ -151,18 +151,33 @@ def enrol_into_gallery(clf: OneShotClassifier, gallery: str | os.PathLike,
     items = list_folder(folder)
     if per_class is not None:
         items = choose_per_class(items, per_class, pick, seed)
+    # read and embed before the lock, which is then held only to merge and write (a long
+    # enrolment made other writers time out); skipped classes as the gallery has them now
+    have = _classes(gallery) if existing == "skip" and not replace else set()
+    todo = [str(p) for p, c in items if c not in have]
+    embedded = dict(zip(todo, clf.embed(todo))) if todo else {}
     with gallery_lock(gallery):
         if Path(gallery).exists() and not replace:
             try:
                 clf.load_gallery(gallery)
             except GalleryError as e:
-                raise GalleryError(f"{e} (use --replace to start a new gallery)") from e
-        done = _enrol_items(clf, items, existing, gallery)
+                raise GalleryError(f"{e} (or, to drop its classes and start a new gallery, "
+                                   "--replace)") from e
+        done = _enrol_items(clf, items, existing, gallery, embedded)
         clf.save(gallery)
     return done
 
 
-def _enrol_items(clf: OneShotClassifier, items: list, existing: str | None, gallery) -> dict:
+def _classes(gallery: str | os.PathLike) -> set[str]:
+    """The classes of ``gallery`` now (none if absent or unreadable: said under the lock)."""
+    try:
+        return set(read_gallery(gallery).labels) if Path(gallery).is_file() else set()
+    except OneshotError:
+        return set()
+
+
+def _enrol_items(clf: OneShotClassifier, items: list, existing: str | None, gallery,
+                 embedded: dict) -> dict:
     have = set(clf.classes)
     classes = list(dict.fromkeys(c for _, c in items))
     clash = [c for c in classes if c in have]
@@ -173,7 +188,9 @@ def _enrol_items(clf: OneShotClassifier, items: list, existing: str | None, gall
     if existing == "skip":
         items = [(p, c) for p, c in items if c not in have]
     old_emb, old_labels = clf.enrolled
-    emb = clf.embed([str(p) for p, _ in items]) if items else old_emb[:0]  # all read first
+    late = [str(p) for p, _ in items if str(p) not in embedded]  # a class skipped, then gone
+    embedded = {**embedded, **dict(zip(late, clf.embed(late)))} if late else embedded
+    emb = torch.stack([embedded[str(p)] for p, _ in items]) if items else old_emb[:0]
     labels = [c for _, c in items]
     if existing == "replace":
         for c in clash:

@@ -248,12 +248,14 @@ class OneShotClassifier:
         g = read_gallery(path)
         if g.fingerprint != self.fingerprint:
             spec = g.meta.get("model_spec")
+            mine = self.model.spec.encoder
             raise GalleryError(f"{path}: gallery was made with another model (a "
                                f"{spec.get('encoder') if isinstance(spec, dict) else '?'!r} "
-                               f"encoder, fingerprint {str(g.fingerprint)[:12]}; this model's "
-                               f"is {self.fingerprint[:12]}: an int8 export embeds otherwise "
-                               "than its fp32 model); pass that model with --model, or enrol "
-                               "again with this one")
+                               f"encoder, fingerprint {str(g.fingerprint)[:12]}; this model: a "
+                               f"{mine!r} encoder, fingerprint {self.fingerprint[:12]}; the "
+                               "weights differ: another run, a run folder whose best.pt has "
+                               "changed since, or an export in other precision); pass that "
+                               "model with --model, or enrol again with this one")
         if g.embeddings.shape[1] != self._emb.shape[1]:
             raise GalleryError(f"{path}: embeddings of dimension {g.embeddings.shape[1]}, the "
                                f"model's are {self._emb.shape[1]}")
