@@ -174,3 +174,19 @@ def test_a_folder_stores_what_the_classifier_makes_of_its_files(tmp_path):
     Image.fromarray(np.full((50, 50), 200, np.uint8)).save(tmp_path / "f" / "c0" / "grey.png")
     with pytest.raises(ImageError, match=r"grey.png: image is blank"):
         load_data(tmp_path / "f", cache=tmp_path / "cache")
+
+
+def test_what_a_folder_leaves_out_is_said(tmp_path, caplog):
+    """A link to nothing and an image beside the class folders were dropped without a word;
+    macOS's __MACOSX folder was taken for a group (review)."""
+    root = class_folder(tmp_path / "f", ["a", "b"], per_class=2)
+    (root / "a" / "gone.png").symlink_to(tmp_path / "nowhere.png")
+    (root / "stray.png").write_bytes((root / "a" / "0.png").read_bytes())
+    (root / "__MACOSX" / "a").mkdir(parents=True)
+    (root / "__MACOSX" / "a" / "._0.png").write_bytes(b"resource fork")
+    with caplog.at_level(logging.WARNING):
+        index = scan_folder(root)
+    assert index.classes == ("f/a", "f/b") and index.images == 4
+    assert "left out 1 link(s) to nothing: gone.png" in caplog.text
+    assert "left out 1 image(s) that are in no class folder" in caplog.text
+    assert "stray.png" in caplog.text

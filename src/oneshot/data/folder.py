@@ -90,7 +90,7 @@ def choose_per_class(items: list[tuple[Path, str]], k: int, pick: str = "first",
 
 
 # Files that file browsers leave in image folders (Windows thumbnails and folder settings)
-SYSTEM_FILES = frozenset({"thumbs.db", "ehthumbs.db", "desktop.ini"})
+SYSTEM_FILES = frozenset({"thumbs.db", "ehthumbs.db", "desktop.ini", "__macosx"})
 
 
 def is_skipped(name: str) -> bool:
@@ -115,8 +115,12 @@ def is_image_name(name: str) -> bool:
 def _visible(folder: Path, dirs: bool) -> list[Path]:
     """Sorted sub-folders (``dirs``) or image files of ``folder``, but for ``is_skipped``
     names; other files are left out with a warning naming them."""
-    found = sorted(p for p in folder.iterdir() if not is_skipped(p.name)
-                   and (p.is_dir() if dirs else p.is_file()))
+    every = sorted(p for p in folder.iterdir() if not is_skipped(p.name))
+    broken = [p.name for p in every if p.is_symlink() and not p.exists()]
+    if broken and not dirs:  # said once, with the files
+        log.warning("%s: left out %d link(s) to nothing: %s%s", folder, len(broken),
+                    ", ".join(broken[:5]), ", ..." if len(broken) > 5 else "")
+    found = [p for p in every if (p.is_dir() if dirs else p.is_file())]
     other = [] if dirs else [p.name for p in found if not is_image_name(p.name)]
     if other:
         log.warning("%s: left out %d file(s) that are not images by their name: %s%s", folder,
@@ -163,14 +167,17 @@ def _class_dirs(root: Path) -> tuple[bool, list[tuple[str, Path]]]:
         raise DataError(f"{root}: no class folders (expected {root}/<class>/<image> or "
                         f"{root}/<group>/<class>/<image>)")
     nested = [t for t in tops if _visible(t, dirs=True)]
+    stray = [str(f) for t in [root, *nested] for f in _visible(t, dirs=False)]
+    if stray:  # a class is a folder: an image beside the class folders belongs to none
+        log.warning("%s: left out %d image(s) that are in no class folder: %s%s", root,
+                    len(stray), ", ".join(stray[:3]), ", ..." if len(stray) > 3 else "")
     if not nested:
         return False, [(root.name or "folder", t) for t in tops]
     flat = [t.name for t in tops if t not in nested]
-    loose = [str(f) for t in nested for f in _visible(t, dirs=False)]
-    if flat or loose:
+    if flat:
         holders = [f"{t.name}/{_visible(t, dirs=True)[0].name}" for t in nested[:3]]
         raise DataError(f"{root}: mixes classes and groups of classes: {holders} are "
-                        f"sub-folders, beside {(flat + loose)[:3]}; use either "
+                        f"sub-folders, beside {flat[:3]}, which have none; use either "
                         "<class>/<image> or <group>/<class>/<image> throughout (a link to a "
                         "folder counts as a folder)")
     return True, [(t.name, c) for t in nested for c in _visible(t, dirs=True)]
