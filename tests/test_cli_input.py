@@ -224,3 +224,29 @@ def test_system_refusals_are_one_line_errors_and_a_closed_pipe_is_quiet(monkeypa
 
     monkeypatch.setattr(cli, "cmd_data", closed)
     assert cli.main(["data"]) == 141 and capsys.readouterr().err == ""
+
+
+def test_a_report_folder_holds_one_report(tmp_path, monkeypatch):
+    """Re-running into an old report left its figures and rows beside the new ones, and an
+    interrupted run's results.md did not say it was incomplete (review)."""
+    import oneshot.report as report
+
+    out = tmp_path / "r"
+    args = ["evaluate", "--baselines-only", "--no-lake", "--ways", "3", "--tasks", "10",
+            "--split", "test"]
+    assert main([*args, "--mode", "within-alphabet", "--out", str(out)]) == 0
+    assert (out / "nway-test-within-alphabet.png").exists()
+    assert main([*args, "--mode", "unstructured", "--out", str(out)]) == 0
+    assert not (out / "nway-test-within-alphabet.png").exists()
+    assert "within-alphabet" not in (out / "results.csv").read_text()
+    assert list((out / "tasks").glob("*within-alphabet*"))  # task files stay for reuse
+
+    def stop(*a, **k):
+        raise KeyboardInterrupt
+
+    real = report.curve_for
+    calls = []
+    monkeypatch.setattr(report, "curve_for", lambda *a, **k: stop() if calls else
+                        calls.append(1) or real(*a, **k))
+    assert main([*args, "--mode", "within-alphabet", "unstructured", "--out", str(out)]) == 130
+    assert "Incomplete: 1 of 2 parts" in (out / "results.md").read_text()

@@ -148,10 +148,10 @@ def _add_data_and_evaluation(sub) -> None:
                    help="the models' numerics: auto is bf16 autocast only for encoders "
                    "measured to be as accurate in it (the koch encoder), on hardware with "
                    "bf16 (AVX-512 BF16, AMX or CUDA) (default: auto)")
-    p.add_argument("--out", default="results", help="output folder")
+    p.add_argument("--out", default="results", help="report folder (an earlier report there "
+                   "is replaced; its saved task files are reused)")
 
-    p = _sub(sub, "show-task", "cmd_show_task",
-             "draw an N-way task (query and support) as a PNG")
+    p = _sub(sub, "show-task", "cmd_show_task", "draw an N-way task (query and support) as a PNG")
     _data_args(p)
     _model_args(p, "model whose pair logits are printed under the candidates "
                 "(default: the shipped model)")

@@ -141,6 +141,7 @@ def evaluate_and_report(out: str | os.PathLike, settings: EvalSettings, model=No
     t0, md, figures, caches = time.perf_counter(), Path(out) / "results.md", [], {}
     # one evaluation at a time per folder: two would mix their files (a second is refused)
     with FileLock(Path(out) / ".lock", timeout=0, what=f"report folder {out}", tidy=True):
+        _clear_report(Path(out))  # an earlier report's files would stand beside this one's
         for k, part in enumerate(parts):
             t = time.perf_counter()
             if part[0] == "lake":
@@ -151,10 +152,20 @@ def evaluate_and_report(out: str | os.PathLike, settings: EvalSettings, model=No
                                 data_dir, cache, datasets, caches)
                 rows += new
                 figures += write_figures(out, new) if new else []  # this curve's figure only
-            md = write_report(out, rows, lake, "\n".join(header))
+            todo = [] if k + 1 == len(parts) else [
+                f"**Incomplete: {k + 1} of {len(parts)} parts so far** (the run was stopped, or "
+                "is still running).\n"]
+            md = write_report(out, rows, lake, "\n".join(header + todo))
             progress_line(k + 1, len(parts), " ".join(part), time.perf_counter() - t,
                           time.perf_counter() - t0)
     return EvaluationReport(rows, lake, md, [md] + figures)
+
+
+def _clear_report(out: Path) -> None:
+    """Remove a report's own files (results.*, N-way figures) from ``out``; task files stay."""
+    if out.is_dir():
+        for f in [*out.glob("results.*"), *out.glob("nway-*.png")]:
+            f.unlink(missing_ok=True)
 
 
 def progress_line(done: int, total: int, what: str, seconds: float, elapsed: float) -> None:
