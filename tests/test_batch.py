@@ -31,8 +31,13 @@ def test_classify_folders_and_go_on_after_failures(tiny_model_file, folder, tmp_
     assert out[9].to_json() == {"image": files[9], "error": out[9].error}
     assert all(o.truth == o.path.split("/")[-2] for o in out[:9])
     assert out[0].to_json()["correct"] is True  # an enrolled image matches itself
-    acc = accuracy_by_class(out)
-    assert acc == {"a": (3, 3), "b": (3, 3), "c": (3, 3)}
+    assert out[0].enrolled and out[0].to_json()["enrolled"] is True
+    assert accuracy_by_class(out) == {}  # ...and is no one-shot success: it is left out
+    part = OneShotClassifier.load(tiny_model_file)
+    part.enrol([f"{folder}/{c}/0.png" for c in "abc"], list("abc"))
+    again = list(classify_paths(part, [folder]))
+    assert [o.enrolled for o in again] == [True, False, False] * 3
+    assert {c: n for c, (_, n) in accuracy_by_class(again).items()} == {"a": 2, "b": 2, "c": 2}
     # an image whose folder is not a class has no truth
     other = class_folder(tmp_path / "q", ["zzz"], per_class=1)
     (o,) = classify_paths(clf, [other])

@@ -39,6 +39,7 @@ class Outcome:
     prediction: Prediction | None
     error: str | None
     truth: str | None
+    enrolled: bool = False  # the very image (same embedding) is in the gallery
 
     def to_json(self) -> dict:
         out: dict = {"image": self.path}
@@ -50,6 +51,8 @@ class Outcome:
                        top=[{"label": lab, "probability": s} for lab, s in p.top])
         if self.truth is not None:
             out.update(truth=self.truth, correct=self.correct)
+        if self.enrolled:
+            out.update(enrolled=True)
         return out
 
     @property
@@ -99,21 +102,32 @@ def classify_paths(clf: OneShotClassifier, paths: list[str | os.PathLike], top_k
         chunk = files[i: i + BATCH]
         ready = [_prepared(clf, f) for f in chunk]
         good = [x for x in ready if isinstance(x, torch.Tensor)]
-        preds = iter(clf.predict_embeddings(clf.embed_tensor(torch.cat(good)), top_k,
-                                            threshold) if good else [])
+        emb = clf.embed_tensor(torch.cat(good)) if good else None
+        preds = iter(clf.predict_embeddings(emb, top_k, threshold) if good else [])
+        known = iter(_enrolled(clf, emb) if good else [])
         for f, x in zip(chunk, ready):
             truth = Path(f).parent.name if Path(f).parent.name in classes else None
             if isinstance(x, str):
                 yield Outcome(f, None, x, truth)
             else:
-                yield Outcome(f, next(preds), None, truth)
+                yield Outcome(f, next(preds), None, truth, next(known))
+
+
+def _enrolled(clf: OneShotClassifier, emb: torch.Tensor) -> list[bool]:
+    """Whether each embedding is one of the gallery's own (an enrolled image, given again)."""
+    gallery, _ = clf.enrolled
+    if not len(gallery):
+        return [False] * len(emb)
+    d = torch.cdist(emb.float(), gallery.float(), compute_mode="donot_use_mm_for_euclid_dist")
+    return (d.min(dim=1).values < 1e-4).tolist()
 
 
 def accuracy_by_class(outcomes: list[Outcome]) -> dict[str, tuple[int, int]]:
-    """{class: (correct, images)} over the outcomes with a true class and a prediction."""
+    """{class: (correct, images)} over the outcomes with a true class and a prediction, but
+    for enrolled images given again (they would count as one-shot successes)."""
     out: dict[str, list[int]] = {}
     for o in outcomes:
-        if o.correct is not None:
+        if o.correct is not None and not o.enrolled:
             c = out.setdefault(o.truth, [0, 0])
             c[0] += int(o.correct)
             c[1] += 1
@@ -204,12 +218,17 @@ def threshold_note(clf, used: float | None) -> str:
     return f"threshold {used:.3f} (--threshold)"
 
 
-def print_accuracy(by_class: dict[str, tuple[int, int]], out) -> None:
-    """Per-class and overall accuracy of the images whose folder names their class."""
+def print_accuracy(outcomes: list[Outcome], out) -> None:
+    """Per-class and overall accuracy of the images whose folder names their class, not
+    counting the enrolled images themselves (said when there are some)."""
+    by_class = accuracy_by_class(outcomes)
+    again = sum(o.enrolled and o.correct is not None for o in outcomes)
+    note = f"; {again} enrolled image(s) given again left out" if again else ""
     if not by_class:
+        print(f"accuracy: no image to count{note}", file=out) if again else None
         return
     right, total = (sum(v[i] for v in by_class.values()) for i in (0, 1))
     print(f"accuracy (images in a folder named like their class): {100 * right / total:.1f} % "
-          f"({right} of {total})", file=out)
+          f"({right} of {total}{note})", file=out)
     for c, (r, n) in by_class.items():
         print(f"  {c}: {100 * r / n:.1f} % ({r} of {n})", file=out)

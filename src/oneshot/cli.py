@@ -219,7 +219,7 @@ def cmd_enrol(args) -> int:
 
 
 def cmd_classify(args) -> int:
-    from .batch import accuracy_by_class, classify_paths, print_accuracy, threshold_note
+    from .batch import classify_paths, print_accuracy, threshold_note
 
     clf = _classifier(args)
     if args.gallery:
@@ -240,7 +240,7 @@ def cmd_classify(args) -> int:
         else:
             alts = ", ".join(f"{lab} {s:.3f}" for lab, s in o.prediction.top)
             print(f"{o.path}: {o.prediction.label}  ({alts})", flush=True)
-    print_accuracy(accuracy_by_class(outcomes), sys.stderr if args.json else sys.stdout)
+    print_accuracy(outcomes, sys.stderr if args.json else sys.stdout)
     failed = sum(o.error is not None for o in outcomes)
     if not outcomes:
         print(f"error: no images in {' '.join(args.images)}", file=sys.stderr)
