@@ -190,3 +190,27 @@ def test_what_a_folder_leaves_out_is_said(tmp_path, caplog):
     assert "left out 1 link(s) to nothing: gone.png" in caplog.text
     assert "left out 1 image(s) that are in no class folder" in caplog.text
     assert "stray.png" in caplog.text
+
+
+def test_a_file_changed_while_decoding_is_not_cached(tmp_path, monkeypatch, caplog):
+    """An image edited between the cache key and the decoding was cached under the old
+    content's key: put back, the folder loaded the edited pixels from then on (review)."""
+    import oneshot.data.folder as folder
+
+    root = class_folder(tmp_path / "f", ["a", "b"], per_class=2)
+    original = (root / "a" / "0.png").read_bytes()
+    real = folder.decode_folder
+
+    def edit_then_decode(index, *a, **k):
+        (root / "a" / "0.png").write_bytes((root / "b" / "1.png").read_bytes())
+        return real(index, *a, **k)
+
+    monkeypatch.setattr(folder, "decode_folder", edit_then_decode)
+    with caplog.at_level(logging.WARNING):
+        load_folder_dataset(root, tmp_path / "cache")
+    assert "files changed while being read" in caplog.text
+    monkeypatch.setattr(folder, "decode_folder", real)
+    (root / "a" / "0.png").write_bytes(original)
+    again = load_folder_dataset(root, tmp_path / "cache")
+    fresh = load_folder_dataset(root, tmp_path / "other-cache")
+    assert np.array_equal(again.images, fresh.images)

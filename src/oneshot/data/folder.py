@@ -146,6 +146,18 @@ class FolderIndex:
     def groups(self) -> list[str]:
         return sorted({c.split("/")[0] for c in self.classes})
 
+    def stats(self) -> list[tuple[int, int] | None]:
+        """(size, modification time in ns) of each file, None if gone: a change between two
+        calls means a file changed meanwhile."""
+        out = []
+        for f in (f for files in self.files for f in files):
+            try:
+                st = f.stat()
+                out.append((st.st_size, st.st_mtime_ns))
+            except OSError:
+                out.append(None)
+        return out
+
     def key(self, prepare_id: str) -> str:
         """SHA-256 over the format, ``prepare_id``, the class names (a flat folder's include
         its own name: a copy elsewhere must not bring back these) and each file's relative
@@ -251,6 +263,7 @@ def load_folder(root: str | os.PathLike, prepare: Prepare, prepare_id: str,
     ``prepare_id``) is what was cached; else decoded (``prepare`` each image) and cached. A
     broken cache is rebuilt; a cache folder that cannot be written leaves the data in memory."""
     index = scan_folder(root)
+    before = index.stats()
     key = index.key(prepare_id)
     name, label = f"folder-{key[:24]}", dataset_name(index.root)
     check_cache_folder(cache_dir(cache))
@@ -262,6 +275,10 @@ def load_folder(root: str | os.PathLike, prepare: Prepare, prepare_id: str,
         except DataError as e:
             log.warning("rebuilding the cache of %s: %s", index.root, e)
     ds = decode_folder(index, prepare, progress)
+    if index.stats() != before:  # what was decoded may not be what the key was made from
+        log.warning("%s: files changed while being read; the data is used but not cached "
+                    "(run again on a settled folder to cache it)", index.root)
+        return ds
     try:
         write_cache(ds, name, cache, {"source_key": key, "source": str(index.root.resolve()),
                                       "prepare": prepare_id, "grouped": index.grouped})
