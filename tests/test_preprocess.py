@@ -252,3 +252,19 @@ def test_polarity_follows_the_ink_not_the_paper_being_light(paper, ink):
     g[20:60, 35:45] = ink
     out = to_ink(g)
     assert out[40, 40] == pytest.approx(1.0) and out[5, 5] == pytest.approx(0.0, abs=1e-3)
+
+
+def test_a_48_megapixel_jpeg_is_read_at_reduced_size(tmp_path):
+    """A phone's 8000x6000 JPEG was refused as over 40 megapixels, though JPEGs decode at a
+    fraction of their size (review)."""
+    from PIL import Image
+
+    big = Image.new("L", (8000, 6000), 230)
+    big.paste(40, (3000, 1000, 3600, 5000))  # a bar 600 px wide
+    big.save(tmp_path / "phone.jpg", quality=90)
+    big.resize((800, 600)).save(tmp_path / "small.jpg", quality=90)
+    x = preprocess(str(tmp_path / "phone.jpg"), 28)
+    assert (x - preprocess(str(tmp_path / "small.jpg"), 28)).abs().mean() < 0.02
+    Image.new("L", (8000, 6000), 230).save(tmp_path / "phone.png")  # PNGs decode in full
+    with pytest.raises(ImageError, match="over the limit of 40 megapixels"):
+        preprocess(str(tmp_path / "phone.png"), 28)

@@ -158,17 +158,17 @@ def read_grey(source: str | os.PathLike | bytes | Image.Image | io.IOBase, name:
                 if exact_side and im.size != (exact_side, exact_side):
                     raise ImageError(f"{name}: image is {im.size[0]}x{im.size[1]}, "
                                      f"{exact_side}x{exact_side} expected")
-                _check_size(im.size, name, max_pixels)
                 side = min(DRAFT_SIDE, max_side or DRAFT_SIDE)
-                if im.format == "JPEG" and max(im.size) > side:
-                    im.draft("L", (side, side))
+                if im.format == "JPEG" and max(im.size) > side:  # decoded at 1/2 to 1/8 size:
+                    im.draft("L", (side, side))  # a 48-megapixel photo needs no more memory
+                _check_size(im.size, name, max_pixels)  # the size it will be decoded at
                 im.load()
                 return pil_to_grey(im, max_side)
     except ImageError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
-        raise ImageTooLargeError(f"{name}: image too large, over the limit of "
-                                 f"{max_pixels / 1e6:g} megapixels ({e})") from e
+        raise ImageTooLargeError(f"{name}: image is over the limit of {max_pixels / 1e6:g} "
+                                 f"megapixels (Pillow refuses it too: {e}); reduce it first") from e
     except UnidentifiedImageError as e:
         accepted = f"; {', '.join(formats)} accepted" if formats else ""
         raise ImageError(f"{name}: not a readable image{accepted}") from e

@@ -143,7 +143,21 @@ def _check_sizes(split: ClassSplit, ds: Dataset) -> None:
             f"small to split by {split.by}: train / validation / test get "
             f"{have['train']} / {have['validation']} / {have['test']} classes, at least "
             f"{MIN_CLASSES['train']} / {MIN_CLASSES['validation']} / {MIN_CLASSES['test']} "
-            "needed; add classes, try another split seed, or give a split file (--data-split)")
+            "needed; " + ("add groups or classes, try another split seed, split by classes "
+                          "(--set split_by=classes)" if split.by == "groups" else
+                          f"add classes (at least {_fewest_classes()} for a split by classes)")
+            + ", or give a split file (--data-split)")
+
+
+def _fewest_classes() -> int:
+    """The fewest classes that a split by classes gives every part its minimum."""
+    n = 1
+    while True:
+        held = {p: max(1, round(SHARES[p] * n)) for p in SHARES}
+        held["train"] = n - sum(held.values())
+        if all(held[p] >= MIN_CLASSES[p] for p in PARTS):
+            return n
+        n += 1
 
 
 def split_classes(ds: Dataset, seed: int = 0, by: str = "auto") -> ClassSplit:

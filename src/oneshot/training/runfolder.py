@@ -61,7 +61,9 @@ class RunFolder:
         (unless ``overwrite``: the previous run's files are removed), a resume without last.pt."""
         if resume:
             if not self.last.exists():
-                raise UsageError(f"--resume: {self.last} does not exist")
+                raise UsageError(f"--resume: {self.last} does not exist (the run stopped "
+                                 "before its first checkpoint, or never ran here): start it "
+                                 "again with --overwrite instead of --resume")
             return
         present = sorted(p.name for p in self.root.iterdir()
                          if p.name != ".lock") if self.root.is_dir() else []
