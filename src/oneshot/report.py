@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import os
+import shlex
 import sys
 import time
 from dataclasses import dataclass
@@ -261,9 +262,11 @@ def _warnings(models: list, datasets: dict | None) -> list[str]:
             if n < 0:
                 out.append(f"**Warning**: cannot tell what `{path}` was trained on ({how}).\n")
             elif n:
+                split = shlex.quote(str(path.parent / "data_split.json"))
                 out.append(f"**Warning**: `{path}` was trained or selected on {n} of the "
                            f"{len(ds.images)} images of {ds.name} ({how}, going by its run's "
                            "data_split.json): its scores here are not one-shot on new "
                            "classes; evaluate the test part of its own split (`--part test "
-                           f"--data-split {path.parent / 'data_split.json'}`).\n")
+                           f"--data-split {split}`), and if this is it, the folder holds the "
+                           "same pictures in classes of different parts: remove them.\n")
     return out

@@ -97,3 +97,22 @@ def test_saved_split_of_a_flat_folder_applies_to_it_renamed(tmp_path):
     class_folder(tmp_path / "other", [f"d{i}" for i in range(10)], per_class=2)
     with pytest.raises(DataError, match=r"classes \['scans/c"):
         load_folder_part(tmp_path / "other", "test", tmp_path / "split.json", cache=tmp_path / "c")
+
+
+def test_the_same_picture_in_two_parts_is_found(tmp_path):
+    """A class copied under another name can land in train and test: the test part was then
+    not new to the model, and nothing said so (review)."""
+    import shutil
+
+    from oneshot.data.partition import shared_pictures
+
+    root = class_folder(tmp_path / "f", [f"c{i}" for i in range(10)], per_class=2)
+    split = split_classes(load_data(root, cache=tmp_path / "c"), seed=0)
+    train, test = sorted(split.parts["train"]), sorted(split.parts["test"])
+    shutil.rmtree(root / test[0].split("/")[1])
+    shutil.copytree(root / train[0].split("/")[1], root / test[0].split("/")[1])
+    ds = load_data(root, cache=tmp_path / "c")
+    assert shared_pictures(split, ds) == [f"{train[0]} (train) = {test[0]} (test)"]
+    assert shared_pictures(split_classes(load_data(class_folder(
+        tmp_path / "g", [f"c{i}" for i in range(10)], per_class=2), cache=tmp_path / "c")),
+        load_data(tmp_path / "g", cache=tmp_path / "c")) == []

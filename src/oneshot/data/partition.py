@@ -25,7 +25,7 @@ from .cache import content_digest
 from .dataset import DataError, Dataset
 
 __all__ = ["PARTS", "SHARES", "MIN_CLASSES", "MIN_GROUPS", "ClassSplit", "split_classes",
-           "SPLIT_FORMAT", "fingerprints"]
+           "SPLIT_FORMAT", "fingerprints", "shared_pictures"]
 
 PARTS = ("train", "validation", "test")
 SHARES = {"validation": 0.2, "test": 0.2}  # of the units (groups or classes); train the rest
@@ -183,3 +183,19 @@ def fingerprints(images: np.ndarray) -> list[str]:
     """A short hash (16 hex digits of SHA-256) of each stored image (uint8 (N, S, S)): the same
     picture gives the same fingerprint whatever its file or class is called."""
     return [hashlib.sha256(np.ascontiguousarray(im).tobytes()).hexdigest()[:16] for im in images]
+
+
+def shared_pictures(split: ClassSplit, ds: Dataset) -> list[str]:
+    """The same picture (by :func:`fingerprints`) in classes of different parts of ``split``:
+    "class (part) = class (part)" for each such pair of classes, sorted. Any is leakage: the
+    test part is then not new to a model trained on the train part."""
+    where: dict[str, tuple[str, str]] = {}
+    found = set()
+    for part in PARTS:
+        sub = split.select(ds, part)
+        for f, label in zip(fingerprints(sub.images), sub.labels):
+            mine = (sub.characters[label], part)
+            other = where.setdefault(f, mine)
+            if other[1] != part:
+                found.add(f"{other[0]} ({other[1]}) = {mine[0]} ({part})")
+    return sorted(found)

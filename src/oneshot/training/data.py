@@ -13,7 +13,7 @@ import torch
 
 from ..augment import Distortion, apply_affine, apply_thickness, random_affine, random_thickness
 from ..data.dataset import Dataset
-from ..data.partition import ClassSplit
+from ..data.partition import ClassSplit, shared_pictures
 from ..data.splits import shares_alphabets
 from ..datasets import folder_split, load_data, load_folder_dataset
 from ..preprocess import images_to_tensor
@@ -98,6 +98,10 @@ def load_training_data(cfg: TrainConfig, data_dir=None, cache=None, progress: bo
         else:
             split = folder_split(full, cfg.data_split or None, cfg.split_seed, cfg.split_by)
         ds, val = split.select(full, "train"), split.select(full, "validation")
+        if same := shared_pictures(split, full):
+            log.warning("%s: the same pictures are in classes of different parts of the split "
+                        "(%s%s): the test part is not new to this model; remove the duplicates",
+                        cfg.data, "; ".join(same[:3]), ", ..." if len(same) > 3 else "")
         if cfg.drawers is not None:
             ds = ds.select(drawers=cfg.drawers)
     else:
