@@ -228,7 +228,7 @@ def cmd_classify(args) -> int:
         clf.enrol_folder(args.support)
     outcomes = []
     threshold = "calibrated" if args.threshold is None else args.threshold or None
-    if not args.json:
+    if not (args.json or args.quiet):  # the note is information, as a log line is
         used = clf.calibrated_threshold if threshold == "calibrated" else threshold
         print(threshold_note(clf, used), file=sys.stderr)
     for o in classify_paths(clf, args.images, args.top_k, threshold):
