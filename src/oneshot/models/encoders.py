@@ -18,8 +18,8 @@ from torch import nn
 
 from ..augment import apply_affine
 from ..errors import ConfigError
-from ..preprocess import CROP_MARGIN
 from ..registry import Registry
+from ..resizing import CROP_MARGIN
 
 __all__ = ["Encoder", "KochEncoder", "ConvEncoder", "create_encoder", "register_encoder",
            "list_encoders", "centre_ink", "crop_ink", "koch_layer_macs"]
