@@ -12,8 +12,9 @@ image or an array (``Preprocessing``'s options; defaults in brackets):
    [``background="plane"``; "median": one level, the border's median], is subtracted, the
    strongest ink scaled to 1, clipped to [0, 1] (grey paper and shading go);
    Then ruled and squared paper [``clear_rules=True``]: lines across the whole image (85 %
-   of it) that are thinner than half the other strokes are set to paper, but where a stroke
-   crosses them (a character's own bar is as thick as its strokes, and stays);
+   of it, straight or slanted up to 5 degrees) that are thinner than 0.6 times the other
+   strokes are set to paper, but where a stroke meets them (a character's own bar is as thick
+   as its strokes, and stays);
 4. square: padded with background to a square, centred;
 5. clean, at Omniglot's resolution [``work_size=105``]: resized there, then binarised
    [``threshold="otsu"``: Otsu's level; a number: that level], a frame or ruled line along the
