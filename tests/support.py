@@ -23,6 +23,39 @@ TINY_SPEC = {"encoder": "conv", "encoder_args": {"input_size": 28, "width": 8},
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 
+def cpu_kernels() -> str:
+    """Which CPU kernels this machine's float arithmetic runs on, e.g. ``AuthenticAMD AVX512``
+    or ``GenuineIntel AVX512 AMX``: the CPU vendor (MKL and oneDNN choose code paths by it),
+    PyTorch's vector ISA and whether AMX tiles are there (oneDNN's bf16 matrix kernels).
+    Training losses are reproducible bit for bit only between machines with the same value."""
+    import torch
+
+    vendor, flags = "unknown", set()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "vendor_id":
+                vendor = value.strip()
+            elif key.strip() == "flags":
+                flags = set(value.split())
+                break
+    except OSError:
+        pass
+    parts = [vendor, torch.backends.cpu.get_cpu_capability()]
+    return " ".join(parts + (["AMX"] if "amx_bf16" in flags else []))
+
+
+def reference_losses(name: str, overrides: list[str], out: Path, data_dir, cache_dir
+                     ) -> list[float]:
+    """The logged loss of every step of preset ``name`` with ``overrides``, trained in ``out``
+    (the run of tests/training/test_reference_losses.py)."""
+    from oneshot.training import apply_overrides, preset, train
+
+    train(apply_overrides(preset(name), overrides), out, data_dir, cache_dir, progress=False)
+    rows = (json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines())
+    return [row["loss"] for row in rows if "loss" in row]
+
+
 def find_data_dir() -> Path:
     """The Omniglot archives: $ONESHOT_DATA, else ../shared/omniglot beside the repository."""
     env = os.environ.get("ONESHOT_DATA")
