@@ -20,8 +20,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-import oneshot
 from support import FIXTURES, cpu_kernels, find_data_dir, reference_losses
+
+import oneshot
 
 
 def main() -> int:
