@@ -81,6 +81,15 @@ class TrainingInterrupted(KeyboardInterrupt):
                          "Continue exactly with the same command plus --resume")
 
 
+def _extend_hint(diff: dict, root: Path) -> str:
+    """For a resume that changes ``steps``: why a run is not extended in place, and what to do."""
+    if "steps" not in diff:
+        return ""
+    return (f". A run's step count is part of its config (the cosine schedule decays to 0 at "
+            f"it), so a run is not extended in place: to train further, start a new run from "
+            f"its weights (--init {root} --out NEW_FOLDER)")
+
+
 def _same_data(then: str | None, ds, where: Path) -> None:
     """DataError unless ``ds`` is the data ``where`` was made from (its content digest)."""
     if then and then != ds.digest:
@@ -218,7 +227,8 @@ class Trainer:
                               "differences (checkpoint -> now): " + ", ".join(
                                   f"{k}: {a!r} -> {b!r}" for k, (a, b) in diff.items())
                               + "; to continue with the run's own settings (a preset may have "
-                              f"changed since), use --config {self.folder.config}")
+                              f"changed since), use --config {self.folder.config}"
+                              + _extend_hint(diff, self.folder.root))
         _same_data(ck.get("data_digest"), self.train_ds, self.folder.last)
         self.model.load_state_dict(ck["state_dict"])
         self.opt.load_state_dict(ck["optimizer"])
@@ -233,6 +243,10 @@ class Trainer:
         self.train_seconds = ck["metrics"].get("train_seconds", 0.0)
         log.info("resuming %s at step %d (best %.2f)", self.folder.root, self.step_count,
                  self.best)
+        if self.step_count >= self.cfg.steps:
+            log.warning("%s finished all its %d steps: nothing left to train (to train "
+                        "further, start a new run from its weights: --init %s --out NEW_FOLDER)",
+                        self.folder.root, self.cfg.steps, self.folder.root)
 
     def fit(self, stop_after: int | None = None) -> TrainResult:
         """Step until ``cfg.steps`` (or ``stop_after``), validating every ``val_every`` steps
