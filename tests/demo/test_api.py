@@ -77,6 +77,14 @@ def test_classify_embeds_only_the_query_and_agrees_with_the_classifier(
     np.testing.assert_allclose([t["probability"] for t in body["top"]],
                                [p for _, p in want.top], rtol=1e-4, atol=1e-6)
     assert body["label"] == body["top"][0]["label"] and body["elapsed_ms"] > 0
+    # this model has no calibrated threshold: it cannot say whether anything matches
+    assert body["close_match"] is None and body["threshold"] is None
+    for t, close in ((0.0, True), (1.0, False)):  # a calibrated model's answer
+        monkeypatch.setattr(type(st.clf), "calibrated_threshold", property(lambda self: t))
+        r = client.post("/api/classify", json={"support": "Tengwar",
+                                               "image": data_url(png(query))})
+        assert r.json()["close_match"] is close and r.json()["threshold"] == t
+    monkeypatch.undo()
     # a support image itself is its own best match (euclidean head: distance 0)
     for i in (0, 5, 24):
         r = client.post("/api/classify", files={"image": ("q.png", png(imgs[i]), "image/png")},

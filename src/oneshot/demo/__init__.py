@@ -30,7 +30,8 @@ each says on its own how likely the two images show the same class, so for a dra
 every support image they are all small. ``share`` is the softmax of the scores over the support
 set: how the model divides its belief among these classes (sums to 1), what the page shows;
 ``close_match`` is false when the best probability is under the model's calibrated open-set
-threshold (:mod:`oneshot.calibration`), and the page then says that nothing matches well.
+threshold (:mod:`oneshot.calibration`), and the page then says that nothing matches well; it is
+null (and ``threshold`` too) for a model without one, which cannot tell, and the page says so.
 Support-set embeddings are computed once per support set and cached, so a classify request
 embeds only the query image. Bodies over ``max_upload_bytes`` get 413, images over
 ``MAX_IMAGE_PIXELS`` pixels 413, unreadable or blank images 400, unknown support sets 404, and

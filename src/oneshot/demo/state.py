@@ -163,7 +163,7 @@ class DemoState:
         share = dict(zip(classes, torch.softmax(scores[0], 0).tolist()))
         t = self.clf.calibrated_threshold
         return {"support": key, "label": p.label, "probability": p.probability,
-                "close_match": t is None or p.probability >= t, "threshold": t,
+                "close_match": None if t is None else p.probability >= t, "threshold": t,
                 "top": [{"label": lab, "probability": q, "share": share[lab]}
                         for lab, q in p.top],
                 "elapsed_ms": 1000 * (time.perf_counter() - t0)}

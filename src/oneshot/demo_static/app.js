@@ -96,9 +96,12 @@
       return li;
     });
     $("matches").replaceChildren(...rows);
-    $("match-note").textContent = result.close_match
-      ? "Share: how the model divides its belief among these characters."
-      : "No close match: your drawing is unlike every character here (the best is only a guess).";
+    const share = "Share: how the model divides its belief among these characters.";
+    $("match-note").textContent = result.close_match === null
+      ? `${share} This model has no calibrated threshold, so it cannot tell when nothing matches.`
+      : result.close_match
+        ? share
+        : "No close match: your drawing is unlike every character here (the best is only a guess).";
     result.top.forEach((m, rank) => {
       for (const fig of $("grid").children) {
         if (fig.dataset.label !== m.label) continue;
