@@ -15,6 +15,7 @@ cleaned as the classifier cleans (the same steps),
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
@@ -23,6 +24,8 @@ from .data.folder import load_folder
 from .data.partition import PARTS, ClassSplit, split_classes
 from .data.splits import load_split, split_names
 from .preprocess import STORED_PREPARE_ID, stored_image
+
+log = logging.getLogger(__name__)
 
 __all__ = ["load_data", "load_folder_dataset", "is_split_name", "folder_split",
            "load_folder_part", "PARTS"]
@@ -45,6 +48,9 @@ def load_data(ref: str | os.PathLike, data_dir: str | os.PathLike | None = None,
     """An Omniglot split by name, or a folder of classes by path (``drawers``: keep only those
     image positions, 1-based)."""
     if is_split_name(ref):
+        if Path(ref).is_dir():  # the name wins; say so, since the user may have meant the folder
+            log.warning("%r means Omniglot's %s split; a folder of that name is here too: "
+                        "write ./%s for the folder", ref, ref, ref)
         return load_split(str(ref), data_dir, cache, drawers, allow_download, progress)
     if not Path(ref).is_dir():
         raise DataError(f"{ref!r} is neither an Omniglot split ({', '.join(split_names())}) "

@@ -154,6 +154,21 @@ def test_a_folder_named_like_a_split_is_not_taken_for_the_split(tmp_path, monkey
     assert split is not None and all(c.startswith("test/c") for c in train.characters)
 
 
+def test_a_split_name_that_is_also_a_folder_here_says_which_it_took(
+        tmp_path, monkeypatch, caplog, data_dir, cache_dir):
+    """`oneshot data --split test` with a folder ./test took Omniglot's split without a word."""
+    class_folder(tmp_path / "test", [f"c{k}" for k in range(2)], per_class=2)
+    monkeypatch.chdir(tmp_path)
+    with caplog.at_level(logging.WARNING, logger="oneshot.datasets"):
+        ds = load_data("test", data_dir, cache_dir)
+        assert ds.name == "test" and len(ds.characters) > 100  # Omniglot's test alphabets
+        assert "'test' means Omniglot's test split; a folder of that name is here too: " \
+               "write ./test for the folder" in caplog.text
+        caplog.clear()
+        assert load_data("./test", cache=tmp_path / "c").characters == ("test/c0", "test/c1")
+        assert caplog.text == ""
+
+
 def test_a_folder_stores_what_the_classifier_makes_of_its_files(tmp_path):
     """Folders were stored without the classifier's cleaning: a folder of filled shapes scored
     100 % in `evaluate --data` and 8 % in `classify` (review). A blank image is named."""
