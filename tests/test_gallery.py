@@ -15,6 +15,7 @@ import pytest
 from support import class_folder, glyph
 
 from oneshot.cli import main
+from oneshot.data.folder import list_folder
 from oneshot.data.images import ImageError
 from oneshot.errors import UsageError
 from oneshot.gallery import GALLERY_FORMAT, GalleryError, read_gallery
@@ -203,3 +204,22 @@ def test_enrol_embeds_before_taking_the_gallery_lock(tiny_model_file, tmp_path, 
     class_folder(folder, ["e"], per_class=2, seed=4)
     gallery.enrol_into_gallery(clf2, tmp_path / "g.npz", folder, existing="skip")
     assert embedded[1:] == [(False, 2)] and read_gallery(tmp_path / "g.npz").labels.count("e") == 2
+
+
+def test_a_grouped_folder_enrols_as_group_and_class(tiny_model_file, tmp_path, capsys):
+    """`enrol` on DIR/<group>/<class>/<image> (the layout evaluate and train read) said that
+    class 'group' had no images (review); its classes are now "group/class", and classify's
+    accuracy finds them."""
+    root = class_folder(tmp_path / "s", ["latin/a", "latin/b", "greek/a"], per_class=2)
+    gallery = tmp_path / "g.npz"
+    m = ["--model", str(tiny_model_file), "--gallery", str(gallery)]
+    assert main(["enrol", *m, str(root)]) == 0
+    assert sorted(set(read_gallery(gallery).labels)) == ["greek/a", "latin/a", "latin/b"]
+    capsys.readouterr()
+    assert main(["classify", *m, str(root), "--json"]) == 0
+    rows = [json.loads(x) for x in capsys.readouterr().out.splitlines() if x.startswith("{")]
+    assert sorted(r["truth"] for r in rows) == ["greek/a"] * 2 + ["latin/a"] * 2 + ["latin/b"] * 2
+    (root / "cyrillic" / "x" / "y").mkdir(parents=True)  # one level too deep: named
+    with pytest.raises(ImageError, match=r"class 'cyrillic/x' has no images \(it holds "
+                                         r"folders: 'y'"):
+        list_folder(root)

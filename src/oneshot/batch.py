@@ -92,6 +92,15 @@ def _prepared(clf: OneShotClassifier, path: str) -> torch.Tensor | str:
         return str(e)
 
 
+def _truth(path: Path, classes: set[str]) -> str | None:
+    """The class an image's folder names, if enrolled: "<class>", or "<group>/<class>" as a
+    grouped folder's classes are enrolled (see :func:`oneshot.data.folder.list_folder`)."""
+    for name in (f"{path.parent.parent.name}/{path.parent.name}", path.parent.name):
+        if name in classes:
+            return name
+    return None
+
+
 def classify_paths(clf: OneShotClassifier, paths: list[str | os.PathLike], top_k: int = 1,
                    threshold: float | str | None = "calibrated") -> Iterator[Outcome]:
     """Classify every image of ``paths`` (see :func:`expand_paths`), in order, ``BATCH`` at a
@@ -106,7 +115,7 @@ def classify_paths(clf: OneShotClassifier, paths: list[str | os.PathLike], top_k
         preds = iter(clf.predict_embeddings(emb, top_k, threshold) if good else [])
         known = iter(_enrolled(clf, emb) if good else [])
         for f, x in zip(chunk, ready):
-            truth = Path(f).parent.name if Path(f).parent.name in classes else None
+            truth = _truth(Path(f), classes)
             if isinstance(x, str):
                 yield Outcome(f, None, x, truth)
             else:

@@ -237,32 +237,32 @@ def _add_recognition(sub) -> None:
                    "threshold asks another question: is the best of many matches good enough)")
 
     p = _sub(sub, "enrol", "cmd_enrol",
-             "add a folder of classes (DIR/<class>/<image>) to a gallery")
+             "add a folder of classes to a gallery (DIR/<group>/<class>: <group>/<class>)")
     recog(p)
     p.add_argument("--gallery", required=True, help="gallery file (.npz) to create or extend")
     p.add_argument("--replace", action="store_true", help="start a new gallery")
     p.add_argument("--existing", choices=["skip", "replace", "append"],
-                   help="what to do with a class the gallery already has: keep it as it is, "
-                   "replace its images, or add these to them (images already there are not "
-                   "added twice) (default: refuse, naming the classes)")
+                   help="a class the gallery already has: keep it as it is, replace its images, "
+                   "or add these (none twice) (default: refuse, naming the classes)")
     p.add_argument("--per-class", type=_count, metavar="K",
                    help="enrol at most K images of each class (default: all)")
     p.add_argument("--pick", choices=["first", "random"], default="first",
                    help="with --per-class: the first K by file name, or K at random")
     p.add_argument("--seed", type=_seed, default=0, help="with --pick random")
-    p.add_argument("folder", help="DIR/<class>/<image>")
+    p.add_argument("folder", help="DIR/<class>/<image> or DIR/<group>/<class>/<image>")
 
     p = _sub(sub, "classify", "cmd_classify",
              "classify images against a gallery or a support folder",
              description="Classify images (files, or folders searched recursively) against a "
              "gallery or a support folder. A file that cannot be read is reported (a JSON "
              "line with an 'error' field under --json) and the others go on; the exit status "
-             "is then 2. Images in a folder named like an enrolled class count towards the "
-             "accuracy printed at the end (on stderr under --json).")
+             "is then 2. Images in a folder named like an enrolled class (<class> or "
+             "<group>/<class>) count towards the accuracy printed at the end (on stderr "
+             "under --json).")
     recog(p)
     g = p.add_mutually_exclusive_group(required=True)
     g.add_argument("--gallery", help="gallery file made by 'oneshot enrol'")
-    g.add_argument("--support", help="folder DIR/<class>/<image>, enrolled on the fly")
+    g.add_argument("--support", help="folder of classes, as enrol reads it, enrolled on the fly")
     p.add_argument("--top-k", type=int, default=1, help="best classes to list")
     p.add_argument("--threshold", type=float,
                    help="below this probability the answer is 'unknown'; 0: always name a "

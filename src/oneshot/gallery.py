@@ -136,7 +136,9 @@ def enrol_into_gallery(clf: OneShotClassifier, gallery: str | os.PathLike,
                        folder: str | os.PathLike, replace: bool = False,
                        existing: str | None = None, per_class: int | None = None,
                        pick: str = "first", seed: int = 0) -> dict[str, list[str]]:
-    """Enrol ``folder`` (DIR/<class>/<image>) into the gallery file, under its lock: concurrent
+    """Enrol ``folder`` (DIR/<class>/<image>, or DIR/<group>/<class>/<image> with classes
+    "<group>/<class>": :func:`oneshot.data.folder.list_folder`) into the gallery file, under
+    its lock: concurrent
     writers wait for each other, so no update is lost. ``replace`` starts a new gallery.
 
     ``per_class``: enrol at most that many images of each class (``pick``: the first by name,

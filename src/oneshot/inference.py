@@ -150,8 +150,9 @@ class OneShotClassifier:
         self.enrol_embeddings(emb, [str(lab) for lab in labels])
 
     def enrol_folder(self, root: str | os.PathLike) -> int:
-        """Enrol every image of ``root/<class>/<image>`` under its folder's name; returns how
-        many images were enrolled."""
+        """Enrol every image of ``root/<class>/<image>`` under its folder's name (of
+        ``root/<group>/<class>/<image>`` as "<group>/<class>"); returns how many images were
+        enrolled."""
         items = list_folder(root)
         self.enrol([str(p) for p, _ in items], [c for _, c in items])
         return len(items)

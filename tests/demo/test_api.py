@@ -80,7 +80,7 @@ def test_classify_embeds_only_the_query_and_agrees_with_the_classifier(
     # this model has no calibrated threshold: it cannot say whether anything matches
     assert body["close_match"] is None and body["threshold"] is None
     for t, close in ((0.0, True), (1.0, False)):  # a calibrated model's answer
-        monkeypatch.setattr(type(st.clf), "calibrated_threshold", property(lambda self: t))
+        monkeypatch.setattr(type(st.clf), "calibrated_threshold", property(lambda self, t=t: t))
         r = client.post("/api/classify", json={"support": "Tengwar",
                                                "image": data_url(png(query))})
         assert r.json()["close_match"] is close and r.json()["threshold"] == t

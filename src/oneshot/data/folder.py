@@ -53,19 +53,29 @@ Prepare = Callable[[np.ndarray, str], np.ndarray]  # grey float (H, W), name -> 
 
 
 def list_folder(root: str | os.PathLike) -> list[tuple[Path, str]]:
-    """(path, class name) of every file under ``root/<class>/``, sorted; errors name the folder."""
+    """(path, class name) of every image under ``root/<class>/``, or under
+    ``root/<group>/<class>/`` with class names "<group>/<class>" (a grouped folder, as
+    :func:`scan_folder` reads it), sorted; errors name the folder."""
     root = Path(root)
     if not root.is_dir():
         raise ImageError(f"{root}: not a folder (expected root/<class>/<image>)")
-    classes = _visible(root, dirs=True)
-    if not classes:
-        raise ImageError(f"{root}: no class folders (expected root/<class>/<image>)")
+    if not _visible(root, dirs=True):
+        raise ImageError(f"{root}: no class folders (expected root/<class>/<image> or "
+                         "root/<group>/<class>/<image>)")
+    try:
+        grouped, dirs = _class_dirs(root)
+    except DataError as e:
+        raise ImageError(str(e)) from e
     items = []
-    for c in classes:
+    for group, c in dirs:
+        name = f"{group}/{c.name}" if grouped else c.name
         files = _visible(c, dirs=False)
         if not files:
-            raise ImageError(f"{c}: class {c.name!r} has no images")
-        items += [(f, c.name) for f in files]
+            inner = _visible(c, dirs=True)
+            raise ImageError(f"{c}: class {name!r} has no images" + (
+                f" (it holds folders: {inner[0].name!r}, ...; a class folder holds images)"
+                if inner else ""))
+        items += [(f, name) for f in files]
     return items
 
 

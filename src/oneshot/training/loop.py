@@ -23,19 +23,17 @@ import torch
 from ..allocator import keep_freed_memory
 from ..augment import make_distortion
 from ..checkpoint import load_checkpoint, save_checkpoint
-from ..data.dataset import DataError
-from ..errors import ConfigError
 from ..evaluation.nway import evaluate_tasks
 from ..evaluation.scorers import EncoderScorer
 from ..models import SiameseNet
 from ..sampling import TaskList, sample_tasks
-from .config import TrainConfig, config_diff
+from .config import TrainConfig
 from .data import TrainingImages, fit_ways, load_training_data
 from .distributed import init_distributed
 from .hooks import Hook, StepInfo, default_hooks
 from .objectives import StepContext, batch_field, create_objective
 from .optim import apply_momentum, build_optimizer, build_scheduler
-from .paths import same_folders
+from .resumption import check_resumable, finished_note, same_data
 from .runfolder import RunFolder
 from .warmstart import initial_model
 
@@ -79,25 +77,6 @@ class TrainingInterrupted(KeyboardInterrupt):
         why = f" ({signal_name})" if signal_name else ""
         super().__init__(f"interrupted{why} after step {step}; {folder / 'last.pt'} holds it. "
                          "Continue exactly with the same command plus --resume")
-
-
-def _extend_hint(diff: dict, root: Path) -> str:
-    """For a resume that changes ``steps``: why a run is not extended in place, and what to do."""
-    if "steps" not in diff:
-        return ""
-    return (f". A run's step count is part of its config (the cosine schedule decays to 0 at "
-            f"it), so a run is not extended in place: to train further, start a new run from "
-            f"its weights (--init {root} --out NEW_FOLDER)")
-
-
-def _same_data(then: str | None, ds, where: Path) -> None:
-    """DataError unless ``ds`` is the data ``where`` was made from (its content digest)."""
-    if then and then != ds.digest:
-        raise DataError(f"--resume: the images of {ds.name} changed since {where} was written "
-                        f"(content digest {then[:12]} then, {ds.digest[:12]} now: images or "
-                        "class names changed, or this version reads them otherwise); resuming "
-                        "exactly needs the same images: restore them, or start a new run "
-                        f"(another --out, with --set init={where.parent} to keep its weights)")
 
 
 class Trainer:
@@ -176,7 +155,7 @@ class Trainer:
         want = {"ways": fit_ways(self.val_ds, cfg.val_ways, cfg.val_mode),
                 "tasks": cfg.val_tasks, "mode": cfg.val_mode, "seed": cfg.seed + VAL_SEED_OFFSET}
         if resume and path.exists():
-            _same_data(TaskList.load(path).meta.get("digest"), self.val_ds, path)
+            same_data(TaskList.load(path).meta.get("digest"), self.val_ds, path)
             self.val_tasks = TaskList.load(path, self.val_ds, expect=want)
             return
         self.val_tasks = sample_tasks(self.val_ds, want["ways"], cfg.val_tasks, cfg.val_mode,
@@ -221,15 +200,7 @@ class Trainer:
     def resume(self) -> None:
         """Continue from ``last.pt``: weights, optimiser, schedule, RNG streams, counters."""
         ck = load_checkpoint(self.folder.last)
-        diff = same_folders(config_diff(ck["config"], json.loads(json.dumps(self.cfg.to_dict()))))
-        if diff:
-            raise ConfigError(f"--resume: {self.folder.last} was trained with another config; "
-                              "differences (checkpoint -> now): " + ", ".join(
-                                  f"{k}: {a!r} -> {b!r}" for k, (a, b) in diff.items())
-                              + "; to continue with the run's own settings (a preset may have "
-                              f"changed since), use --config {self.folder.config}"
-                              + _extend_hint(diff, self.folder.root))
-        _same_data(ck.get("data_digest"), self.train_ds, self.folder.last)
+        check_resumable(ck, self.cfg, self.train_ds, self.folder)
         self.model.load_state_dict(ck["state_dict"])
         self.opt.load_state_dict(ck["optimizer"])
         self.sched.load_state_dict(ck["scheduler"])
@@ -244,9 +215,7 @@ class Trainer:
         log.info("resuming %s at step %d (best %.2f)", self.folder.root, self.step_count,
                  self.best)
         if self.step_count >= self.cfg.steps:
-            log.warning("%s finished all its %d steps: nothing left to train (to train "
-                        "further, start a new run from its weights: --init %s --out NEW_FOLDER)",
-                        self.folder.root, self.cfg.steps, self.folder.root)
+            log.warning("%s", finished_note(self.folder.root, self.cfg.steps))
 
     def fit(self, stop_after: int | None = None) -> TrainResult:
         """Step until ``cfg.steps`` (or ``stop_after``), validating every ``val_every`` steps
