@@ -23,6 +23,14 @@ def test_tidy_lock_removes_the_folder_it_made_and_only_that(tmp_path):
     with FileLock(tmp_path / "used" / ".lock", timeout=0, tidy=True):
         (tmp_path / "used" / "results.md").write_text("x")
     assert (tmp_path / "used" / "results.md").exists()  # not empty: kept
+    # a report stopped by a full disk after making tasks/ left .lock and an empty tasks/
+    with FileLock(tmp_path / "full" / ".lock", timeout=0, tidy=True):
+        (tmp_path / "full" / "tasks").mkdir()
+    assert not (tmp_path / "full").exists()
+    with FileLock(tmp_path / "some" / ".lock", timeout=0, tidy=True):
+        (tmp_path / "some" / "tasks").mkdir()
+        (tmp_path / "some" / "tasks" / "a.npz").write_bytes(b"x")
+    assert (tmp_path / "some" / "tasks" / "a.npz").exists()  # something in it: kept
 
 
 def test_a_waiter_on_a_removed_lock_file_locks_the_new_one(tmp_path):

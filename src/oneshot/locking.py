@@ -56,8 +56,9 @@ class FileLock:
             if self._current(fd):
                 break
             os.close(fd)  # locked a file a tidy holder had removed: lock the one there now
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        with contextlib.suppress(OSError):  # the holder's PID, for people; a full disk
+            os.ftruncate(fd, 0)  # (ENOSPC) leaves the lock itself intact
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         self._fd = fd
 
     def _wait(self, fd: int, deadline: float) -> None:
@@ -84,14 +85,26 @@ class FileLock:
 
     def release(self) -> None:
         if self._fd is not None:
-            os.ftruncate(self._fd, 0)
-            if self._made and [p.name for p in self.path.parent.iterdir()] == [self.path.name]:
-                with contextlib.suppress(OSError):  # another process may lock it again at once
-                    self.path.unlink()  # a folder this lock made, still empty: as it was
-                    self.path.parent.rmdir()
+            with contextlib.suppress(OSError):
+                os.ftruncate(self._fd, 0)
+            if self._made:
+                self._remove_if_empty()
             fcntl.flock(self._fd, fcntl.LOCK_UN)
             os.close(self._fd)
             self._fd = None
+
+    def _remove_if_empty(self) -> None:
+        """Remove the folder this lock made if it holds nothing but the lock and empty folders
+        (a report's tasks/ made before a full disk stopped the first write): as it was."""
+        with contextlib.suppress(OSError):  # another process may lock it again at once
+            others = [p for p in self.path.parent.iterdir() if p.name != self.path.name]
+            if not all(p.is_dir() and not p.is_symlink() and not any(p.iterdir())
+                       for p in others):
+                return
+            for p in others:
+                p.rmdir()  # fails (and keeps everything) if something arrived meanwhile
+            self.path.unlink()
+            self.path.parent.rmdir()
 
     def __enter__(self) -> FileLock:
         self.acquire()
