@@ -11,6 +11,7 @@ import textwrap
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 from support import CHILD_PRELUDE
 
@@ -71,6 +72,32 @@ def test_killed_writers_temp_is_cleaned_but_a_live_writers_is_kept(tmp_path):
         live.kill()
         live.wait()
     assert target.read_bytes() == b"from the child" and _temps(tmp_path, "g.npz") == []
+
+
+def test_a_cache_write_cleans_a_killed_write_of_another_entry(tmp_path):
+    """A decode killed while writing the cache entry of a folder that then changed (a new
+    entry name) left its temporary file for good (review): cache writes sweep the folder."""
+    from oneshot.data.cache import write_cache
+    from oneshot.data.dataset import Dataset
+
+    killed = _writer(tmp_path / "folder-old.npz")
+    live = _writer(tmp_path / "folder-other.npz")
+    try:
+        killed.send_signal(signal.SIGKILL)
+        killed.wait(timeout=10)
+        (tmp_path / "notes.txt.tmp").write_text("not ours")
+        assert len(_temps(tmp_path, "folder-old.npz")) == 1
+        ds = Dataset(images=np.zeros((2, 105, 105), np.uint8), labels=np.array([0, 1]),
+                     drawers=np.array([1, 1]), characters=("a/x", "a/y"),
+                     char_alphabet=np.array([0, 0]), alphabets=("a",),
+                     char_ids=np.zeros(2, np.int64), name="new", digest="x")
+        write_cache(ds, "folder-new", tmp_path)
+        assert _temps(tmp_path, "folder-old.npz") == []  # the dead writer's went
+        assert len(_temps(tmp_path, "folder-other.npz")) == 1  # a live writer's stays
+        assert (tmp_path / "notes.txt.tmp").exists()  # not a name this project makes
+    finally:
+        live.kill()
+        live.wait()
 
 
 def test_old_style_and_foreign_temps_are_cleaned_only_when_old(tmp_path):

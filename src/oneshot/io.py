@@ -30,19 +30,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = [
-    "STALE_TEMP_AGE_S",
-    "ZipLimitError",
-    "ZipLimits",
-    "atomic_write",
-    "atomic_write_bytes",
-    "atomic_write_json",
-    "check_replaceable",
-    "open_zip",
-    "read_zip_entry",
-    "remove_stale_temps",
-    "sha256_file",
-]
+__all__ = ["STALE_TEMP_AGE_S", "ZipLimitError", "ZipLimits", "atomic_write", "atomic_write_bytes",
+           "atomic_write_json", "check_replaceable", "open_zip", "read_zip_entry",
+           "remove_stale_temps", "sha256_file"]
 
 STALE_TEMP_AGE_S = 3600.0
 """Age (seconds since last modified) after which a temporary file whose writer cannot be checked
@@ -50,6 +40,7 @@ STALE_TEMP_AGE_S = 3600.0
 
 _NEW_FILE_MODE = 0o666  # before the umask, as open() and every other program use
 _OWNED_TEMP = re.compile(r"(?P<host>[A-Za-z0-9_]+)-(?P<pid>\d+)\.[0-9a-f]{16}\.tmp")
+_ANY_OWNED_TEMP = re.compile(r".+\." + _OWNED_TEMP.pattern)  # <target>.<host>-<pid>...
 _LEGACY_TEMP = re.compile(r"[a-z0-9_]{8}\.tmp")  # tempfile.mkstemp names of earlier versions
 
 
@@ -70,16 +61,19 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def remove_stale_temps(path: str | os.PathLike, max_age_s: float = STALE_TEMP_AGE_S) -> list[Path]:
+def remove_stale_temps(path: str | os.PathLike, max_age_s: float = STALE_TEMP_AGE_S,
+                       every: bool = False) -> list[Path]:
     """Remove temporary files that interrupted writes of ``path`` left beside it.
 
     A temporary file named by this module on this host is removed when its writer process no
     longer exists; one from another host (a shared folder) or with an older-style name is removed
     once unmodified for ``max_age_s`` seconds. A live writer's file is never removed (a process
-    ID reused by an unrelated process only delays the clean-up). Returns the removed paths.
+    ID reused by an unrelated process only delays the clean-up). ``every``: this module's
+    temporary files of any target in the folder (a cache, whose entries are named by their
+    content, so a killed write's target may never be written again). Returns what it removed.
     """
     path = Path(path)
-    prefix = f".{path.name}."
+    prefix = "." if every else f".{path.name}."
     now = time.time()
     here = _host_tag()
     removed = []
@@ -91,7 +85,9 @@ def remove_stale_temps(path: str | os.PathLike, max_age_s: float = STALE_TEMP_AG
         if not (e.name.startswith(prefix) and e.name.endswith(".tmp")):
             continue
         rest = e.name[len(prefix):]
-        m = _OWNED_TEMP.fullmatch(rest)
+        m = (_ANY_OWNED_TEMP if every else _OWNED_TEMP).fullmatch(rest)
+        if every and m is None:
+            continue
         try:
             if m and m["host"] == here and os.name == "posix":
                 stale = not _pid_alive(int(m["pid"]))

@@ -23,7 +23,15 @@ from pathlib import Path
 
 import numpy as np
 
-from ..io import ZipLimits, atomic_write, atomic_write_json, open_zip, read_zip_entry, sha256_file
+from ..io import (
+    ZipLimits,
+    atomic_write,
+    atomic_write_json,
+    open_zip,
+    read_zip_entry,
+    remove_stale_temps,
+    sha256_file,
+)
 from .archives import ENV_CACHE, IMAGE_SIZE, cache_dir, spec_of
 from .dataset import DataError, Dataset
 
@@ -75,6 +83,7 @@ def write_cache(ds: Dataset, split: str, cache: str | os.PathLike | None,
     source key), checked again on load by :func:`read_cached`."""
     payload, manifest = cache_paths(split, cache)
     bits = np.packbits(ds.images.reshape(len(ds), -1), axis=1)
+    remove_stale_temps(payload, every=True)  # a killed decode of a folder since changed
     with atomic_write(payload) as f:
         np.savez(f, bits=bits, labels=ds.labels, drawers=ds.drawers,
                  char_alphabet=ds.char_alphabet, char_ids=ds.char_ids)
