@@ -82,6 +82,27 @@ def test_stroke_width_is_normalised_outside_omniglot_range():
     assert stroke_width(ink_squares(_user("dilate-2"), options=keep)[0] > 0.5) > 9
 
 
+def test_thinning_keeps_the_thin_parts_of_a_bold_image():
+    """A filled disk on a 3-px stem (a lollipop, an icon): the disk's width made the mean
+    stroke width 17 px, and thinning to 5.5 px erased the stem entirely (review)."""
+    yy, xx = np.mgrid[:105, :105]
+    m = ((yy - 30) ** 2 + (xx - 52) ** 2 <= 20 ** 2) | ((abs(xx - 52) <= 1) & (yy < 95))
+    assert stroke_width(m) > 7  # thinned
+    out = normalise_strokes(m, 5.5) > 0.5
+    stem = out[60:90, 45:60]
+    assert stem.any(1).all() and stem.sum(1).max() <= 3  # all of it, at its own width
+    assert out[30, 52] and out[30].sum() < m[30].sum()  # the disk thinned all the same
+    for stem in (8, 9, 10, 11, 12, 16, 20):  # an H of bold stems and a 2-px bar: the bar stays
+        h = np.zeros((105, 105), bool)
+        h[5:100, 2:2 + stem] = h[5:100, 103 - stem:103] = h[50:52, 2 + stem:103 - stem] = True
+        out = normalise_strokes(h, 5.5)
+        assert out[50:52, 50].min() == 1 and (out[:, 50] > 0).sum() == 2, stem  # own width
+    bold = np.zeros((105, 105), bool)
+    bold[20:85, 30:44] = bold[45:59, 30:80] = True  # 14-px strokes, nothing thin
+    out = normalise_strokes(bold, 5.5) > 0.5
+    assert 4.5 <= stroke_width(out) <= 7.0 and not (out & ~bold).any()
+
+
 def test_specks_go_but_small_parts_of_the_character_stay():
     x = _char()
     x[90:94, 90:94] = 1  # a 16-pixel dot: part of the character

@@ -22,7 +22,8 @@ image or an array (``Preprocessing``'s options; defaults in brackets):
    removed (noise: no part of an Omniglot character is that small), and the strokes thickened
    or thinned to ``stroke_width`` [5.5 px, Omniglot's median] when their width is outside
    ``stroke_range`` [4.5-7 px], by whole pixels (a disk) and the fraction by a blur that moves
-   the edges. ``crop=True`` then crops to the cleaned ink's bounding box with a margin and
+   the edges; thinning keeps the parts it would erase whole (a stem, a hairline: pieces of an
+   opening's residue bigger than edge roughness) at their own width. ``crop=True`` then crops to the cleaned ink's bounding box with a margin and
    resizes back to ``work_size``, for photos with much empty space (off: docs/robustness.md);
 6. size: resized to the encoder's input size (area averaging when shrinking, bilinear when
    growing), giving float32 (1, S, S).
@@ -85,9 +86,10 @@ ImageLike = Any  # str | os.PathLike | PIL.Image.Image | np.ndarray
 INK_MARGIN = 0.1  # polarity: levels this close to the paper's are not counted as ink
 _MIN_CONTRAST, _EPS = 1e-3, 1e-6
 MAX_SIDE = DRAFT_SIDE  # 2048 px: longer images are reduced on reading (step 1)
-VERSION = 3  # galleries record it; CHANGES says what each version changed
+VERSION = 4  # galleries record it; CHANGES says what each version changed
 CHANGES = {2: "photos with an EXIF orientation, images over 2048 px and 16-bit images",
-           3: "images on ruled or squared paper, or on mid-grey paper"}
+           3: "images on ruled or squared paper, or on mid-grey paper",
+           4: "bold images with thin parts (a filled shape's stem, a bold face's hairlines)"}
 WORK_SIZE = 105  # Omniglot's side: the resolution at which images are cleaned (step 5)
 RULES_SIDE = 2 * WORK_SIZE  # ruled paper's lines are found on the image reduced to this
 OMNIGLOT_STROKE = 5.5  # px at 105: the median stroke width of Omniglot (5.0-6.3 for 98 %)
@@ -136,7 +138,7 @@ LEGACY = Preprocessing(background="median", threshold=None, min_ink=0, clear_fra
 STORED_SIZE = 105  # side of a Dataset's images: Omniglot's, and the Koch encoder's input
 STORED_THRESHOLD = 0.5
 MIN_STORED_INK = 4  # pixels at 105: fewer, and an image is refused rather than stored blank
-STORED_PREPARE_ID = f"oneshot.preprocess.stored_image/4 size={STORED_SIZE} threshold=0.5"
+STORED_PREPARE_ID = f"oneshot.preprocess.stored_image/5 size={STORED_SIZE} threshold=0.5"
 
 
 def _as_grey(img: ImageLike, name: str) -> np.ndarray:
@@ -194,6 +196,17 @@ def _unless_empty(new: np.ndarray, old: np.ndarray) -> np.ndarray:
     return new if new.any() else old
 
 
+def _thin_parts(mask: np.ndarray, k: int) -> np.ndarray:
+    """The parts of ``mask`` that thinning by ``k`` px would erase though they are more than
+    edge roughness (a filled shape's stem, a bold face's hairline, an H's thin bar): what an
+    opening by ``k`` removes, in pieces of at least 2k + 1 px (as long as the opening is wide),
+    grown ``k`` px back into the mask to meet the thinned rest. Empty for ``k`` = 0."""
+    if k < 1:
+        return np.zeros_like(mask)
+    thin = remove_small(mask & ~dilate(erode(mask, k), k), 2 * k + 1)
+    return dilate(thin, k) & mask
+
+
 def normalise_strokes(mask: np.ndarray, target: float,
                       keep: tuple[float, float] = STROKE_RANGE) -> np.ndarray:
     """Strokes of a binary mask thickened or thinned to ``target`` px when their width
@@ -203,17 +216,19 @@ def normalise_strokes(mask: np.ndarray, target: float,
     erosion), the fraction f by blurring (Gaussian, ``STROKE_SIGMA`` px), which makes a straight
     edge's profile Phi(x / sigma): a pixel at blurred level b lies at x = sigma Phi^-1(b) inside
     the edge and, once the edge has moved, covers clip(x + f + 1/2, 0, 1) of ink. So the result
-    is float32 in [0, 1] with anti-aliased edges.
+    is float32 in [0, 1] with anti-aliased edges. Thinning keeps what it would erase whole.
     """
     w = stroke_width(mask)
     if keep[0] <= w <= keep[1]:
         return mask
     d = (target - w) / 2
     n = int(np.trunc(d))
-    m = dilate(mask, n) if n > 0 else _unless_empty(erode(mask, -n), mask)
+    m = dilate(mask, n) if n > 0 else _unless_empty(erode(mask, -n), mask) if n < 0 else mask
     b = np.clip(gaussian_blur(m.astype(np.float32), STROKE_SIGMA), _EPS, 1 - _EPS)
     x = STROKE_SIGMA * torch.special.ndtri(torch.from_numpy(b)).numpy()
     out = np.clip(x + (d - n) + 0.5, 0.0, 1.0).astype(np.float32)
+    if d < 0:  # thinning: what it would erase stays whole, at its own width
+        out = np.maximum(out, _thin_parts(mask, int(np.ceil(-d))))
     return out if (out > 0.5).any() else m.astype(np.float32)
 
 
