@@ -22,9 +22,9 @@ image or an array (``Preprocessing``'s options; defaults in brackets):
    removed (noise: no part of an Omniglot character is that small), and the strokes thickened
    or thinned to ``stroke_width`` [5.5 px, Omniglot's median] when their width is outside
    ``stroke_range`` [4.5-7 px], by whole pixels (a disk) and the fraction by a blur that moves
-   the edges; thinning keeps the parts it would erase whole (a stem, a hairline: pieces of an
-   opening's residue bigger than edge roughness) at their own width. ``crop=True`` then crops to the cleaned ink's bounding box with a margin and
-   resizes back to ``work_size``, for photos with much empty space (off: docs/robustness.md);
+   the edges; thinning keeps what it would erase (a stem, a hairline) whole. ``crop=True``
+   then crops to the cleaned ink's bounding box with a margin and resizes back to
+   ``work_size``, for photos with much empty space (off: docs/robustness.md);
 6. size: resized to the encoder's input size (area averaging when shrinking, bilinear when
    growing), giving float32 (1, S, S).
 
