@@ -15,7 +15,8 @@ import pytest
 from support import class_folder, glyph
 
 from oneshot.cli import main
-from oneshot.data.folder import list_folder
+from oneshot.data.dataset import DataError
+from oneshot.data.folder import list_folder, scan_folder
 from oneshot.data.images import ImageError
 from oneshot.errors import UsageError
 from oneshot.gallery import GALLERY_FORMAT, GalleryError, read_gallery
@@ -219,6 +220,14 @@ def test_a_grouped_folder_enrols_as_group_and_class(tiny_model_file, tmp_path, c
     assert main(["classify", *m, str(root), "--json"]) == 0
     rows = [json.loads(x) for x in capsys.readouterr().out.splitlines() if x.startswith("{")]
     assert sorted(r["truth"] for r in rows) == ["greek/a"] * 2 + ["latin/a"] * 2 + ["latin/b"] * 2
+    # class folders holding a sub-folder (thumbnails, say) are still classes: the review's
+    # a/thumbs and b/thumbs were enrolled as the classes, the real images left out
+    flat = class_folder(tmp_path / "f", ["a", "b"], per_class=3)
+    class_folder(flat, ["a/thumbs", "b/thumbs"], per_class=1, seed=5)
+    assert sorted({c for _, c in list_folder(flat)}) == ["a", "b"]
+    assert len(list_folder(flat)) == 6
+    with pytest.raises(DataError, match=r"class 'f/a' holds folders \('thumbs'\)"):
+        scan_folder(flat)  # training and evaluation refuse it, naming it
     (root / "cyrillic" / "x" / "y").mkdir(parents=True)  # one level too deep: named
     with pytest.raises(ImageError, match=r"class 'cyrillic/x' has no images \(it holds "
                                          r"folders: 'y'"):

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from .data.folder import is_image_name, is_skipped
+from .data.layout import is_image_name, is_skipped
 from .errors import OneshotError, UsageError
 from .inference import OneShotClassifier, Prediction, Verification, _check_threshold
 from .preprocess import ImageError, ImageLike, preprocess
@@ -64,8 +64,8 @@ class Outcome:
 
 def expand_paths(paths: list[str | os.PathLike]) -> list[str]:
     """Each file as given; each folder's image files below it, recursively, sorted: not
-    hidden or system files (``data.folder.is_skipped``), nor files that are not images by
-    their name (``data.folder.is_image_name``; a warning counts them). A path that does not
+    hidden or system files (``data.layout.is_skipped``), nor files that are not images by
+    their name (``data.layout.is_image_name``; a warning counts them). A path that does not
     exist is kept (classifying it reports the error)."""
     out: list[str] = []
     for p in map(Path, paths):

@@ -107,7 +107,7 @@ def test_non_images_are_left_out_and_every_bad_image_is_named_at_once(tmp_path, 
     root = class_folder(tmp_path / "r", ["a", "b"], per_class=2)
     (root / "a" / "README.txt").write_text("notes")
     (root / "b" / "scan.PDF").write_bytes(b"%PDF-1.4")
-    with caplog.at_level(logging.WARNING, logger="oneshot.data.folder"):
+    with caplog.at_level(logging.WARNING, logger="oneshot.data"):
         ds = load_folder_dataset(root, tmp_path / "c")
     assert len(ds.images) == 4 and "README.txt" in caplog.text and "scan.PDF" in caplog.text
     (root / "a" / "empty.png").write_bytes(b"")

@@ -1,10 +1,9 @@
 """Users' own images: ``root/<class>/<image>`` or ``root/<group>/<class>/<image>``.
 
 A group plays the role of an Omniglot alphabet (within-group tasks and episodes, within-group
-hard negatives); a flat folder is one group named after ``root``. Hidden files and folders
-(names starting with "."), file browsers' system files and files whose suffix is not an image
-format's (:func:`is_image_name`: notes, PDFs, ...) are left out, the last with a warning naming
-them; any other file must be a readable image (one error names every one that is not).
+hard negatives); a flat folder is one group named after ``root``. Which files count and how the
+layout is read: :mod:`.layout`; any file that counts must be a readable image (one error names
+every one that is not).
 Classes are "group/class", sorted; a class's images are its files sorted by name, numbered 1,
 2, ... as Omniglot's drawers are; classes need not have the same number of images.
 
@@ -27,7 +26,6 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 from .archives import IMAGE_SIZE, cache_dir
 from .cache import (
@@ -40,10 +38,10 @@ from .cache import (
 )
 from .dataset import DataError, Dataset
 from .images import DRAFT_SIDE, ImageError, each_image, read_grey
+from .layout import class_dirs, visible
 
-__all__ = ["list_folder", "choose_per_class", "is_skipped", "is_image_name", "NOT_IMAGE_SUFFIXES",
-           "FolderIndex", "scan_folder",
-           "load_folder", "MAX_FOLDER_IMAGES", "FOLDER_FORMAT"]
+__all__ = ["list_folder", "choose_per_class", "FolderIndex", "scan_folder", "load_folder",
+           "MAX_FOLDER_IMAGES", "FOLDER_FORMAT"]
 
 log = logging.getLogger(__name__)
 
@@ -59,23 +57,27 @@ def list_folder(root: str | os.PathLike) -> list[tuple[Path, str]]:
     root = Path(root)
     if not root.is_dir():
         raise ImageError(f"{root}: not a folder (expected root/<class>/<image>)")
-    if not _visible(root, dirs=True):
+    if not visible(root, dirs=True):
         raise ImageError(f"{root}: no class folders (expected root/<class>/<image> or "
                          "root/<group>/<class>/<image>)")
     try:
-        grouped, dirs = _class_dirs(root)
+        grouped, dirs = class_dirs(root)
     except DataError as e:
         raise ImageError(str(e)) from e
-    items = []
+    items, inside = [], []
     for group, c in dirs:
         name = f"{group}/{c.name}" if grouped else c.name
-        files = _visible(c, dirs=False)
+        files, inner = visible(c, dirs=False), visible(c, dirs=True)
         if not files:
-            inner = _visible(c, dirs=True)
             raise ImageError(f"{c}: class {name!r} has no images" + (
                 f" (it holds folders: {inner[0].name!r}, ...; a class folder holds images)"
                 if inner else ""))
         items += [(f, name) for f in files]
+        inside += [str(f) for f in inner]
+    if inside:
+        log.warning("%s: left out %d folder(s) inside class folders (their images are not "
+                    "enrolled): %s%s", root, len(inside), ", ".join(inside[:3]),
+                    ", ..." if len(inside) > 3 else "")
     return items
 
 
@@ -97,45 +99,6 @@ def choose_per_class(items: list[tuple[Path, str]], k: int, pick: str = "first",
             mine = [mine[i] for i in sorted(rng.choice(len(mine), k, replace=False))]
         out += mine[:k]
     return out
-
-
-# Files that file browsers leave in image folders (Windows thumbnails and folder settings)
-SYSTEM_FILES = frozenset({"thumbs.db", "ehthumbs.db", "desktop.ini", "__macosx"})
-
-
-def is_skipped(name: str) -> bool:
-    """Whether a file or folder name is not the user's data: hidden (".DS_Store", ".git", ...)
-    or one of ``SYSTEM_FILES``, in any case."""
-    return name.startswith(".") or name.lower() in SYSTEM_FILES
-
-
-# Suffixes Pillow registers that are not pictures to read here (documents, video, data)
-NOT_IMAGE_SUFFIXES = frozenset(".pdf .eps .ps .mpeg .mpg .h5 .hdf .grib .bufr .fit .fits .wmf "
-                               ".emf".split())
-
-
-def is_image_name(name: str) -> bool:
-    """Whether a file is taken as an image by its name: no suffix, or (in any case) one that
-    Pillow registers (with its plugins, e.g. pillow-heif's .heic) and not ``NOT_IMAGE_SUFFIXES``."""
-    suffix = Path(name).suffix.lower()
-    return not suffix or (suffix in Image.registered_extensions()
-                          and suffix not in NOT_IMAGE_SUFFIXES)
-
-
-def _visible(folder: Path, dirs: bool) -> list[Path]:
-    """Sorted sub-folders (``dirs``) or image files of ``folder``, but for ``is_skipped``
-    names; other files are left out with a warning naming them."""
-    every = sorted(p for p in folder.iterdir() if not is_skipped(p.name))
-    broken = [p.name for p in every if p.is_symlink() and not p.exists()]
-    if broken and not dirs:  # said once, with the files
-        log.warning("%s: left out %d link(s) to nothing: %s%s", folder, len(broken),
-                    ", ".join(broken[:5]), ", ..." if len(broken) > 5 else "")
-    found = [p for p in every if (p.is_dir() if dirs else p.is_file())]
-    other = [] if dirs else [p.name for p in found if not is_image_name(p.name)]
-    if other:
-        log.warning("%s: left out %d file(s) that are not images by their name: %s%s", folder,
-                    len(other), ", ".join(other[:5]), ", ..." if len(other) > 5 else "")
-    return [p for p in found if dirs or is_image_name(p.name)]
 
 
 @dataclass(frozen=True)
@@ -181,44 +144,20 @@ class FolderIndex:
         return h.hexdigest()
 
 
-def _class_dirs(root: Path) -> tuple[bool, list[tuple[str, Path]]]:
-    """(grouped, [(group, class folder)]): flat when the top folders hold files, grouped when
-    they hold only folders; a mix is an error naming the folders."""
-    tops = _visible(root, dirs=True)
-    if not tops:
-        raise DataError(f"{root}: no class folders (expected {root}/<class>/<image> or "
-                        f"{root}/<group>/<class>/<image>)")
-    nested = [t for t in tops if _visible(t, dirs=True)]
-    stray = [str(f) for t in [root, *nested] for f in _visible(t, dirs=False)]
-    if stray:  # a class is a folder: an image beside the class folders belongs to none
-        log.warning("%s: left out %d image(s) that are in no class folder: %s%s", root,
-                    len(stray), ", ".join(stray[:3]), ", ..." if len(stray) > 3 else "")
-    if not nested:
-        return False, [(root.name or "folder", t) for t in tops]
-    flat = [t.name for t in tops if t not in nested]
-    if flat:
-        holders = [f"{t.name}/{_visible(t, dirs=True)[0].name}" for t in nested[:3]]
-        raise DataError(f"{root}: mixes classes and groups of classes: {holders} are "
-                        f"sub-folders, beside {flat[:3]}, which have none; use either "
-                        "<class>/<image> or <group>/<class>/<image> throughout (a link to a "
-                        "folder counts as a folder)")
-    return True, [(t.name, c) for t in nested for c in _visible(t, dirs=True)]
-
-
 def scan_folder(root: str | os.PathLike, max_images: int = MAX_FOLDER_IMAGES) -> FolderIndex:
     """The layout of ``root`` (see the module docstring); DataError for a missing folder, a
     mixed layout, a class folder without images, a name with "/" , or over ``max_images``."""
     root = Path(root)
     if not root.is_dir():
         raise DataError(f"{root}: not a folder (expected {root}/<class>/<image>)")
-    grouped, dirs = _class_dirs(root)
+    grouped, dirs = class_dirs(root)
     named = sorted((f"{g}/{c.name}", c) for g, c in dirs)
     classes, files = [], []
     for name, folder in named:
-        found = _visible(folder, dirs=False)
+        found = visible(folder, dirs=False)
         if not found:
             raise DataError(f"{folder}: class {name!r} has no images")
-        nested = _visible(folder, dirs=True)
+        nested = visible(folder, dirs=True)
         if nested:
             raise DataError(f"{folder}: class {name!r} holds folders ({nested[0].name!r}); "
                             "a class folder holds images only")
