@@ -220,6 +220,13 @@ def test_a_grouped_folder_enrols_as_group_and_class(tiny_model_file, tmp_path, c
     assert main(["classify", *m, str(root), "--json"]) == 0
     rows = [json.loads(x) for x in capsys.readouterr().out.splitlines() if x.startswith("{")]
     assert sorted(r["truth"] for r in rows) == ["greek/a"] * 2 + ["latin/a"] * 2 + ["latin/b"] * 2
+    os.chdir(root / "latin")  # a path typed inside a group folder has the same truth
+    try:
+        assert main(["classify", *m, "a", "--json"]) == 0
+    finally:
+        os.chdir(tmp_path)
+    rows = [json.loads(x) for x in capsys.readouterr().out.splitlines() if x.startswith("{")]
+    assert [r["truth"] for r in rows] == ["latin/a", "latin/a"]
     # class folders holding a sub-folder (thumbnails, say) are still classes: the review's
     # a/thumbs and b/thumbs were enrolled as the classes, the real images left out
     flat = class_folder(tmp_path / "f", ["a", "b"], per_class=3)

@@ -95,6 +95,7 @@ def _prepared(clf: OneShotClassifier, path: str) -> torch.Tensor | str:
 def _truth(path: Path, classes: set[str]) -> str | None:
     """The class an image's folder names, if enrolled: "<class>", or "<group>/<class>" as a
     grouped folder's classes are enrolled (see :func:`oneshot.data.folder.list_folder`)."""
+    path = path.absolute()  # "a/x.png" typed inside a group folder is still "<group>/a"
     for name in (f"{path.parent.parent.name}/{path.parent.name}", path.parent.name):
         if name in classes:
             return name

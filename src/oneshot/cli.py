@@ -28,12 +28,13 @@ def _progress(args) -> bool:
 
 def cmd_data(args) -> int:
     from .data.omniglot import cache_dir
-    from .datasets import load_data
+    from .datasets import load_data, warn_if_shadowed
 
     out = {"cache": str(cache_dir(args.cache)), "splits": {}}
     if not args.json:
         print(f"cache: {out['cache']}")
-    for name in args.split:
+    warn_if_shadowed(args.split or [])
+    for name in args.split or ["background", "evaluation"]:
         t0 = time.perf_counter()
         ds = load_data(name, args.data_dir, args.cache, progress=_progress(args))
         c = ds.counts()
@@ -61,6 +62,7 @@ def cmd_evaluate(args) -> int:
 
     from .checkpoint import default_model_path
     from .cli_parser import check_folder_options
+    from .datasets import warn_if_shadowed
     from .evaluation.runner import FULL, EvalSettings
     from .report import evaluate_and_report
 
@@ -71,6 +73,7 @@ def cmd_evaluate(args) -> int:
     base = FULL if args.full else EvalSettings()
     modes = args.mode or list(base.modes)
     splits, datasets = list(args.split or base.splits), None
+    warn_if_shadowed(args.split or [])
     if args.data:  # a folder of classes (one part of its class split): no Lake benchmark
         from .datasets import load_folder_part
 
@@ -94,12 +97,14 @@ def cmd_evaluate(args) -> int:
 
 def cmd_show_task(args) -> int:
     from .checkpoint import default_model_path
+    from .datasets import warn_if_shadowed
     from .plots import show_task
 
     if args.no_model and args.model:
         raise UsageError("--no-model and --model contradict each other; give one")
     model = args.model or ("default" if default_model_path() and not args.no_model else None)
-    show_task(args.out, args.ways, args.split, args.mode, args.seed, model, args.data_dir,
+    warn_if_shadowed([args.split] if args.split else [])
+    show_task(args.out, args.ways, args.split or "test", args.mode, args.seed, model, args.data_dir,
               args.cache, args.device)
     print(f"written: {args.out}")
     return 0
@@ -245,8 +250,7 @@ def cmd_classify(args) -> int:
     if not outcomes:
         print(f"error: no images in {' '.join(args.images)}", file=sys.stderr)
     if failed:
-        print(f"error: {failed} of {len(outcomes)} images could not be classified",
-              file=sys.stderr)
+        print(f"error: {failed} of {len(outcomes)} images could not be classified", file=sys.stderr)
     return EXIT_USAGE if failed or not outcomes else 0
 
 

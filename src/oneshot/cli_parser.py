@@ -114,9 +114,9 @@ def _sub(sub, name: str, func: str, help: str, **kw) -> argparse.ArgumentParser:
 def _add_data_and_evaluation(sub) -> None:
     p = _sub(sub, "data", "cmd_data", "find, verify, decode and cache Omniglot; print counts")
     _data_args(p)
-    p.add_argument("--split", nargs="+", default=["background", "evaluation"],
-                   help="splits to load: Omniglot split names, or folders of your classes "
-                   "(DIR/<class>/<image> or DIR/<group>/<class>/<image>)")
+    p.add_argument("--split", nargs="+", help="splits to load: Omniglot split names, or "
+                   "folders of your classes (DIR/<class>/<image> or DIR/<group>/<class>/<image>)"
+                   " (default: background evaluation)")
     p.add_argument("--lake", action="store_true", help="also read Lake's 20 runs")
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
@@ -157,7 +157,7 @@ def _add_data_and_evaluation(sub) -> None:
                 "(default: the shipped model)")
     p.add_argument("--no-model", action="store_true", help="draw the task without scores")
     p.add_argument("--ways", type=int, default=9, choices=[4, 9, 16, 25], help="N")
-    p.add_argument("--split", default="test", help="split name, or a folder of classes")
+    p.add_argument("--split", help="split name, or a folder of classes (default: test)")
     p.add_argument("--mode", default="within-alphabet",
                    choices=["within-alphabet", "unstructured"], help="task mode")
     p.add_argument("--seed", type=_seed, default=0, help="task seed")

@@ -27,13 +27,22 @@ from .preprocess import STORED_PREPARE_ID, stored_image
 
 log = logging.getLogger(__name__)
 
-__all__ = ["load_data", "load_folder_dataset", "is_split_name", "folder_split",
+__all__ = ["load_data", "load_folder_dataset", "is_split_name", "warn_if_shadowed", "folder_split",
            "load_folder_part", "PARTS"]
 
 
 def is_split_name(ref: str | os.PathLike) -> bool:
     """Whether ``ref`` names an Omniglot split (else it is a folder path)."""
     return isinstance(ref, str) and ref in split_names()
+
+
+def warn_if_shadowed(refs) -> None:
+    """Warn of each split name in ``refs`` (as the user typed them) that is also a folder in
+    the working directory: the name means the split (a folder needs ./NAME), and says so."""
+    for ref in refs:
+        if is_split_name(ref) and Path(ref).is_dir():
+            log.warning("%r means Omniglot's %s split; a folder of that name is here too: "
+                        "write ./%s for the folder", ref, ref, ref)
 
 
 def load_folder_dataset(root: str | os.PathLike, cache: str | os.PathLike | None = None,
@@ -48,9 +57,6 @@ def load_data(ref: str | os.PathLike, data_dir: str | os.PathLike | None = None,
     """An Omniglot split by name, or a folder of classes by path (``drawers``: keep only those
     image positions, 1-based)."""
     if is_split_name(ref):
-        if Path(ref).is_dir():  # the name wins; say so, since the user may have meant the folder
-            log.warning("%r means Omniglot's %s split; a folder of that name is here too: "
-                        "write ./%s for the folder", ref, ref, ref)
         return load_split(str(ref), data_dir, cache, drawers, allow_download, progress)
     if not Path(ref).is_dir():
         raise DataError(f"{ref!r} is neither an Omniglot split ({', '.join(split_names())}) "

@@ -155,18 +155,26 @@ def test_a_folder_named_like_a_split_is_not_taken_for_the_split(tmp_path, monkey
 
 
 def test_a_split_name_that_is_also_a_folder_here_says_which_it_took(
-        tmp_path, monkeypatch, caplog, data_dir, cache_dir):
-    """`oneshot data --split test` with a folder ./test took Omniglot's split without a word."""
+        tmp_path, monkeypatch, caplog, data_dir, cache_dir, capsys):
+    """`oneshot data --split test` with a folder ./test took Omniglot's split without a word;
+    the warning is for names the user typed, not for defaults (training's train_split)."""
+    from oneshot.cli import main
+
     class_folder(tmp_path / "test", [f"c{k}" for k in range(2)], per_class=2)
+    class_folder(tmp_path / "train", [f"c{k}" for k in range(2)], per_class=2)
     monkeypatch.chdir(tmp_path)
-    with caplog.at_level(logging.WARNING, logger="oneshot.datasets"):
-        ds = load_data("test", data_dir, cache_dir)
-        assert ds.name == "test" and len(ds.characters) > 100  # Omniglot's test alphabets
+    common = ["--data-dir", str(data_dir), "--cache", str(cache_dir)]
+    with caplog.at_level(logging.WARNING, logger="oneshot"):
+        assert main(["data", "--split", "test", *common]) == 0
         assert "'test' means Omniglot's test split; a folder of that name is here too: " \
                "write ./test for the folder" in caplog.text
+        assert " 10 alphabets " in capsys.readouterr().out  # Omniglot's test alphabets
         caplog.clear()
-        assert load_data("./test", cache=tmp_path / "c").characters == ("test/c0", "test/c1")
-        assert caplog.text == ""
+        assert main(["data", "--split", "./test", *common]) == 0
+        assert load_data("./test", cache=cache_dir).characters == ("test/c0", "test/c1")
+        assert main(["data", *common]) == 0  # the defaults: background, evaluation
+        load_data("train", data_dir, cache_dir)  # the library, as training calls it
+        assert "means Omniglot" not in caplog.text
 
 
 def test_a_folder_stores_what_the_classifier_makes_of_its_files(tmp_path):

@@ -97,16 +97,20 @@ def test_refuses_to_overwrite_and_bad_resume(tmp_path, data_dir, cache_dir):
 def test_finished_and_longer_resumes_say_how_to_train_further(tmp_path, data_dir, cache_dir,
                                                                caplog):
     cfg = TrainConfig(**{**TINY, "steps": 4})
-    train(cfg, tmp_path / "r", data_dir, cache_dir, progress=False)
+    run = tmp_path / "my run"  # a space: the hint quotes it, so that it can be pasted
+    train(cfg, run, data_dir, cache_dir, progress=False)
     with caplog.at_level("WARNING", logger="oneshot.training"):
-        train(cfg, tmp_path / "r", data_dir, cache_dir, progress=False, resume=True)
+        train(cfg, run, data_dir, cache_dir, progress=False, resume=True)
     assert "finished all its 4 steps: nothing left to train" in caplog.text
-    assert f"--init {tmp_path / 'r'} --out NEW_FOLDER" in caplog.text
-    with pytest.raises(ValueError, match=r"steps: 4 -> 6.*not extended in place.*--init "):
-        train(apply_overrides(cfg, ["steps=6"]), tmp_path / "r", data_dir, cache_dir,
-              progress=False, resume=True)
+    assert f"--init '{run}' --out NEW_FOLDER" in caplog.text
+    with pytest.raises(ValueError, match=r"steps: 4 -> 6.*not extended in place.*--init '"):
+        train(apply_overrides(cfg, ["steps=6"]), run, data_dir, cache_dir, progress=False,
+              resume=True)
+    with pytest.raises(ValueError, match=r"steps: 4 -> 2; to continue .*config\.json$"):
+        train(apply_overrides(cfg, ["steps=2"]), run, data_dir, cache_dir, progress=False,
+              resume=True)  # fewer steps: no "to train further" hint
     # the hint works: a new run starts from the finished run's weights
-    longer = apply_overrides(cfg, ["steps=6", f"init={tmp_path / 'r'}"])
+    longer = apply_overrides(cfg, ["steps=6", f"init={run}"])
     assert train(longer, tmp_path / "more", data_dir, cache_dir, progress=False).steps == 6
 
 

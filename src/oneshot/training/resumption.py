@@ -8,6 +8,7 @@ own ``config.json``, or a new run warm-started from its weights.
 from __future__ import annotations
 
 import json
+import shlex
 from pathlib import Path
 
 from ..data.dataset import DataError
@@ -36,16 +37,18 @@ def check_resumable(ck: dict, cfg: TrainConfig, train_ds, folder: RunFolder) -> 
 def finished_note(root: Path, steps: int) -> str:
     """What a resume of a run that did all its steps says."""
     return (f"{root} finished all its {steps} steps: nothing left to train (to train further, "
-            f"start a new run from its weights: --init {root} --out NEW_FOLDER)")
+            f"start a new run from its weights: --init {shlex.quote(str(root))} --out "
+            "NEW_FOLDER)")
 
 
 def _extend_hint(diff: dict, root: Path) -> str:
     """For a resume that changes ``steps``: why a run is not extended in place, and what to do."""
-    if "steps" not in diff:
+    then, now = diff.get("steps", (0, 0))
+    if not (isinstance(then, int) and isinstance(now, int) and now > then):
         return ""
     return (f". A run's step count is part of its config (the cosine schedule decays to 0 at "
             f"it), so a run is not extended in place: to train further, start a new run from "
-            f"its weights (--init {root} --out NEW_FOLDER)")
+            f"its weights (--init {shlex.quote(str(root))} --out NEW_FOLDER)")
 
 
 def same_data(then: str | None, ds, where: Path) -> None:
