@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -207,7 +208,8 @@ def test_enrol_embeds_before_taking_the_gallery_lock(tiny_model_file, tmp_path, 
     assert embedded[1:] == [(False, 2)] and read_gallery(tmp_path / "g.npz").labels.count("e") == 2
 
 
-def test_a_grouped_folder_enrols_as_group_and_class(tiny_model_file, tmp_path, capsys):
+def test_a_grouped_folder_enrols_as_group_and_class(tiny_model_file, tmp_path, capsys,
+                                                    caplog):
     """`enrol` on DIR/<group>/<class>/<image> (the layout evaluate and train read) said that
     class 'group' had no images (review); its classes are now "group/class", and classify's
     accuracy finds them."""
@@ -227,6 +229,13 @@ def test_a_grouped_folder_enrols_as_group_and_class(tiny_model_file, tmp_path, c
         os.chdir(tmp_path)
     rows = [json.loads(x) for x in capsys.readouterr().out.splitlines() if x.startswith("{")]
     assert [r["truth"] for r in rows] == ["latin/a", "latin/a"]
+    # the same images enrolled flat, then grouped: every class would be there twice (review)
+    g2 = ["--model", str(tiny_model_file), "--gallery", str(tmp_path / "g2.npz")]
+    assert main(["enrol", *g2, str(root / "latin")]) == 0
+    with caplog.at_level(logging.WARNING, logger="oneshot.gallery"):
+        assert main(["enrol", *g2, str(root), "--existing", "skip"]) == 0
+    assert "2 of these classes hold images the gallery has under another class name " \
+           "('latin/a' = 'a', 'latin/b' = 'b')" in caplog.text
     # class folders holding a sub-folder (thumbnails, say) are still classes: the review's
     # a/thumbs and b/thumbs were enrolled as the classes, the real images left out
     flat = class_folder(tmp_path / "f", ["a", "b"], per_class=3)

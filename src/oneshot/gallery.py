@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import os
 import zipfile
 import zlib
@@ -25,6 +26,8 @@ from .data.folder import choose_per_class, list_folder
 from .errors import OneshotError, UsageError, unreadable_reason
 from .io import atomic_write_bytes, check_replaceable
 from .locking import FileLock
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from .inference import OneShotClassifier
@@ -194,6 +197,7 @@ def _enrol_items(clf: OneShotClassifier, items: list, existing: str | None, gall
     embedded = {**embedded, **dict(zip(late, clf.embed(late)))} if late else embedded
     emb = torch.stack([embedded[str(p)] for p, _ in items]) if items else old_emb[:0]
     labels = [c for _, c in items]
+    _warn_enrolled_elsewhere(emb, labels, old_emb, old_labels, gallery)
     if existing == "replace":
         for c in clash:
             clf.remove(c)
@@ -209,3 +213,23 @@ def _enrol_items(clf: OneShotClassifier, items: list, existing: str | None, gall
     action = {"skip": "skipped", "replace": "replaced", "append": "appended"}.get(existing or "")
     return {"added": [c for c in classes if c not in have],
             **({action: clash} if action else {})}
+
+
+def _warn_enrolled_elsewhere(emb: torch.Tensor, labels: list[str], old_emb: torch.Tensor,
+                             old_labels: list[str], gallery) -> None:
+    """Warn when images being enrolled are in the gallery already under another class name
+    (a folder enrolled flat, then grouped: every class twice, and classify torn between
+    them). Identical images give identical embeddings; compared 1,024 at a time."""
+    found = {}
+    for i in range(0, len(emb) if len(old_emb) else 0, 1024):
+        d = torch.cdist(emb[i:i + 1024], old_emb, compute_mode="donot_use_mm_for_euclid_dist")
+        best, j = d.min(1)
+        for k, (v, jj) in enumerate(zip(best.tolist(), j.tolist())):
+            if v < 1e-4 and labels[i + k] != old_labels[jj]:
+                found.setdefault(labels[i + k], old_labels[jj])
+    if found:
+        same = ", ".join(f"{a!r} = {b!r}" for a, b in sorted(found.items())[:3])
+        log.warning("%s: %d of these classes hold images the gallery has under another class "
+                    "name (%s%s): enrolled twice, say flat and then grouped? To keep one "
+                    "naming, start the gallery again with --replace", gallery, len(found), same,
+                    ", ..." if len(found) > 3 else "")
