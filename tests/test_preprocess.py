@@ -97,6 +97,12 @@ def test_thinning_keeps_the_thin_parts_of_a_bold_image():
         h[5:100, 2:2 + stem] = h[5:100, 103 - stem:103] = h[50:52, 2 + stem:103 - stem] = True
         out = normalise_strokes(h, 5.5)
         assert out[50:52, 50].min() == 1 and (out[:, 50] > 0).sum() == 2, stem  # own width
+    ring = np.zeros((105, 105), bool)
+    ring[15:90, 15:90] = True
+    ring[30:75, 30:75] = False  # a 15-px frame, and a scan's pinholes along its top bar
+    ring[22, 25:80:8] = False
+    out = normalise_strokes(ring, 5.5) > 0.5  # the holes neither open the bar up nor keep it
+    assert 4 <= out[15:30, 50].sum() <= 8 and 4 <= out[15:30, 29].sum() <= 8  # thinned
     bold = np.zeros((105, 105), bool)
     bold[20:85, 30:44] = bold[45:59, 30:80] = True  # 14-px strokes, nothing thin
     out = normalise_strokes(bold, 5.5) > 0.5

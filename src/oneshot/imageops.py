@@ -119,6 +119,11 @@ def remove_small(mask: np.ndarray, min_size: int, connectivity: int = 8) -> np.n
     return keep[lab]
 
 
+def fill_holes(mask: np.ndarray, max_size: int) -> np.ndarray:
+    """``mask`` with its holes (4-connected paper) of at most ``max_size`` pixels inked."""
+    return ~remove_small(~mask, max_size + 1, connectivity=4)
+
+
 def otsu_threshold(x: np.ndarray, bins: int = _HIST_BINS) -> float:
     """Otsu's threshold of values in [0, 1]: the level maximising the between-class variance.
     Values strictly above it are the brighter class. For two distinct values, it lies between

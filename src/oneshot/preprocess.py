@@ -63,6 +63,7 @@ from .imageops import (
     dilate,
     edge_rules,
     erode,
+    fill_holes,
     gaussian_blur,
     otsu_threshold,
     remove_small,
@@ -93,10 +94,10 @@ CHANGES = {2: "photos with an EXIF orientation, images over 2048 px and 16-bit i
 WORK_SIZE = 105  # Omniglot's side: the resolution at which images are cleaned (step 5)
 RULES_SIDE = 2 * WORK_SIZE  # ruled paper's lines are found on the image reduced to this
 OMNIGLOT_STROKE = 5.5  # px at 105: the median stroke width of Omniglot (5.0-6.3 for 98 %)
-# a frame or rule: longer than FRAME_SPAN of the side, within FRAME_BAND of the edge
-FRAME_BAND, FRAME_SPAN = 0.08, 0.6
+FRAME_BAND, FRAME_SPAN = 0.08, 0.6  # a frame or rule: within 8 % of the edge, 60 % of a side
 STROKE_RANGE = (4.5, 7.0)  # px: widths left alone (all but 0.2 % of the test alphabets')
 STROKE_SIGMA = 1.0  # px: the blur that moves stroke edges by fractions of a pixel
+PINHOLE = 4  # px: holes in ink up to this size (a scan's dropouts) are filled before thinning
 
 
 @dataclass(frozen=True)
@@ -136,8 +137,7 @@ LEGACY = Preprocessing(background="median", threshold=None, min_ink=0, clear_fra
                        clear_rules=False, stroke_width=None)
 
 STORED_SIZE = 105  # side of a Dataset's images: Omniglot's, and the Koch encoder's input
-STORED_THRESHOLD = 0.5
-MIN_STORED_INK = 4  # pixels at 105: fewer, and an image is refused rather than stored blank
+STORED_THRESHOLD, MIN_STORED_INK = 0.5, 4  # fewer ink pixels at 105: refused, not stored blank
 STORED_PREPARE_ID = f"oneshot.preprocess.stored_image/5 size={STORED_SIZE} threshold=0.5"
 
 
@@ -216,13 +216,13 @@ def normalise_strokes(mask: np.ndarray, target: float,
     erosion), the fraction f by blurring (Gaussian, ``STROKE_SIGMA`` px), which makes a straight
     edge's profile Phi(x / sigma): a pixel at blurred level b lies at x = sigma Phi^-1(b) inside
     the edge and, once the edge has moved, covers clip(x + f + 1/2, 0, 1) of ink. So the result
-    is float32 in [0, 1] with anti-aliased edges. Thinning keeps what it would erase whole.
-    """
+    is float32 in [0, 1] with anti-aliased edges. Thinning keeps what it would erase whole."""
     w = stroke_width(mask)
     if keep[0] <= w <= keep[1]:
         return mask
     d = (target - w) / 2
     n = int(np.trunc(d))
+    mask = fill_holes(mask, PINHOLE) if d < 0 else mask  # else erosion opens them up
     m = dilate(mask, n) if n > 0 else _unless_empty(erode(mask, -n), mask) if n < 0 else mask
     b = np.clip(gaussian_blur(m.astype(np.float32), STROKE_SIGMA), _EPS, 1 - _EPS)
     x = STROKE_SIGMA * torch.special.ndtri(torch.from_numpy(b)).numpy()
