@@ -99,9 +99,14 @@ def test_finished_and_longer_resumes_say_how_to_train_further(tmp_path, data_dir
     cfg = TrainConfig(**{**TINY, "steps": 4})
     run = tmp_path / "my run"  # a space: the hint quotes it, so that it can be pasted
     train(cfg, run, data_dir, cache_dir, progress=False)
+    before = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
     with caplog.at_level("WARNING", logger="oneshot.training"):
-        train(cfg, run, data_dir, cache_dir, progress=False, resume=True)
+        result = train(cfg, run, data_dir, cache_dir, progress=False, resume=True,
+                       command=["oneshot", "train", "--resume"])
     assert "finished all its 4 steps: nothing left to train" in caplog.text
+    assert result.steps == 4
+    # nothing rewritten: config.json keeps the command that made the run, metrics and plot stay
+    assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()} == before
     assert f"--init '{run}' --out NEW_FOLDER" in caplog.text
     with pytest.raises(ValueError, match=r"steps: 4 -> 6.*not extended in place.*--init '"):
         train(apply_overrides(cfg, ["steps=6"]), run, data_dir, cache_dir, progress=False,

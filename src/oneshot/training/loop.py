@@ -197,8 +197,10 @@ class Trainer:
                                  "train_seconds": self.train_seconds})
         self.saved_at = time.monotonic()
 
-    def resume(self) -> None:
-        """Continue from ``last.pt``: weights, optimiser, schedule, RNG streams, counters."""
+    def resume(self) -> bool:
+        """Continue from ``last.pt``: weights, optimiser, schedule, RNG streams, counters.
+        True when the run did all its steps already (nothing left: a warning says how to
+        train further)."""
         ck = load_checkpoint(self.folder.last)
         check_resumable(ck, self.cfg, self.train_ds, self.folder)
         self.model.load_state_dict(ck["state_dict"])
@@ -214,8 +216,10 @@ class Trainer:
         self.train_seconds = ck["metrics"].get("train_seconds", 0.0)
         log.info("resuming %s at step %d (best %.2f)", self.folder.root, self.step_count,
                  self.best)
-        if self.step_count >= self.cfg.steps:
-            log.warning("%s", finished_note(self.folder.root, self.cfg.steps))
+        if self.step_count < self.cfg.steps:
+            return False
+        log.warning("%s", finished_note(self.folder.root, self.cfg.steps))
+        return True
 
     def fit(self, stop_after: int | None = None) -> TrainResult:
         """Step until ``cfg.steps`` (or ``stop_after``), validating every ``val_every`` steps
@@ -234,6 +238,11 @@ class Trainer:
         finally:
             for h in self.hooks if main else ():
                 h.on_end(self)
+        return self.result()
+
+    def result(self) -> TrainResult:
+        """Where the run stands (best accuracy and step on the main process only)."""
+        main = self.dist.main
         best, best_step = (self.best, self.best_step) if main else (float("nan"), -1)
         return TrainResult(self.folder.root, self.step_count, best, best_step,
                            self.train_seconds, self.model)

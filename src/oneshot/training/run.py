@@ -108,8 +108,11 @@ def _run(cfg, out, data_dir, cache, resume, progress, stop_after, command, hooks
          ) -> TrainResult:
     t = Trainer(cfg, out, data_dir, cache, progress, hooks)
     try:
-        if resume:
-            t.resume()  # first: a config that differs is refused before any file changes
+        # a resume goes first: a config that differs is refused before any file changes, and
+        # a finished run is left as it is (its config.json keeps the command that made it)
+        if resume and t.resume():
+            shut_down(t.dist)
+            return t.result()
         if t.dist.main:
             t.prepare_validation(resume)
             extra = {}
