@@ -13,15 +13,14 @@ from oneshot.imageops import (
     border_plane,
     dilate,
     disk_offsets,
-    edge_rules,
     erode,
     gaussian_blur,
     label_components,
-    long_runs,
     otsu_threshold,
     remove_small,
     stroke_width,
 )
+from oneshot.paper_lines import edge_rules, long_runs
 
 
 def _bar(width: int, size: int = 105) -> np.ndarray:

@@ -12,8 +12,8 @@ from __future__ import annotations
 import numpy as np
 
 __all__ = ["disk_offsets", "dilate", "erode", "gaussian_blur", "label_components",
-           "remove_small", "otsu_threshold", "border_plane", "stroke_width",
-           "long_runs", "edge_rules"]
+           "remove_small", "fill_holes", "otsu_threshold", "paper_level", "border_plane",
+           "stroke_width"]
 
 _HIST_BINS = 256
 _PLANE_ITERS = 3  # reweighting rounds of the robust plane fit
@@ -141,6 +141,24 @@ def otsu_threshold(x: np.ndarray, bins: int = _HIST_BINS) -> float:
     return float(edges[i + 1])
 
 
+def paper_level(sample: np.ndarray, border: np.ndarray, border_share: float = 0.9,
+                image_share: float = 0.25) -> float:
+    """The paper's level of an image (``sample``: it or a subsample; ``border``: its border
+    pixels): that of the border when the border is paper (``border_share`` of it on one side
+    of Otsu's level, a side that also holds ``image_share`` of the image; then that side's
+    median), else the image's median (most of an image is paper). The border decides for a
+    bold character cropped with a thin margin, whose ink is most of the image; a frame drawn
+    along the edge, or a box-shaped character cropped to its ink, is ink all round, but a
+    small part of the image, and the median decides."""
+    if float(sample.max() - sample.min()) > 1e-3:
+        t = otsu_threshold(sample.astype(np.float32))
+        for side, share in ((border < t, (sample < t).mean()),
+                            (border >= t, (sample >= t).mean())):
+            if side.mean() >= border_share and share >= image_share:
+                return float(np.median(border[side]))
+    return float(np.median(sample))
+
+
 def _plane_design(rows: np.ndarray, cols: np.ndarray, h: int, w: int) -> np.ndarray:
     return np.stack([np.ones_like(rows, dtype=np.float64), rows / max(h - 1, 1) - 0.5,
                      cols / max(w - 1, 1) - 0.5], axis=1)
@@ -151,8 +169,9 @@ def border_plane(g: np.ndarray, start: float | None = None) -> np.ndarray:
     (H, W): starting from their median level (or from the border pixels within 0.1 of
     ``start``, the paper's level when known: a tight crop's border may be mostly ink), each
     round fits the plane by least squares to the pixels within 3 robust standard deviations of
-    the last one (ink touching the border is left out). float32 (H, W); exactly 0 for a border
-    of zeros with some ink on it."""
+    the last one (ink touching the border is left out). With a border that has almost no
+    pixels near ``start`` (under 5 %: ink all round, a frame drawn along the edge) the plane is
+    ``start`` itself. float32 (H, W); exactly 0 for a border of zeros with some ink on it."""
     h, w = g.shape
     r = np.concatenate([np.zeros(w), np.full(w, h - 1), np.arange(h), np.arange(h)])
     c = np.concatenate([np.arange(w), np.arange(w), np.zeros(h), np.full(h, w - 1)])
@@ -160,6 +179,8 @@ def border_plane(g: np.ndarray, start: float | None = None) -> np.ndarray:
     a = _plane_design(r, c, h, w)
     coef = np.array([np.median(v), 0.0, 0.0])
     near = np.abs(v - start) <= 0.1 if start is not None else np.zeros(0, bool)
+    if start is not None and near.sum() < max(3, 0.05 * len(v)):
+        return np.full((h, w), start, np.float32)  # no paper on the border (a frame along it)
     if near.sum() >= 3:
         coef, *_ = np.linalg.lstsq(a[near], v[near], rcond=None)
     for _ in range(_PLANE_ITERS):
@@ -183,112 +204,3 @@ def stroke_width(mask: np.ndarray) -> float:
         return 0.0
     lost = area - int(erode(mask, 1).sum())
     return 2.0 * area / max(lost, 1)
-
-
-def long_runs(mask: np.ndarray, min_len: int) -> np.ndarray:
-    """The pixels of ``mask`` in horizontal runs (along axis 1) of ``min_len`` or more."""
-    prev = np.pad(mask, ((0, 0), (1, 0)))[:, :-1]
-    run = np.cumsum((mask & ~prev).ravel()).reshape(mask.shape) * mask
-    keep = np.bincount(run.ravel()) >= min_len
-    keep[0] = False
-    return keep[run]
-
-
-def edge_rules(mask: np.ndarray, band: float = 0.08, span: float = 0.6) -> np.ndarray:
-    """The pixels of straight horizontal or vertical lines along the image's edge (a frame, a
-    ruled line, a scan's edge): runs longer than ``span`` of the side in the rows and columns
-    within ``band`` (a fraction of the side) of the edge. A stroke crossing such a line keeps
-    the rest of its pixels."""
-    h, w = mask.shape
-    out = np.zeros_like(mask)
-    for m, o, side in ((mask, out, w), (mask.T, out.T, h)):
-        k = max(1, int(round(band * m.shape[0])))
-        for rows in (slice(0, k), slice(m.shape[0] - k, m.shape[0])):
-            o[rows] |= long_runs(m[rows], int(np.ceil(span * side)))
-    return out
-
-
-_EPS = 1e-6
-SKEWS = np.arange(-5.0, 5.01, 0.5)  # degrees: how far ruled lines may slant from the axes
-
-
-def thin_rules(mask: np.ndarray, ink: np.ndarray | None = None, cover: float = 0.85,
-               max_ratio: float = 0.6) -> np.ndarray:
-    """The pixels of ruled or squared paper's lines in a binary ink mask: bands of rows (or
-    columns), straight or slanted by up to 5 degrees (``SKEWS``), with ink across at least
-    ``cover`` of the image and thinner than ``max_ratio`` times the width of the other strokes
-    (so a character's own bar, as thick as its other strokes, is kept; a line's thickness is
-    its ink summed across it over its peak, from the grey ``ink`` when given, so that faint
-    anti-aliased edges count in part), widened by one pixel each side for those edges. Where
-    a stroke meets a line (ink two pixels beyond it, on either side) the line's pixels are
-    kept. Made for images of about 100-300 px."""
-    views = [_sheared(mask), _sheared(mask.T)]  # horizontal lines, then vertical ones
-    lines = np.zeros_like(mask)
-    for (s, rows, full), o in zip(views, (lines, lines.T)):
-        _scatter(o, rows, s & full[:, None])
-    out = np.zeros_like(mask)
-    if not lines.any():
-        return out
-    width = _width_off(mask & ~lines, dilate(lines, 1))
-    if width == 0:
-        return out  # nothing but lines: not taken for paper
-    grey = mask.astype(np.float32) if ink is None else np.asarray(ink, np.float32)
-    for (s, rows, full), o, g in zip(views, (out, out.T), (grey, grey.T)):
-        gs = np.where(rows >= 0, g[np.clip(rows, 0, g.shape[0] - 1), np.arange(g.shape[1])], 0)
-        idx = np.flatnonzero(full)
-        cut = np.zeros_like(s)
-        for band in np.split(idx, np.flatnonzero(np.diff(idx) > 1) + 1) if len(idx) else []:
-            r0, r1, n = int(band[0]), int(band[-1]), s.shape[0]
-            across = gs[max(r0 - 1, 0): r1 + 2]
-            thick = float(np.median(across.sum(axis=0) / np.maximum(across.max(axis=0), _EPS)))
-            if thick > max_ratio * width:
-                continue
-            above = s[r0 - 2] if r0 >= 2 else np.zeros_like(s[0])
-            below = s[r1 + 2] if r1 + 2 < n else np.zeros_like(s[0])
-            cut[max(r0 - 1, 0): min(r1 + 2, n)] |= ~(above | below)
-        _scatter(o, rows, s & cut)
-    return out & mask
-
-
-def _sheared(m: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(S, rows, full): ``m`` sheared so that its lines at the best of ``SKEWS`` run along
-    S's rows (S[k, c] = m[rows[k, c], c], rows outside ``m`` are -1), and S's rows with ink
-    in at least 85 % of the columns. The best skew has the most such rows (then the
-    straightest); the skews are compared by counting the ink pixels alone."""
-    h, w = m.shape
-    ys, xs = np.nonzero(m) if m.any(axis=0).mean() >= 0.85 else ((), ())  # else no line fits
-    best, most = 0.0, 0
-    for deg in sorted(SKEWS, key=abs) if len(xs) else ():
-        shift = _shift(deg, w)
-        k = ys - shift[xs] + int(np.abs(shift).max())
-        n = int((np.bincount(k) >= 0.85 * w).sum()) if len(k) else 0
-        if n > most:
-            best, most = deg, n
-    if not most:  # no line: the view is never used
-        return m, np.broadcast_to(np.arange(h)[:, None], (h, w)), np.zeros(h, bool)
-    shift = _shift(best, w)
-    pad = int(np.abs(shift).max())
-    rows = np.arange(-pad, h + pad)[:, None] + shift[None, :]
-    inside = (rows >= 0) & (rows < h)
-    rows = np.where(inside, rows, -1)
-    s = np.where(inside, m[np.clip(rows, 0, h - 1), np.arange(w)[None, :]], False)
-    return s, rows, s.mean(axis=1) >= 0.85
-
-
-def _shift(deg: float, w: int) -> np.ndarray:
-    """Row offset of each column for lines slanted by ``deg`` degrees (0 at the middle)."""
-    return np.round(np.tan(np.radians(deg)) * (np.arange(w) - (w - 1) / 2)).astype(int)
-
-
-def _scatter(out: np.ndarray, rows: np.ndarray, sel: np.ndarray) -> None:
-    """Set ``out`` at the pixels that the sheared view's selected cells ``sel`` come from."""
-    k, c = np.nonzero(sel & (rows >= 0))
-    out[rows[k, c], c] = True
-
-
-def _width_off(rest: np.ndarray, near: np.ndarray) -> float:
-    """:func:`stroke_width` of ``rest`` counted away from ``near`` (where removed lines cut
-    the strokes, which would add edge pixels that are not the strokes' own)."""
-    area = int((rest & ~near).sum())
-    lost = int((rest & ~erode(rest, 1) & ~near).sum())
-    return 2.0 * area / max(lost, 1) if area else 0.0

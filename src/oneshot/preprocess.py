@@ -4,25 +4,28 @@ image or an array (``Preprocessing``'s options; defaults in brackets):
 1. grey: colour is converted to luminance; transparent pixels are composited onto white; an
    image longer than ``MAX_SIDE`` [2048 px] is box-averaged by an integer factor to fit (later
    steps work at 105 px; a 32-megapixel photo then needs 0.3 GB, not 2.4);
-2. polarity: the median of the image is the paper's level; if there is more ink
-   below it than above (levels summed beyond ``INK_MARGIN`` of it), the ink is dark and the
-   image is inverted, so that ink = 1 and background = 0 whatever the input's polarity (black
-   ink on dark grey paper and white ink on light grey paper are both found);
+2. polarity: the paper's level is the border's where the border is paper, else the image's
+   median (:func:`~oneshot.imageops.paper_level`: a bold character cropped with a thin margin
+   is mostly ink); if there is more ink below it than above (levels summed beyond
+   ``INK_MARGIN`` of it), the ink is dark and the image is inverted: ink = 1, background = 0
+   whatever the input's polarity (black ink on dark grey paper, white on light grey paper);
 3. background and contrast: the paper's level, a plane fitted robustly to the border pixels
    [``background="plane"``; "median": one level, the border's median], is subtracted, the
    strongest ink scaled to 1, clipped to [0, 1] (grey paper and shading go);
    Then ruled and squared paper [``clear_rules=True``]: lines across the whole image (85 %
-   of it, straight or slanted up to 5 degrees) that are thinner than 0.6 times the other
-   strokes are set to paper, but where a stroke meets them (a character's own bar is as thick
-   as its strokes, and stays);
+   of it, straight or slanted up to 5 degrees), thinner than 0.6 times the other strokes, and
+   evenly spaced or running on past the rest of the ink at both ends, are set to paper, but
+   where a stroke meets them (a character's own bar is as thick as its strokes, or ends
+   with it in a tight crop, and stays);
 4. square: padded with background to a square, centred;
 5. clean, at Omniglot's resolution [``work_size=105``]: resized there, then binarised
-   [``threshold="otsu"``: Otsu's level; a number: that level], a frame or ruled line along the
-   image's edge removed [``clear_frame=True``], specks of fewer than ``min_ink`` [12] pixels
-   removed (noise: no part of an Omniglot character is that small), and the strokes thickened
-   or thinned to ``stroke_width`` [5.5 px, Omniglot's median] when their width is outside
-   ``stroke_range`` [4.5-7 px], by whole pixels (a disk) and the fraction by a blur that moves
-   the edges; thinning keeps what it would erase (a stem, a hairline) whole. ``crop=True``
+   [``threshold="otsu"``: Otsu's level; a number: that level], a frame or a line on its own
+   along the image's edge removed [``clear_frame=True``; a tight crop's bars stay], specks of
+   fewer than ``min_ink`` [12] pixels removed (noise: no part of an Omniglot character is that
+   small), and the strokes thickened or thinned to ``stroke_width`` [5.5 px, Omniglot's
+   median] when their width is outside ``stroke_range`` [4.5-7 px], by whole pixels (a disk)
+   and the fraction by a blur that moves the edges (:mod:`oneshot.strokes`); thinning keeps
+   what it would erase (a stem, a hairline) whole. ``crop=True``
    then crops to the cleaned ink's bounding box with a margin and resizes back to
    ``work_size``, for photos with much empty space (off: docs/robustness.md);
 6. size: resized to the encoder's input size (area averaging when shrinking, bilinear when
@@ -60,16 +63,11 @@ from .data.images import (
 from .errors import ConfigError
 from .imageops import (
     border_plane,
-    dilate,
-    edge_rules,
-    erode,
-    fill_holes,
-    gaussian_blur,
     otsu_threshold,
+    paper_level,
     remove_small,
-    stroke_width,
-    thin_rules,
 )
+from .paper_lines import edge_rules, thin_rules
 from .resizing import (  # steps 4 and 6, re-exported here
     _resize,
     fit_square,
@@ -77,6 +75,7 @@ from .resizing import (  # steps 4 and 6, re-exported here
     resize_batch,
     squares_to_tensor,
 )
+from .strokes import STROKE_RANGE, normalise_strokes
 
 __all__ = ["ImageError", "ImageLike", "Preprocessing", "DEFAULT", "LEGACY", "to_ink",
            "clear_rules", "fit_square", "resize_batch", "images_to_tensor", "squares_to_tensor",
@@ -85,19 +84,18 @@ __all__ = ["ImageError", "ImageLike", "Preprocessing", "DEFAULT", "LEGACY", "to_
 
 ImageLike = Any  # str | os.PathLike | PIL.Image.Image | np.ndarray
 INK_MARGIN = 0.1  # polarity: levels this close to the paper's are not counted as ink
+BORDER_PAPER, PAPER_SHARE = 0.9, 0.25  # polarity: see imageops.paper_level
 _MIN_CONTRAST, _EPS = 1e-3, 1e-6
 MAX_SIDE = DRAFT_SIDE  # 2048 px: longer images are reduced on reading (step 1)
-VERSION = 4  # galleries record it; CHANGES says what each version changed
+VERSION = 5  # galleries record it; CHANGES says what each version changed
 CHANGES = {2: "photos with an EXIF orientation, images over 2048 px and 16-bit images",
            3: "images on ruled or squared paper, or on mid-grey paper",
-           4: "bold images with thin parts (a filled shape's stem, a bold face's hairlines)"}
+           4: "bold images with thin parts (a filled shape's stem, a bold face's hairlines)",
+           5: "images cropped tightly to the character, and frames drawn along the edge"}
 WORK_SIZE = 105  # Omniglot's side: the resolution at which images are cleaned (step 5)
 RULES_SIDE = 2 * WORK_SIZE  # ruled paper's lines are found on the image reduced to this
 OMNIGLOT_STROKE = 5.5  # px at 105: the median stroke width of Omniglot (5.0-6.3 for 98 %)
 FRAME_BAND, FRAME_SPAN = 0.08, 0.6  # a frame or rule: within 8 % of the edge, 60 % of a side
-STROKE_RANGE = (4.5, 7.0)  # px: widths left alone (all but 0.2 % of the test alphabets')
-STROKE_SIGMA = 1.0  # px: the blur that moves stroke edges by fractions of a pixel
-PINHOLE = 4  # px: holes in ink up to this size (a scan's dropouts) are filled before thinning
 
 
 @dataclass(frozen=True)
@@ -138,7 +136,7 @@ LEGACY = Preprocessing(background="median", threshold=None, min_ink=0, clear_fra
 
 STORED_SIZE = 105  # side of a Dataset's images: Omniglot's, and the Koch encoder's input
 STORED_THRESHOLD, MIN_STORED_INK = 0.5, 4  # fewer ink pixels at 105: refused, not stored blank
-STORED_PREPARE_ID = f"oneshot.preprocess.stored_image/5 size={STORED_SIZE} threshold=0.5"
+STORED_PREPARE_ID = f"oneshot.preprocess.stored_image/6 size={STORED_SIZE} threshold=0.5"
 
 
 def _as_grey(img: ImageLike, name: str) -> np.ndarray:
@@ -160,8 +158,7 @@ def to_ink(img: ImageLike, name: str = "image", background: str = "plane") -> np
         raise ImageError(f"{name}: image of size {g.shape} is too small")
     border = np.concatenate([g[0], g[-1], g[:, 0], g[:, -1]])
     step = max(1, max(g.shape) // 512)  # a sample is enough for the median
-    paper = float(np.median(g[::step, ::step]))  # most of an image is paper, not always of
-    # its border (a rule along it, a tight crop)
+    paper = paper_level(g[::step, ::step], border, BORDER_PAPER, PAPER_SHARE)
     dark = float(np.maximum(paper - g - INK_MARGIN, 0).sum())  # ink darker than the paper
     light = float(np.maximum(g - paper - INK_MARGIN, 0).sum())  # and lighter than it
     if dark > light:
@@ -180,7 +177,7 @@ def to_ink(img: ImageLike, name: str = "image", background: str = "plane") -> np
 
 
 def clear_rules(ink: np.ndarray) -> np.ndarray:
-    """Step 3b: the lines of ruled or squared paper (:func:`~oneshot.imageops.thin_rules`,
+    """Step 3b: the lines of ruled or squared paper (:func:`~oneshot.paper_lines.thin_rules`,
     found on the ink above half Otsu's level, so fainter lines count too) set to paper."""
     small = shrink_grey(ink, RULES_SIDE)  # found at about 2 x the work size, for speed
     rules = thin_rules(small > 0.5 * otsu_threshold(small), small)
@@ -194,42 +191,6 @@ def clear_rules(ink: np.ndarray) -> np.ndarray:
 def _unless_empty(new: np.ndarray, old: np.ndarray) -> np.ndarray:
     """A cleaning step never removes all the ink: then the image stays as it was."""
     return new if new.any() else old
-
-
-def _thin_parts(mask: np.ndarray, k: int) -> np.ndarray:
-    """The parts of ``mask`` that thinning by ``k`` px would erase though they are more than
-    edge roughness (a filled shape's stem, a bold face's hairline, an H's thin bar): what an
-    opening by ``k`` removes, in pieces of at least 2k + 1 px (as long as the opening is wide),
-    grown ``k`` px back into the mask to meet the thinned rest. Empty for ``k`` = 0."""
-    if k < 1:
-        return np.zeros_like(mask)
-    thin = remove_small(mask & ~dilate(erode(mask, k), k), 2 * k + 1)
-    return dilate(thin, k) & mask
-
-
-def normalise_strokes(mask: np.ndarray, target: float,
-                      keep: tuple[float, float] = STROKE_RANGE) -> np.ndarray:
-    """Strokes of a binary mask thickened or thinned to ``target`` px when their width
-    (:func:`~oneshot.imageops.stroke_width`) is outside ``keep``; else the mask itself.
-
-    Each edge moves by d = (target - width) / 2 px: the whole pixels by a disk (dilation or
-    erosion), the fraction f by blurring (Gaussian, ``STROKE_SIGMA`` px), which makes a straight
-    edge's profile Phi(x / sigma): a pixel at blurred level b lies at x = sigma Phi^-1(b) inside
-    the edge and, once the edge has moved, covers clip(x + f + 1/2, 0, 1) of ink. So the result
-    is float32 in [0, 1] with anti-aliased edges. Thinning keeps what it would erase whole."""
-    w = stroke_width(mask)
-    if keep[0] <= w <= keep[1]:
-        return mask
-    d = (target - w) / 2
-    n = int(np.trunc(d))
-    mask = fill_holes(mask, PINHOLE) if d < 0 else mask  # else erosion opens them up
-    m = dilate(mask, n) if n > 0 else _unless_empty(erode(mask, -n), mask) if n < 0 else mask
-    b = np.clip(gaussian_blur(m.astype(np.float32), STROKE_SIGMA), _EPS, 1 - _EPS)
-    x = STROKE_SIGMA * torch.special.ndtri(torch.from_numpy(b)).numpy()
-    out = np.clip(x + (d - n) + 0.5, 0.0, 1.0).astype(np.float32)
-    if d < 0:  # thinning: what it would erase stays whole, at its own width
-        out = np.maximum(out, _thin_parts(mask, int(np.ceil(-d))))
-    return out if (out > 0.5).any() else m.astype(np.float32)
 
 
 def clean_square(sq: np.ndarray, options: Preprocessing = DEFAULT,
