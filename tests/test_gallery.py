@@ -8,6 +8,7 @@ import io
 import json
 import logging
 import os
+import shutil
 import subprocess
 import sys
 
@@ -244,6 +245,13 @@ def test_a_grouped_folder_enrols_as_group_and_class(tiny_model_file, tmp_path, c
     assert len(list_folder(flat)) == 6
     with pytest.raises(DataError, match=r"class 'f/a' holds folders \('thumbs'\)"):
         scan_folder(flat)  # training and evaluation refuse it, naming it
+    # one group with a stray image beside its class folders is still a group (it was taken
+    # for a class, its class folders left out); the image is left out, named
+    one = class_folder(tmp_path / "one", ["g/c1", "g/c2"], per_class=2)
+    shutil.copy(next((one / "g" / "c1").iterdir()), one / "g" / "stray.png")
+    with caplog.at_level(logging.WARNING, logger="oneshot.data"):
+        assert sorted({c for _, c in list_folder(one)}) == ["g/c1", "g/c2"]
+    assert "left out 1 image(s) that are in no class folder" in caplog.text
     (root / "cyrillic" / "x" / "y").mkdir(parents=True)  # one level too deep: named
     with pytest.raises(ImageError, match=r"class 'cyrillic/x' has no images \(it holds "
                                          r"folders: 'y'"):

@@ -16,7 +16,7 @@ from PIL import Image
 from .dataset import DataError
 
 __all__ = ["SYSTEM_FILES", "NOT_IMAGE_SUFFIXES", "is_skipped", "is_image_name", "visible",
-           "has_images", "class_dirs"]
+           "has_images", "image_count", "class_dirs"]
 
 log = logging.getLogger(__name__)
 
@@ -62,21 +62,31 @@ def visible(folder: Path, dirs: bool) -> list[Path]:
 
 def has_images(folder: Path) -> bool:
     """Whether ``folder`` itself holds an image file (quietly: no warnings)."""
-    return any(p.is_file() and not is_skipped(p.name) and is_image_name(p.name)
-               for p in folder.iterdir())
+    return image_count(folder, stop=1) > 0
+
+
+def image_count(folder: Path, stop: int | None = None) -> int:
+    """How many image files ``folder`` itself holds (quietly; counting stops at ``stop``)."""
+    n = 0
+    for p in folder.iterdir():
+        n += p.is_file() and not is_skipped(p.name) and is_image_name(p.name)
+        if stop is not None and n >= stop:
+            break
+    return n
 
 
 def class_dirs(root: Path) -> tuple[bool, list[tuple[str, Path]]]:
-    """(grouped, [(group, class folder)]): grouped when some top folders hold folders and no
-    images (groups; images beside their class folders are left out), else flat (a class folder
-    may hold a sub-folder, say thumbnails: it is still a class); a mix is an error naming them."""
+    """(grouped, [(group, class folder)]): grouped when some top folders are groups: they hold
+    folders, and fewer images of their own than folders with images (none, or a stray image
+    beside the class folders: left out), else flat (a class folder may hold a sub-folder, say
+    thumbnails: it is still a class); a mix is an error naming them."""
     tops = visible(root, dirs=True)
     if not tops:
         raise DataError(f"{root}: no class folders (expected {root}/<class>/<image> or "
                         f"{root}/<group>/<class>/<image>)")
     subs = {t: visible(t, dirs=True) for t in tops}
-    grouped = any(subs[t] and not has_images(t) for t in tops)
-    nested = [t for t in tops if subs[t]] if grouped else []
+    nested = [t for t in tops
+              if subs[t] and image_count(t) < max(1, sum(map(has_images, subs[t])))]
     stray = [str(f) for t in [root, *nested] for f in visible(t, dirs=False)]
     if stray:  # a class is a folder: an image beside the class folders belongs to none
         log.warning("%s: left out %d image(s) that are in no class folder: %s%s", root,
@@ -87,7 +97,7 @@ def class_dirs(root: Path) -> tuple[bool, list[tuple[str, Path]]]:
     if flat:
         holders = [f"{t.name}/{visible(t, dirs=True)[0].name}" for t in nested[:3]]
         raise DataError(f"{root}: mixes classes and groups of classes: {holders} are "
-                        f"sub-folders, beside {flat[:3]}, which have none; use either "
-                        "<class>/<image> or <group>/<class>/<image> throughout (a link to a "
-                        "folder counts as a folder)")
+                        f"sub-folders, beside {flat[:3]}, which hold images of their own; use "
+                        "either <class>/<image> or <group>/<class>/<image> throughout (a link "
+                        "to a folder counts as a folder)")
     return True, [(t.name, c) for t in nested for c in visible(t, dirs=True)]
