@@ -218,6 +218,22 @@ def test_reexport_overwrites_an_earlier_export(tmp_path):
     assert OnnxEncoder(path).fingerprint == model_fingerprint(b) != model_fingerprint(a)
 
 
+def test_an_opset_the_exporter_cannot_write_is_refused(tmp_path):
+    """torch.onnx writes its own opset (18) where it cannot convert: the file said it was the
+    opset asked for (review); now refused, naming the opset written, and nothing is left."""
+    import onnx
+
+    net = build_model(ModelSpec("conv", {"input_size": 12, "width": 4, "depth": 2}), seed=0)
+    for opset in (11, 999):
+        with pytest.raises(OnnxError, match=rf"opset {opset} was asked for, but torch.onnx "
+                                            r"wrote opset 18 .*use --opset 18"):
+            export_onnx(net, tmp_path / "old.onnx", opset=opset)
+        assert not (tmp_path / "old.onnx").exists()
+    for opset in (17, 21):  # what it converts to is written as asked
+        path = export_onnx(net, tmp_path / f"{opset}.onnx", opset=opset)
+        assert [o.version for o in onnx.load(path).opset_import if o.domain == ""] == [opset]
+
+
 def test_foreign_onnx_file_is_an_unknown_format(tmp_path):
     import onnx
     from onnx import TensorProto, helper

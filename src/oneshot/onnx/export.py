@@ -83,6 +83,11 @@ def _trace(encoder: Encoder, example: torch.Tensor, opset: int):
         raise OnnxError(f"torch.onnx could not export encoder {type(encoder).__name__} "
                         f"(opset {opset}): {e}") from e
     proto = program.model_proto
+    got = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), None)
+    if got != opset:  # the exporter converts to older opsets where it can, and else keeps its own
+        raise OnnxError(f"opset {opset} was asked for, but torch.onnx wrote opset {got} (it "
+                        "converts its graph only to the opsets it supports); use --opset "
+                        f"{got}, or another it supports, with an ONNX Runtime that reads it")
     onnx.checker.check_model(proto)
     return proto
 
