@@ -109,3 +109,21 @@ def test_ruling_near_the_character_goes_wherever_the_character_lies():
         ruled = get_perturbation(name)(char, perturbation_rng(0, name, 0))
         assert (_clean(ruled, OFF) != _clean(char)).sum() > 0.5 * char.sum()
         assert (_clean(ruled) != _clean(char)).sum() <= 0.15 * char.sum(), name
+
+
+def test_ink_on_a_transparent_sheet_is_found_whatever_its_colour(tmp_path):
+    """Transparent pixels are composited onto white, or onto black when what is opaque is
+    light: white ink on a transparent sheet (an exported icon) was found blank."""
+    from PIL import Image
+
+    char = np.zeros((105, 105), np.float32)
+    char[20:85, 30:36] = char[50:56, 30:80] = 1
+    want = _clean(char)
+    alpha = (char * 255).astype(np.uint8)
+    for ink in (0, 255):  # black ink, white ink; the transparent pixels are white as exported
+        rgba = np.dstack([np.full_like(alpha, 255)] * 3 + [alpha])
+        rgba[alpha > 0, :3] = ink
+        path = tmp_path / f"ink{ink}.png"
+        Image.fromarray(rgba, "RGBA").save(path)
+        for img in (path, rgba):  # a file, and an array
+            assert np.array_equal(ink_squares(img)[0], want), (ink, type(img))

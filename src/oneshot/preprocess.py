@@ -91,7 +91,7 @@ VERSION = 5  # galleries record it; CHANGES says what each version changed
 CHANGES = {2: "photos with an EXIF orientation, images over 2048 px and 16-bit images",
            3: "images on ruled or squared paper, or on mid-grey paper",
            4: "bold images with thin parts (a filled shape's stem, a bold face's hairlines)",
-           5: "images cropped tightly to the character, and frames drawn along the edge"}
+           5: "tight crops, frames along the edge, white ink on a transparent sheet"}
 WORK_SIZE = 105  # Omniglot's side: the resolution at which images are cleaned (step 5)
 RULES_SIDE = 2 * WORK_SIZE  # ruled paper's lines are found on the image reduced to this
 OMNIGLOT_STROKE = 5.5  # px at 105: the median stroke width of Omniglot (5.0-6.3 for 98 %)

@@ -42,7 +42,8 @@ class ImageTooLargeError(ImageError):
 
 def pil_to_grey(img: Image.Image, max_side: int | None = None) -> np.ndarray:
     """A PIL image -> float32 (H, W) luminance in [0, 1], upright as viewers show it (its EXIF
-    orientation applied: phones store photos turned); transparency composited onto white;
+    orientation applied: phones store photos turned); transparency composited onto white (onto
+    black when what is opaque is light: white ink on a transparent sheet);
     with ``max_side``, reduced (box filter, integer factor) while still one byte per pixel
     until its longer side is at most ``max_side``."""
     if img.getexif().get(_ORIENTATION, 1) != 1:
@@ -52,8 +53,9 @@ def pil_to_grey(img: Image.Image, max_side: int | None = None) -> np.ndarray:
         return shrink_grey(grey, max_side) if max_side else grey
     if img.mode in ("RGBA", "LA", "PA") or "transparency" in img.info:
         rgba = img.convert("RGBA")
-        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        img = Image.alpha_composite(white, rgba)
+        small = np.asarray(rgba.reduce(_factor(rgba.size, 512)), np.float32) / 255.0
+        level = 255 * _paper_level(small[..., :3] @ _LUMA, small[..., 3])
+        img = Image.alpha_composite(Image.new("RGBA", rgba.size, (level,) * 3 + (255,)), rgba)
     grey = img.convert("L")
     if max_side and max(grey.size) > max_side:
         grey = grey.reduce(_factor(grey.size, max_side))
@@ -78,7 +80,7 @@ def unit_range(a: np.ndarray) -> np.ndarray:
 
 def array_to_grey(img: Any, name: str) -> np.ndarray:
     """An image array -> float32 (H, W) in [0, 1], as :func:`pil_to_grey` does for images:
-    (H, W), (H, W, 1) or colour (H, W, 3|4), alpha composited onto white; levels by
+    (H, W), (H, W, 1) or colour (H, W, 3|4), alpha composited as there; levels by
     :func:`unit_range`. ImageError for other shapes, non-real or non-finite values, or an
     array over the size limits."""
     a = np.asarray(img)
@@ -97,8 +99,16 @@ def array_to_grey(img: Any, name: str) -> np.ndarray:
     alpha = a[..., 3] if a.shape[-1] == 4 else None
     if alpha is not None and alpha.min() != alpha.max():  # constant alpha: opaque
         cover = unit_range(alpha)
-        grey = grey * cover + (1.0 - cover)
+        grey = grey * cover + _paper_level(grey, cover) * (1.0 - cover)
     return grey.astype(np.float32)
+
+
+def _paper_level(grey: np.ndarray, cover: np.ndarray) -> int:
+    """What transparent pixels are composited onto: white (1), or black (0) when what is
+    opaque is light (white ink on a transparent sheet, as icons are exported: on white it
+    would vanish)."""
+    seen = float(cover.sum())
+    return 0 if seen > 0 and float((grey * cover).sum()) / seen > 0.5 else 1
 
 
 def each_image(fn: Callable[[Any, str], T], items: Iterable, names: Iterable[str]) -> list[T]:
