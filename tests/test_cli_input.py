@@ -187,6 +187,8 @@ def test_too_many_tasks_are_refused_and_leave_no_folder(tmp_path, capsys):
     (["show-task", "--no-model", "--model", "m.pt", "--out", "t.png"], "contradict each other"),
     (["enrol", "--gallery", ".", "d"], ".: is a folder; a file name expected"),
     (["verify", "a.png", "missing.png"], "missing.png: no such file"),
+    (["evaluate", "--data", "d", "--out", "d/report"], "--out d/report is inside --data d"),
+    (["evaluate", "--data", "d/", "--out", "./d"], "--out ./d is inside --data d/"),
 ])
 def test_outputs_and_inputs_named_wrongly(argv, says, tiny_model_file, tmp_path, capsys,
                                           monkeypatch):
@@ -204,7 +206,20 @@ def test_outputs_and_inputs_named_wrongly(argv, says, tiny_model_file, tmp_path,
                 else argv)
     err = capsys.readouterr()
     assert code == 2 and says in err.err + err.out and "Traceback" not in err.err, err
-    assert not (tmp_path / "t.jpg").exists()
+    assert not (tmp_path / "t.jpg").exists() and not (tmp_path / "d" / "report").exists()
+
+
+def test_a_run_folder_inside_its_data_folder_is_refused(tmp_path, capsys, monkeypatch):
+    """Its files would be read as images of the folder by the next command on it (a report's
+    plots as a class; review: the next evaluate failed on "class 'ev/tasks' has no images")."""
+    from support import class_folder
+
+    monkeypatch.chdir(tmp_path)
+    class_folder(tmp_path / "d", ["x", "y", "z"])
+    assert main(["train", "--preset", "small", "--data", "d", "--out", "d/run", "--steps",
+                 "2"]) == 2
+    assert "--out d/run is inside the data folder" in capsys.readouterr().err
+    assert sorted(p.name for p in (tmp_path / "d").iterdir()) == ["x", "y", "z"]
 
 
 def test_system_refusals_are_one_line_errors_and_a_closed_pipe_is_quiet(monkeypatch, capsys):

@@ -61,8 +61,7 @@ def cmd_evaluate(args) -> int:
     from dataclasses import replace
 
     from .checkpoint import default_model_path
-    from .cli_parser import check_folder_options
-    from .datasets import warn_if_shadowed
+    from .datasets import check_folder_options, warn_if_shadowed
     from .evaluation.runner import FULL, EvalSettings
     from .report import evaluate_and_report
 

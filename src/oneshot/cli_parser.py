@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-__all__ = ["build_parser", "check_folder_options"]
+__all__ = ["build_parser"]
 
 WAYS_DEFAULT = list(range(1, 20, 2))
 
@@ -44,22 +44,6 @@ def _ranged(low: int, high: int | None, want: str):
 _count = _ranged(1, None, "at least 1")
 _seed = _ranged(0, 2**32 - 1, "a seed in [0, 2**32)")
 _port = _ranged(1, 65535, "a port 1-65535")
-
-
-def check_folder_options(args) -> None:
-    """UsageError for ``evaluate`` options that contradict: --part, --data-split, --split-seed
-    need --data; --split and --full (Omniglot's) exclude it; a split is given or drawn."""
-    from .errors import UsageError
-
-    if not args.data:
-        given = [o for o, v in (("--part", args.part != "all"), ("--data-split", args.data_split),
-                                ("--split-seed", args.split_seed is not None)) if v]
-        if given:
-            raise UsageError(f"{', '.join(given)}: with --data DIR only (Omniglot: --split)")
-    elif args.split or args.full:
-        raise UsageError("--split and --full choose Omniglot's alphabets, not with --data")
-    elif args.data_split and args.split_seed is not None:
-        raise UsageError("--data-split gives a class split, --split-seed draws one: not both")
 
 
 def _global_options(p: argparse.ArgumentParser, top: bool) -> None:

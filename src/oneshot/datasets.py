@@ -21,14 +21,16 @@ from pathlib import Path
 
 from .data.dataset import DataError, Dataset
 from .data.folder import load_folder
+from .data.layout import refuse_inside
 from .data.partition import PARTS, ClassSplit, split_classes
 from .data.splits import load_split, split_names
+from .errors import UsageError
 from .preprocess import STORED_PREPARE_ID, stored_image
 
 log = logging.getLogger(__name__)
 
 __all__ = ["load_data", "load_folder_dataset", "is_split_name", "warn_if_shadowed", "folder_split",
-           "load_folder_part", "PARTS"]
+           "load_folder_part", "check_folder_options", "PARTS"]
 
 
 def is_split_name(ref: str | os.PathLike) -> bool:
@@ -90,3 +92,19 @@ def load_folder_part(ref: str | os.PathLike, part: str = "all",
     if part not in PARTS:
         raise DataError(f"part {part!r}; expected 'all' or one of {list(PARTS)}")
     return folder_split(ds, split_file, seed, by).select(ds, part)
+
+
+def check_folder_options(args) -> None:
+    """UsageError for ``evaluate`` options that contradict: --part, --data-split, --split-seed
+    need --data; --split and --full exclude it; a split is given or drawn; --out is outside it."""
+    if not args.data:
+        given = [o for o, v in (("--part", args.part != "all"), ("--data-split", args.data_split),
+                                ("--split-seed", args.split_seed is not None)) if v]
+        if given:
+            raise UsageError(f"{', '.join(given)}: with --data DIR only (Omniglot: --split)")
+    elif args.split or args.full:
+        raise UsageError("--split and --full choose Omniglot's alphabets, not with --data")
+    elif args.data_split and args.split_seed is not None:
+        raise UsageError("--data-split gives a class split, --split-seed draws one: not both")
+    else:
+        refuse_inside(args.out, args.data)

@@ -13,10 +13,11 @@ from pathlib import Path
 
 from PIL import Image
 
+from ..errors import UsageError
 from .dataset import DataError
 
 __all__ = ["SYSTEM_FILES", "NOT_IMAGE_SUFFIXES", "is_skipped", "is_image_name", "visible",
-           "has_images", "image_count", "class_dirs"]
+           "has_images", "image_count", "class_dirs", "refuse_inside"]
 
 log = logging.getLogger(__name__)
 
@@ -101,3 +102,13 @@ def class_dirs(root: Path) -> tuple[bool, list[tuple[str, Path]]]:
                         "either <class>/<image> or <group>/<class>/<image> throughout (a link "
                         "to a folder counts as a folder)")
     return True, [(t.name, c) for t in nested for c in visible(t, dirs=True)]
+
+
+def refuse_inside(out, folder, out_flag: str = "--out", folder_flag: str = "--data") -> None:
+    """UsageError when ``out`` (a folder a command writes) is ``folder`` (a data folder) or
+    inside it: what it writes (reports, plots, checkpoints) would be read as the data's classes
+    and images by the next command on that folder."""
+    o, f = Path(out).resolve(), Path(folder).resolve()
+    if f.is_dir() and (o == f or f in o.parents):
+        raise UsageError(f"{out_flag} {out} is inside {folder_flag} {folder}: what it writes "
+                         "would be read as images of that folder next time; write it outside")

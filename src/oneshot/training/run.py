@@ -14,6 +14,7 @@ import threading
 
 import torch
 
+from ..data.layout import refuse_inside
 from ..data.partition import fingerprints
 from ..embedding import resolve_device
 from ..errors import ConfigError
@@ -22,7 +23,7 @@ from .config import TrainConfig, registered_names
 from .distributed import shut_down
 from .hooks import Hook
 from .loop import VAL_SEED_OFFSET, StopRequest, Trainer, TrainResult
-from .paths import absolute_paths
+from .paths import PATH_FIELDS, absolute_paths
 from .runfolder import RunFolder
 from .warmstart import resolve_init
 
@@ -61,6 +62,9 @@ def train(cfg: TrainConfig, out: str | os.PathLike, data_dir=None, cache=None,
     """
     cfg = absolute_paths(resolve_init(cfg))
     check_config(cfg)
+    for key in PATH_FIELDS:  # folders given by path are absolute now; split names are not
+        if isinstance(getattr(cfg, key), str) and os.path.isabs(getattr(cfg, key)):
+            refuse_inside(out, getattr(cfg, key), "--out", f"the {key} folder")
     if cfg.members > 1:
         if int(os.environ.get("WORLD_SIZE", "1")) > 1:
             raise ConfigError("members > 1 trains its own processes; do not start it under "
