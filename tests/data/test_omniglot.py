@@ -87,6 +87,10 @@ def test_missing_archive_says_where(tmp_path, monkeypatch):
                        r"the zip file\).*nowhere/images_background\.zip \(\$ONESHOT_DATA: "
                        r"absent\)"):
         og.find_archive("background", tmp_path, tmp_path / "cache", allow_download=False)
+    # a --data-dir that is no folder is a typo: said, not passed over for $ONESHOT_DATA's
+    monkeypatch.setenv("ONESHOT_DATA", str(tmp_path))
+    with pytest.raises(og.DataError, match=r"data_dir \(--data-dir\) .*typo: no such folder"):
+        og.find_archive("background", tmp_path / "typo", tmp_path / "cache")
 
 
 def test_truncated_zip(tmp_path, data_dir):

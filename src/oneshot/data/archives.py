@@ -105,10 +105,13 @@ def find_file(
     """The one data lookup: ``filename`` in ``data_dir``, ``$ONESHOT_DATA``, the cache's
     ``archives`` folder, else downloaded from ``url`` (MD5-checked) into that folder.
 
-    Raises DataError naming every place looked when the file is nowhere and download is off,
-    or when the download fails (saying where to put the file instead).
+    Raises DataError when ``data_dir`` is given but is no folder, naming every place looked
+    when the file is nowhere and download is off, or when the download fails (saying where to
+    put the file instead).
     """
     looked: list[str] = []
+    if data_dir and not Path(data_dir).is_dir():  # a typo, not a wish to use the other places
+        raise DataError(f"data_dir (--data-dir) {data_dir}: no such folder")
     for d, why in ((data_dir, "data_dir"), (os.environ.get(ENV_DATA), f"${ENV_DATA}")):
         if d:
             p = Path(d) / filename
