@@ -170,6 +170,12 @@ def test_a_gallery_of_an_earlier_preprocessing_is_warned_of(tmp_path, tiny_model
     other.save(tmp_path / "old.npz")
     with np.load(tmp_path / "old.npz") as z:
         assert json.loads(str(z["meta"]))["preprocessing"]["version"] == 1
+    meta["preprocessing"]["version"] = VERSION + 1  # a newer oneshot's (review: silent)
+    np.savez(tmp_path / "new.npz", embeddings=clf._emb.numpy(), meta=np.array(json.dumps(meta)))
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="oneshot.inference"):
+        OneShotClassifier.load(tiny_model_file).load_gallery(tmp_path / "new.npz")
+    assert f"enrolled by a newer oneshot (preprocessing version {VERSION + 1}" in caplog.text
 
 
 def test_enrol_embeds_before_taking_the_gallery_lock(tiny_model_file, tmp_path, monkeypatch):

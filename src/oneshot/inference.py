@@ -272,6 +272,11 @@ class OneShotClassifier:
             log.warning("%s: enrolled with an earlier preprocessing (version %s, now %s): these "
                         "now read differently: %s; if it holds such images, enrol them again",
                         path, self._version, PREPROCESS_VERSION, changed)
+        elif self._version > PREPROCESS_VERSION:
+            log.warning("%s: enrolled by a newer oneshot (preprocessing version %s; this one "
+                        "has %s): images it reads alike may be read otherwise here; upgrade "
+                        "oneshot, or enrol them again with this one", path, self._version,
+                        PREPROCESS_VERSION)
 
 
 def _check_threshold(threshold: float) -> None:
