@@ -16,7 +16,9 @@ image or an array (``Preprocessing``'s options; defaults in brackets):
    of it, straight or slanted up to 5 degrees), thinner than 0.6 times the other strokes, and
    evenly spaced or running on past the rest of the ink at both ends, are set to paper, but
    where a stroke meets them (a character's own bar is as thick as its strokes, or ends
-   with it in a tight crop, and stays);
+   with it in a tight crop, and stays). Then a character small in a large image (its ink's
+   box under a fifth of the longer side) is cut out at full resolution, in twice its box
+   [``zoom=True``];
 4. square: padded with background to a square, centred;
 5. clean, at Omniglot's resolution [``work_size=105``]: resized there, then binarised
    [``threshold="otsu"``: Otsu's level; a number: that level], a frame or a line on its own
@@ -78,9 +80,9 @@ from .resizing import (  # steps 4 and 6, re-exported here
 from .strokes import STROKE_RANGE, normalise_strokes
 
 __all__ = ["ImageError", "ImageLike", "Preprocessing", "DEFAULT", "LEGACY", "to_ink",
-           "clear_rules", "fit_square", "resize_batch", "images_to_tensor", "squares_to_tensor",
-           "ink_squares", "clean_square", "normalise_strokes", "preprocess", "stored_image",
-           "STORED_SIZE", "STORED_PREPARE_ID"]
+           "clear_rules", "zoom_to_ink", "fit_square", "resize_batch", "images_to_tensor",
+           "squares_to_tensor", "ink_squares", "clean_square", "normalise_strokes", "preprocess",
+           "stored_image", "STORED_SIZE", "STORED_PREPARE_ID"]
 
 ImageLike = Any  # str | os.PathLike | PIL.Image.Image | np.ndarray
 INK_MARGIN = 0.1  # polarity: levels this close to the paper's are not counted as ink
@@ -91,9 +93,11 @@ VERSION = 5  # galleries record it; CHANGES says what each version changed
 CHANGES = {2: "photos with an EXIF orientation, images over 2048 px and 16-bit images",
            3: "images on ruled or squared paper, or on mid-grey paper",
            4: "bold images with thin parts (a filled shape's stem, a bold face's hairlines)",
-           5: "tight crops, frames along the edge, white ink on a transparent sheet"}
+           5: "tight crops, frames along the edge, white ink on a transparent sheet, a "
+              "small character on a large canvas"}
 WORK_SIZE = 105  # Omniglot's side: the resolution at which images are cleaned (step 5)
 RULES_SIDE = 2 * WORK_SIZE  # ruled paper's lines are found on the image reduced to this
+ZOOM_BELOW = 0.2  # a character whose ink's box is under this much of the image is cut out
 OMNIGLOT_STROKE = 5.5  # px at 105: the median stroke width of Omniglot (5.0-6.3 for 98 %)
 FRAME_BAND, FRAME_SPAN = 0.08, 0.6  # a frame or rule: within 8 % of the edge, 60 % of a side
 
@@ -109,6 +113,7 @@ class Preprocessing:
     min_ink: int = 12
     clear_frame: bool = True
     clear_rules: bool = True
+    zoom: bool = True
     stroke_width: float | None = OMNIGLOT_STROKE
     stroke_range: tuple[float, float] = STROKE_RANGE
 
@@ -132,7 +137,7 @@ class Preprocessing:
 
 DEFAULT = Preprocessing()
 LEGACY = Preprocessing(background="median", threshold=None, min_ink=0, clear_frame=False,
-                       clear_rules=False, stroke_width=None)
+                       clear_rules=False, zoom=False, stroke_width=None)
 
 STORED_SIZE = 105  # side of a Dataset's images: Omniglot's, and the Koch encoder's input
 STORED_THRESHOLD, MIN_STORED_INK = 0.5, 4  # fewer ink pixels at 105: refused, not stored blank
@@ -188,6 +193,24 @@ def clear_rules(ink: np.ndarray) -> np.ndarray:
     return np.where(rules, np.float32(0), ink)
 
 
+def zoom_to_ink(ink: np.ndarray) -> np.ndarray:
+    """Step 3c: a character small in a large image (its ink's box, specks aside, under
+    ``ZOOM_BELOW`` of the image's longer side: a glyph at one end of a wide strip, a mark on a
+    whole page) cut out at full resolution, centred in twice its box (clipped to the image),
+    so that it is not a few pixels wide at the work size; else ``ink`` itself."""
+    small = shrink_grey(ink, RULES_SIDE)
+    mask = remove_small(small > 0.5 * otsu_threshold(small), 4)
+    k = -(-max(ink.shape) // RULES_SIDE)  # the reduction factor (as shrink_grey)
+    rows, cols = np.flatnonzero(mask.any(1)) * k, np.flatnonzero(mask.any(0)) * k
+    if not len(rows):
+        return ink
+    box = max(rows[-1] - rows[0], cols[-1] - cols[0]) + k
+    if box >= ZOOM_BELOW * max(ink.shape):
+        return ink
+    cy, cx = (rows[0] + rows[-1] + k) // 2, (cols[0] + cols[-1] + k) // 2
+    return ink[max(cy - box, 0): cy + box, max(cx - box, 0): cx + box]
+
+
 def _unless_empty(new: np.ndarray, old: np.ndarray) -> np.ndarray:
     """A cleaning step never removes all the ink: then the image stays as it was."""
     return new if new.any() else old
@@ -232,6 +255,8 @@ def ink_squares(images: ImageLike | list, crop: bool = False,
         ink = to_ink(img, name, o.background)
         if o.clear_rules:
             ink = clear_rules(ink)
+        if o.zoom:
+            ink = zoom_to_ink(ink)
         return clean_square(fit_square(ink), o, crop) if o.cleans else fit_square(ink, crop)
     return each_image(square, images, names)  # every unusable image named in one error
 
