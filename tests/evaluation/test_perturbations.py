@@ -80,6 +80,12 @@ def test_stroke_and_geometry_perturbations():
     assert _apply("scale-1.2", x).sum() == pytest.approx(1.44 * x.sum(), rel=0.1)
     r = _apply("rotate-10", x)
     assert r.sum() == pytest.approx(x.sum(), rel=0.05) and not np.array_equal(r > 0.5, x > 0.5)
+    wide = np.zeros((105, 105), np.float32)
+    wide[40:60, 30:70] = 1  # 20 x 40 px: spans the width, 52 px high, centred
+    t = _apply("tight-crop", wide) > 0.5
+    rows, cols = np.flatnonzero(t.any(1)), np.flatnonzero(t.any(0))
+    assert (cols[0], cols[-1]) == (0, 104) and abs(len(rows) - 52) <= 2
+    assert abs(rows[0] - (104 - rows[-1])) <= 1
 
 
 def test_paper_and_file_perturbations():

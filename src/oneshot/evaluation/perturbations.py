@@ -154,6 +154,23 @@ def _frame(x, rng):
     return out
 
 
+def _tight(x, rng):
+    """Cropped to the ink's box, as a user crops a character: scaled so that its longer side
+    spans the image, the shorter side centred on paper (what squaring a tight crop gives)."""
+    rows, cols = np.flatnonzero(x.max(1) > 0.5), np.flatnonzero(x.max(0) > 0.5)
+    if not len(rows):
+        return x
+    box = x[rows[0]: rows[-1] + 1, cols[0]: cols[-1] + 1]
+    h, w = x.shape
+    k = min(h / box.shape[0], w / box.shape[1])
+    size = (max(1, round(box.shape[1] * k)), max(1, round(box.shape[0] * k)))
+    big = np.asarray(Image.fromarray(box, mode="F").resize(size, Image.BILINEAR), np.float32)
+    out = np.zeros_like(x)
+    top, left = (h - big.shape[0]) // 2, (w - big.shape[1]) // 2
+    out[top: top + big.shape[0], left: left + big.shape[1]] = big
+    return np.clip(out, 0.0, 1.0)
+
+
 def _ruled(skew: float, squared: bool = False) -> PerturbFn:
     """Paper ruled every ``RULE_GAP`` px (and across, if ``squared``) with anti-aliased lines
     about 1.5 px wide, slanted by ``skew`` degrees (sign drawn), at a drawn offset."""
@@ -192,6 +209,8 @@ _BUILTIN: list[tuple[str, PerturbFn, str]] = [
     ("gradient-background", _gradient,
      f"paper shading from 0 to {GRADIENT} across the image, direction drawn per image"),
     ("border-line", _frame, f"a {FRAME_WIDTH}-px box {FRAME_INSET} px inside the image edge"),
+    ("tight-crop", _tight, "cropped to the ink's box and scaled to span the image (a tight "
+     "crop, squared)"),
     ("ruled-paper", _ruled(0.0), f"lines every {RULE_GAP} px across the image (level "
      f"{RULE_LEVEL}, about 1.5 px wide), as on ruled paper"),
     ("ruled-slanted", _ruled(RULE_SKEW), f"ruled paper turned by +-{RULE_SKEW:g} degrees"),
