@@ -62,11 +62,11 @@ def thin_rules(mask: np.ndarray, ink: np.ndarray | None = None, cover: float = 0
     its ink summed across it over its peak, from the grey ``ink`` when given, so that faint
     anti-aliased edges count in part), widened by one pixel each side for those edges. Where
     a stroke meets a line (ink two pixels beyond it, on either side) the line's pixels are
-    kept. Lines of one direction count as paper only where they run on past the rest of the
-    ink, which leaves at least ``margin`` of the image free across them (both sides together;
-    specks aside): in an image cropped tightly to a character, the bars that span it (a serif
-    Z's hairlines, the thin stems of a bold N) are the character's own. Made for images of
-    about 100-300 px."""
+    kept. Lines of one direction count as paper only when three or more are evenly spaced (a
+    sheet's ruling) or when they run on past the rest of the ink by ``margin`` of the image at
+    both ends (specks aside): in an image cropped tightly to a character, the bars that span
+    it (a serif Z's hairlines, the thin stems of a bold N) end with it, and are its own. Made
+    for images of about 100-300 px."""
     views = [_sheared(mask), _sheared(mask.T)]  # horizontal lines, then vertical ones
     lines = np.zeros_like(mask)
     for (s, rows, full), o in zip(views, (lines, lines.T)):
