@@ -112,25 +112,17 @@ def _run(cfg, out, data_dir, cache, resume, progress, stop_after, command, hooks
          ) -> TrainResult:
     t = Trainer(cfg, out, data_dir, cache, progress, hooks)
     try:
-        # a resume goes first: a config that differs is refused before any file changes, and
-        # a finished run is left as it is (its config.json keeps the command that made it)
-        if resume and t.resume():
+        # a resume goes first: a config that differs is refused before any file changes; a
+        # finished run is checked (its task file too) but left as it is (config.json keeps
+        # the command that made it)
+        finished = bool(resume) and t.resume()
+        if finished:
+            if t.dist.main and t.folder.val_tasks.exists():
+                t.prepare_validation(resume=True)
             shut_down(t.dist)
             return t.result()
         if t.dist.main:
-            t.prepare_validation(resume)
-            extra = {}
-            if t.split is not None:  # a folder: which classes train, validate and test
-                t.split.save(t.folder.data_split, seen=fingerprints(t.train_ds.images)
-                             + fingerprints(t.val_ds.images))
-                extra["data_split"] = {"file": t.folder.data_split.name, "by": t.split.by,
-                                       **{p: len(names) for p, names in t.split.parts.items()}}
-            t.folder.write_config(
-                cfg.to_dict(), command,
-                {"training": cfg.seed, "validation_tasks": cfg.seed + VAL_SEED_OFFSET},
-                data_digest=t.train_ds.digest, val_tasks_sha256=t.val_tasks.sha256,
-                val_ways=t.val_tasks.ways, device=str(t.device), world_size=t.dist.world,
-                **extra)
+            _start_files(t, cfg, resume, command)
         with _stop_on_signals(t.stop_request):
             result = t.fit(stop_after)
     except BaseException:
@@ -140,6 +132,22 @@ def _run(cfg, out, data_dir, cache, resume, progress, stop_after, command, hooks
     t.net = t.model
     shut_down(t.dist)
     return result
+
+
+def _start_files(t: Trainer, cfg: TrainConfig, resume: bool, command) -> None:
+    """The main process's files of a (re)started run: validation tasks, class split, config."""
+    t.prepare_validation(resume)
+    extra = {}
+    if t.split is not None:  # a folder: which classes train, validate and test
+        t.split.save(t.folder.data_split, seen=fingerprints(t.train_ds.images)
+                     + fingerprints(t.val_ds.images))
+        extra["data_split"] = {"file": t.folder.data_split.name, "by": t.split.by,
+                               **{p: len(names) for p, names in t.split.parts.items()}}
+    t.folder.write_config(
+        cfg.to_dict(), command,
+        {"training": cfg.seed, "validation_tasks": cfg.seed + VAL_SEED_OFFSET},
+        data_digest=t.train_ds.digest, val_tasks_sha256=t.val_tasks.sha256,
+        val_ways=t.val_tasks.ways, device=str(t.device), world_size=t.dist.world, **extra)
 
 
 def check_config(cfg: TrainConfig) -> None:
