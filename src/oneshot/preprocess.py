@@ -65,6 +65,7 @@ from .data.images import (
 from .errors import ConfigError
 from .imageops import (
     border_plane,
+    erode,
     otsu_threshold,
     paper_level,
     remove_small,
@@ -199,14 +200,20 @@ def zoom_to_ink(ink: np.ndarray) -> np.ndarray:
     whole page) cut out at full resolution, centred in twice its box (clipped to the image),
     so that it is not a few pixels wide at the work size; else ``ink`` itself."""
     small = shrink_grey(ink, RULES_SIDE)
-    mask = remove_small(small > 0.5 * otsu_threshold(small), 4)
+    mask = small > 0.5 * otsu_threshold(small)
     k = -(-max(ink.shape) // RULES_SIDE)  # the reduction factor (as shrink_grey)
-    rows, cols = np.flatnonzero(mask.any(1)) * k, np.flatnonzero(mask.any(0)) * k
-    if not len(rows):
-        return ink
-    box = max(rows[-1] - rows[0], cols[-1] - cols[0]) + k
-    if box >= ZOOM_BELOW * max(ink.shape):
-        return ink
+    # the quick test first: what an erosion keeps lies in components of 5 px or more, so a
+    # box it finds too large to cut out is so without the specks too
+    for quick in (True, False):
+        m = erode(mask, 1) if quick else remove_small(mask, 4)
+        rows, cols = np.flatnonzero(m.any(1)) * k, np.flatnonzero(m.any(0)) * k
+        if not len(rows):
+            if quick:
+                continue
+            return ink
+        box = max(rows[-1] - rows[0], cols[-1] - cols[0]) + k
+        if box >= ZOOM_BELOW * max(ink.shape):
+            return ink
     cy, cx = (rows[0] + rows[-1] + k) // 2, (cols[0] + cols[-1] + k) // 2
     return ink[max(cy - box, 0): cy + box, max(cx - box, 0): cx + box]
 
