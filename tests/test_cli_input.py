@@ -45,9 +45,10 @@ def test_long_thin_images_are_refused_before_padding(tiny_model_file, tmp_path, 
         preprocess([np.zeros((40, 20_000), np.float32)], 28)
     assert preprocess([np.pad(np.ones((20, 60), np.float32), 10)], 28).shape == (1, 1, 28, 28)
 
-def test_system_files_in_folders_are_skipped(tiny_model_file, tmp_path, capsys):
+def test_system_files_in_folders_are_skipped(tiny_model_file, tmp_path, capsys, caplog):
     """Thumbs.db, desktop.ini and dot-files that file browsers leave in image folders are not
-    images: skipped in support and query folders (a Thumbs.db made classify exit 2)."""
+    images: skipped in support and query folders (a Thumbs.db made classify exit 2); other
+    files that are not images are left out with a warning naming them."""
     from support import class_folder
 
     support = class_folder(tmp_path / "s", ["a", "b"])
@@ -57,10 +58,13 @@ def test_system_files_in_folders_are_skipped(tiny_model_file, tmp_path, capsys):
     for junk in (queries / "Thumbs.db", queries / ".DS_Store", support / "a" / "desktop.ini",
                  support / "b" / "THUMBS.DB"):
         junk.write_bytes(b"not an image")
-    assert main(["classify", "--model", str(tiny_model_file), "--support", str(support),
-                 str(queries), "--json"]) == 0
+    (queries / "notes.txt").write_text("not an image")
+    with caplog.at_level("WARNING", logger="oneshot.batch"):
+        assert main(["classify", "--model", str(tiny_model_file), "--support", str(support),
+                     str(queries), "--json"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     assert len(lines) == 1 and json.loads(lines[0])["image"].endswith("x.png"), lines
+    assert "left out 1 file(s) that are not images by their name: notes.txt" in caplog.text
 
 
 def test_evaluate_out_that_is_a_file(tmp_path, capsys):

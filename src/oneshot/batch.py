@@ -75,9 +75,10 @@ def expand_paths(paths: list[str | os.PathLike]) -> list[str]:
         found = sorted(f for f in p.rglob("*") if f.is_file() and not any(
             is_skipped(part) for part in f.relative_to(p).parts))
         images = [str(f) for f in found if is_image_name(f.name)]
-        if len(images) < len(found):
-            log.warning("%s: left out %d file(s) that are not images by their name", p,
-                        len(found) - len(images))
+        other = [str(f.relative_to(p)) for f in found if not is_image_name(f.name)]
+        if other:
+            log.warning("%s: left out %d file(s) that are not images by their name: %s%s", p,
+                        len(other), ", ".join(other[:5]), ", ..." if len(other) > 5 else "")
         out += images
     return out
 
