@@ -134,7 +134,8 @@ def test_a_class_named_unknown_is_refused(tiny_model_file, tmp_path, capsys):
     gallery = tmp_path / "g.npz"
     assert main(["enrol", "--model", str(tiny_model_file), "--gallery", str(gallery),
                  str(folder)]) == 2
-    assert "not 'unknown'" in capsys.readouterr().err and not gallery.exists()
+    err = capsys.readouterr().err
+    assert "class label 'unknown': " in err and "not 'unknown'" in err and not gallery.exists()
     assert main(["classify", "--model", str(tiny_model_file), "--support", str(folder),
                  str(folder / "cross" / "0.png")]) == 2
     assert "not 'unknown'" in capsys.readouterr().err

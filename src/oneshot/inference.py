@@ -164,8 +164,10 @@ class OneShotClassifier:
                              f"of dimension {self._emb.shape[1]}")
         if not torch.isfinite(emb).all():
             raise UsageError("embeddings hold NaN or infinite values; nothing was enrolled")
-        if any(not str(lab) or str(lab) == UNKNOWN for lab in labels):  # "unknown" = rejected
-            raise UsageError(f"class labels must be non-empty and not {UNKNOWN!r}")
+        bad = sorted({str(lab) for lab in labels if not str(lab) or str(lab) == UNKNOWN})
+        if bad:  # "unknown" is the answer for a rejected image
+            raise UsageError(f"class label {bad[0]!r}: class labels must be non-empty and not "
+                             f"{UNKNOWN!r} (rename that class or its folder)")
         self._emb = torch.cat([self._emb, emb.float()])
         self._labels += [str(lab) for lab in labels]
 
