@@ -191,6 +191,8 @@ def test_too_many_tasks_are_refused_and_leave_no_folder(tmp_path, capsys):
     (["show-task", "--no-model", "--model", "m.pt", "--out", "t.png"], "contradict each other"),
     (["enrol", "--gallery", ".", "d"], ".: is a folder; a file name expected"),
     (["verify", "a.png", "missing.png"], "missing.png: no such file"),
+    (["classify", "--support", "d", "--threshold", "1.5", "a.png"],
+     "threshold=1.5; a probability in [0, 1] expected"),
     (["evaluate", "--data", "d", "--out", "d/report"], "--out d/report is inside --data d"),
     (["evaluate", "--data", "d/", "--out", "./d"], "--out ./d is inside --data d/"),
 ])
@@ -211,6 +213,7 @@ def test_outputs_and_inputs_named_wrongly(argv, says, tiny_model_file, tmp_path,
     err = capsys.readouterr()
     assert code == 2 and says in err.err + err.out and "Traceback" not in err.err, err
     assert not (tmp_path / "t.jpg").exists() and not (tmp_path / "d" / "report").exists()
+    assert "(--threshold)" not in err.err  # a refused threshold was announced first
 
 
 def test_a_run_folder_inside_its_data_folder_is_refused(tmp_path, capsys, monkeypatch):

@@ -220,6 +220,7 @@ def read_pairs(path: str) -> list[tuple[str, str]]:
 def threshold_note(clf, used: float | None) -> str:
     if used is None:
         return "threshold: none (every image is given its best class)"
+    _check_threshold(used)  # refused before it is announced
     cal = clf.record.get("open_set", {})
     if used == clf.calibrated_threshold:
         return (f"threshold {used:.3f}: the model's, calibrated on held-out alphabets "
