@@ -82,6 +82,10 @@ def _load(path: str | os.PathLike, kinds: tuple[str, ...]) -> dict:
     except Exception as e:  # pickle/zip errors of many kinds for damaged or foreign files
         raise CheckpointError(f"{path}: not a readable oneshot model or checkpoint "
                               f"({unreadable_reason(path, e)})") from e
+    if isinstance(obj, dict) and "format" not in obj:
+        raise CheckpointError(f"{path}: not a oneshot model or checkpoint (no 'format' key: a "
+                              "plain state dict, say); make model files with 'oneshot train' "
+                              "or 'oneshot export'")
     if not isinstance(obj, dict) or obj.get("format") not in kinds:
         fmt = obj.get("format") if isinstance(obj, dict) else type(obj).__name__
         raise CheckpointError(f"{path}: format {fmt!r} is not one of {list(kinds)}")

@@ -42,6 +42,9 @@ def unreadable_reason(path: str | os.PathLike, error: BaseException) -> str:
             return "not a zip archive, as these files are: another kind of file, or cut short"
     except OSError as e:
         return str(e)
+    if str(error).startswith("Weights only load failed"):  # torch's hint is to load unsafely
+        return ("it holds Python objects that a safe load refuses to run (a whole pickled "
+                "network, say, not a oneshot model file)")
     first = (str(error).strip().splitlines() or [""])[0][:200]
     return f"damaged or foreign content: {type(error).__name__}{': ' + first if first else ''}"
 
