@@ -191,6 +191,9 @@ def test_too_many_tasks_are_refused_and_leave_no_folder(tmp_path, capsys):
     (["show-task", "--no-model", "--model", "m.pt", "--out", "t.png"], "contradict each other"),
     (["enrol", "--gallery", ".", "d"], ".: is a folder; a file name expected"),
     (["verify", "a.png", "missing.png"], "missing.png: no such file"),
+    (["classify", "--gallery", "d", "a.png"], "d: a folder; a gallery file (.npz) expected"),
+    (["classify", "--support", "nowhere", "a.png"], "nowhere: no such folder (expected "
+                                                    "nowhere/<class>/<image>)"),
     (["classify", "--support", "d", "--threshold", "1.5", "a.png"],
      "threshold=1.5; a probability in [0, 1] expected"),
     (["evaluate", "--data", "d", "--out", "d/report"], "--out d/report is inside --data d"),

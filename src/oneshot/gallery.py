@@ -86,7 +86,8 @@ def read_gallery(path: str | os.PathLike) -> GalleryFile:
     """Read and check a gallery; GalleryError naming the file and the problem otherwise."""
     path = Path(path)
     if not path.is_file():
-        raise GalleryError(f"{path}: no such gallery file")
+        raise GalleryError(f"{path}: " + ("a folder; a gallery file (.npz) expected"
+                                          if path.is_dir() else "no such gallery file"))
     try:
         with np.load(path, allow_pickle=False) as z:
             emb = np.asarray(z["embeddings"])

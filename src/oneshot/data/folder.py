@@ -56,10 +56,11 @@ def list_folder(root: str | os.PathLike) -> list[tuple[Path, str]]:
     :func:`scan_folder` reads it), sorted; errors name the folder."""
     root = Path(root)
     if not root.is_dir():
-        raise ImageError(f"{root}: not a folder (expected root/<class>/<image>)")
+        raise ImageError(f"{root}: " + ("a file, not a folder" if root.exists() else
+                                        "no such folder") + f" (expected {root}/<class>/<image>)")
     if not visible(root, dirs=True):
-        raise ImageError(f"{root}: no class folders (expected root/<class>/<image> or "
-                         "root/<group>/<class>/<image>)")
+        raise ImageError(f"{root}: no class folders (expected {root}/<class>/<image> or "
+                         f"{root}/<group>/<class>/<image>)")
     try:
         grouped, dirs = class_dirs(root)
     except DataError as e:
