@@ -1,5 +1,5 @@
 """Behaviour is unchanged by refactors: the loss sequences of a 200-step ``fast`` training and a
-50-step ``tutorial`` training match those recorded with known-good code, step for step.
+20-step ``tutorial`` training match those recorded with known-good code, step for step.
 
 Bit-level float results differ between CPU kernel families (``support.cpu_kernels``: vendor,
 vector ISA, AMX) and training amplifies them (Koch's network at its initialisation is
