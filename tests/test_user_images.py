@@ -147,3 +147,26 @@ def test_a_small_character_on_a_large_canvas_is_cut_out_at_full_resolution():
         assert abs(h - h0) <= 3 and abs(w - w0) <= 3 and abs(n - n0) <= 0.15 * n0
     assert np.array_equal(_clean(np.pad(char, 100)), ink_squares(
         to_user_image(np.pad(char, 100)), options=dataclasses.replace(DEFAULT, zoom=False))[0])
+
+
+def test_a_light_card_on_a_transparent_margin_and_dark_corners_are_paper_not_ink(tmp_path):
+    """Review of the above: a white card on a transparent margin (a screenshot's shadow) was
+    put on black, and the black taken for the paper; a photo's darkened corners, or a dark
+    table round a page, made the border rule take them for the paper. Both read as the
+    character on its paper, as before the border rule."""
+    char = np.zeros((105, 105), np.float32)
+    char[20:85, 30:36] = char[50:56, 30:80] = 1
+    want = _clean(char)
+    card = np.pad(to_user_image(char), 30, constant_values=255)
+    alpha = np.pad(np.full((105, 105), 255, np.uint8), 30)
+    rgba = np.dstack([card] * 3 + [alpha])  # transparent margin, white (as exported)
+    out = ink_squares(rgba)[0] > 0.5
+    assert 0 < out.mean() < 0.2  # the strokes, not the margin
+    rr, cc = np.mgrid[0:105, 0:105]
+    dark = np.clip(np.hypot(rr - 52, cc - 52) / 74, 0, 1) ** 2  # 0 in the centre, 1 in corners
+    vignette = (to_user_image(char) * (1 - 0.6 * dark)).astype(np.uint8)  # corners at 0.4
+    table = np.pad(to_user_image(char), 15, constant_values=40)  # a page on a dark table
+    for x in (vignette, table):
+        out = ink_squares(x)[0] > 0.5
+        assert out.mean() < 0.3  # not inverted (the light page is not the ink)
+    assert (ink_squares(vignette)[0] > 0.5).sum() >= 0.8 * (want > 0.5).sum()

@@ -144,19 +144,22 @@ def otsu_threshold(x: np.ndarray, bins: int = _HIST_BINS) -> float:
 def paper_level(sample: np.ndarray, border: np.ndarray, border_share: float = 0.9,
                 image_share: float = 0.25) -> float:
     """The paper's level of an image (``sample``: it or a subsample; ``border``: its border
-    pixels): that of the border when the border is paper (``border_share`` of it on one side
-    of Otsu's level, a side that also holds ``image_share`` of the image; then that side's
-    median), else the image's median (most of an image is paper). The border decides for a
-    bold character cropped with a thin margin, whose ink is most of the image; a frame drawn
-    along the edge, or a box-shaped character cropped to its ink, is ink all round, but a
-    small part of the image, and the median decides."""
-    if float(sample.max() - sample.min()) > 1e-3:
-        t = otsu_threshold(sample.astype(np.float32))
-        for side, share in ((border < t, (sample < t).mean()),
-                            (border >= t, (sample >= t).mean())):
-            if side.mean() >= border_share and share >= image_share:
-                return float(np.median(border[side]))
-    return float(np.median(sample))
+    pixels): the image's median (most of an image is paper), unless the border is light,
+    even (10th to 90th percentile within 0.1) paper on the other side of Otsu's level from
+    that median: ``border_share`` of it on the light side, a side that holds ``image_share``
+    of the image; then the border's median. So a bold dark character cropped with a thin
+    margin, whose ink is most of the image, keeps its polarity; a frame drawn along the edge
+    or a box-shaped character cropped to its ink (ink all round), a dark table round a
+    photographed page and a photo's darkened corners leave the median to decide."""
+    median = float(np.median(sample))
+    if float(sample.max() - sample.min()) <= 1e-3:
+        return median
+    t = otsu_threshold(sample.astype(np.float32))
+    light = border >= t
+    if median >= t or light.mean() < border_share or (sample >= t).mean() < image_share:
+        return median
+    lo, hi = np.percentile(border[light], [10, 90])
+    return float(np.median(border[light])) if hi - lo <= 0.1 else median
 
 
 def _plane_design(rows: np.ndarray, cols: np.ndarray, h: int, w: int) -> np.ndarray:
