@@ -182,14 +182,20 @@ def to_ink(img: ImageLike, name: str = "image", background: str = "plane") -> np
     return np.clip((g - bg) / (peak - bg), 0.0, 1.0).astype(np.float32)
 
 
+def _reduced(ink: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+    """(ink reduced to about ``RULES_SIDE``, its ink above half Otsu's level (fainter lines
+    count too), the reduction factor): where lines and a small character's box are found."""
+    small = shrink_grey(ink, RULES_SIDE)
+    return small, small > 0.5 * otsu_threshold(small), -(-max(ink.shape) // RULES_SIDE)
+
+
 def clear_rules(ink: np.ndarray) -> np.ndarray:
     """Step 3b: the lines of ruled or squared paper (:func:`~oneshot.paper_lines.thin_rules`,
     found on the ink above half Otsu's level, so fainter lines count too) set to paper."""
-    small = shrink_grey(ink, RULES_SIDE)  # found at about 2 x the work size, for speed
-    rules = thin_rules(small > 0.5 * otsu_threshold(small), small)
+    small, mask, k = _reduced(ink)
+    rules = thin_rules(mask, small)
     if not rules.any():
         return ink
-    k = -(-max(ink.shape) // RULES_SIDE)  # the reduction factor (as shrink_grey)
     rules = np.repeat(np.repeat(rules, k, axis=0), k, axis=1)[: ink.shape[0], : ink.shape[1]]
     return np.where(rules, np.float32(0), ink)
 
@@ -199,9 +205,7 @@ def zoom_to_ink(ink: np.ndarray) -> np.ndarray:
     ``ZOOM_BELOW`` of the image's longer side: a glyph at one end of a wide strip, a mark on a
     whole page) cut out at full resolution, centred in twice its box (clipped to the image),
     so that it is not a few pixels wide at the work size; else ``ink`` itself."""
-    small = shrink_grey(ink, RULES_SIDE)
-    mask = small > 0.5 * otsu_threshold(small)
-    k = -(-max(ink.shape) // RULES_SIDE)  # the reduction factor (as shrink_grey)
+    _, mask, k = _reduced(ink)
     # the quick test first: what an erosion keeps lies in components of 5 px or more, so a
     # box it finds too large to cut out is so without the specks too
     for quick in (True, False):

@@ -54,7 +54,7 @@ def pil_to_grey(img: Image.Image, max_side: int | None = None) -> np.ndarray:
     if img.mode in ("RGBA", "LA", "PA") or "transparency" in img.info:
         rgba = img.convert("RGBA")
         small = np.asarray(rgba.reduce(_factor(rgba.size, 512)), np.float32) / 255.0
-        level = 255 * _paper_level(small[..., :3] @ _LUMA, small[..., 3])
+        level = 255 * _backdrop_level(small[..., :3] @ _LUMA, small[..., 3])
         img = Image.alpha_composite(Image.new("RGBA", rgba.size, (level,) * 3 + (255,)), rgba)
     grey = img.convert("L")
     if max_side and max(grey.size) > max_side:
@@ -99,11 +99,11 @@ def array_to_grey(img: Any, name: str) -> np.ndarray:
     alpha = a[..., 3] if a.shape[-1] == 4 else None
     if alpha is not None and alpha.min() != alpha.max():  # constant alpha: opaque
         cover = unit_range(alpha)
-        grey = grey * cover + _paper_level(grey, cover) * (1.0 - cover)
+        grey = grey * cover + _backdrop_level(grey, cover) * (1.0 - cover)
     return grey.astype(np.float32)
 
 
-def _paper_level(grey: np.ndarray, cover: np.ndarray) -> int:
+def _backdrop_level(grey: np.ndarray, cover: np.ndarray) -> int:
     """What transparent pixels are composited onto: white (1), or black (0) when what is
     opaque is light all over, 95 % of it (white strokes on a transparent sheet, as icons are
     exported: on white they would vanish; a light card with dark ink on it, on a transparent
