@@ -8,6 +8,7 @@ import pytest
 from support import class_folder
 
 from oneshot.batch import accuracy_by_class, classify_paths, expand_paths
+from oneshot.errors import UsageError
 from oneshot.gallery import GalleryError
 from oneshot.inference import OneShotClassifier, enrol_into_gallery
 
@@ -63,6 +64,10 @@ def test_enrol_per_class_and_existing_classes(tiny_model_file, folder, tmp_path)
     assert done["appended"] == ["a", "b", "c"] and len(clf) == 9  # 0.png not twice
     done, clf = enrol(existing="append")
     assert len(clf) == 9
+    now = g.read_bytes()
+    with pytest.raises(UsageError, match="needs per_class"):  # was ignored: all enrolled
+        enrol(existing="replace", pick="random", seed=1)
+    assert g.read_bytes() == now
     done, clf = enrol(existing="replace", per_class=2, pick="random", seed=1)
     assert done["replaced"] == ["a", "b", "c"] and len(clf) == 6
     class_folder(folder, ["d"], per_class=2, seed=5)
@@ -75,7 +80,6 @@ def test_pairs_files_as_editors_write_them(tmp_path):
     """A byte-order mark (Notepad) made the first path '\\ufeffa.png'; Latin-1 text was a
     UnicodeDecodeError traceback; one bad line hid the others; an empty file said nothing."""
     from oneshot.batch import read_pairs
-    from oneshot.errors import UsageError
 
     f = tmp_path / "pairs.txt"
     f.write_bytes("\ufeffa.png\tb.png\r\n# note\r\n\r\nc d\r\n".encode())

@@ -154,6 +154,9 @@ def enrol_into_gallery(clf: OneShotClassifier, gallery: str | os.PathLike,
     """
     if existing is not None and existing not in EXISTING:
         raise UsageError(f"existing={existing!r}; one of {list(EXISTING)} (or None) expected")
+    if pick != "first" and per_class is None:  # it would be ignored: every image is enrolled
+        raise UsageError(f"pick={pick!r} chooses which images of each class to enrol, so it "
+                         "needs per_class (--per-class K)")
     items = list_folder(folder)
     if per_class is not None:
         items = choose_per_class(items, per_class, pick, seed)

@@ -140,3 +140,19 @@ def test_dropout_acts_in_training_only_and_leaves_other_models_keys_alone():
     for bad in (1.0, -0.1, True):
         with pytest.raises(ConfigError, match="dropout"):
             create_encoder("conv", dropout=bad)
+
+
+def test_per_block_widths_build_that_network_and_bad_ones_are_named():
+    from oneshot.errors import ConfigError
+
+    same = create_encoder("conv", input_size=28, width=[8, 8, 8, 8])
+    assert same.state_dict().keys() == create_encoder("conv", input_size=28, width=8
+                                                      ).state_dict().keys()
+    enc = create_encoder("conv", input_size=28, width=[4, 8, 16, 32], depth=4)
+    convs = [m for m in enc.features if isinstance(m, torch.nn.Conv2d)]
+    assert [c.out_channels for c in convs] == [4, 8, 16, 32]
+    assert enc.embedding_dim == 32 * 2 * 2 and enc.map_shape == (32, 2, 2)
+    assert enc(torch.rand(3, 1, 28, 28)).shape == (3, 128)
+    for bad in ([8, 8], [8, 0, 8, 8], [8, 8.5, 8, 8], "64", True):
+        with pytest.raises(ConfigError, match="width=.*one per block"):
+            create_encoder("conv", width=bad, depth=4)

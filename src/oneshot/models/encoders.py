@@ -140,6 +140,10 @@ def crop_ink(x: torch.Tensor, size: int, margin: float = CROP_MARGIN) -> torch.T
     return F.avg_pool2d(_zoom(x, half, cx, cy, 2 * size), 2)
 
 
+def _whole(v) -> bool:
+    return not isinstance(v, bool) and isinstance(v, int) and v >= 1
+
+
 class ConvEncoder(Encoder):
     """``depth`` x [conv3x3(width) + BN + ReLU + maxpool2], then ``pool``: "flatten" keeps the
     spatial map (width * r * r, r = input_size halved, rounding up, ``depth`` times), "max" or
@@ -148,11 +152,13 @@ class ConvEncoder(Encoder):
     evaluation and the classifier all see it). ``crop`` (pixels; 0: off) first crops each
     character to its ink's bounding box resampled to ``crop`` x ``crop``, the size the convolutions
     then work at (give an ``input_size`` larger than ``crop``, so the crop keeps detail).
-    ``dropout`` (0: off) zeroes that share of each block's outputs in training, a regulariser
-    (on a GPU it draws from the CUDA generator, which checkpoints do not save: a resumed run is
-    then not bit-identical to an uninterrupted one)."""
+    ``width`` is one number for every block or a list of ``depth`` numbers, one per block (the
+    deep blocks work on small maps, so widening them is cheap; "width" in the text above is
+    the last block's). ``dropout`` (0: off) zeroes that share of each block's outputs in
+    training, a regulariser (on a GPU it draws from the CUDA generator, which checkpoints do
+    not save: a resumed run is then not bit-identical to an uninterrupted one)."""
 
-    def __init__(self, input_size: int = 28, width: int = 64, depth: int = 4,
+    def __init__(self, input_size: int = 28, width: int | list[int] = 64, depth: int = 4,
                  dim: int | None = None, pool: str = "flatten", centre: bool = False,
                  crop: int = 0, dropout: float = 0.0) -> None:
         super().__init__()
@@ -160,10 +166,15 @@ class ConvEncoder(Encoder):
                 not 0 <= dropout < 1:
             raise ConfigError(f"encoder 'conv': dropout={dropout!r}; a number in [0, 1) "
                               "expected")
-        for name, v in (("input_size", input_size), ("width", width), ("depth", depth),
-                        ("dim", dim or 1), ("crop", crop or 1)):
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+        for name, v in (("input_size", input_size), ("depth", depth), ("dim", dim or 1),
+                        ("crop", crop or 1)):
+            if not _whole(v):
                 raise ConfigError(f"encoder 'conv': {name}={v!r}; a whole number >= 1 expected")
+        widths = [width] * depth if _whole(width) else width
+        if not isinstance(widths, (list, tuple)) or len(widths) != depth or \
+                not all(_whole(w) for w in widths):
+            raise ConfigError(f"encoder 'conv': width={width!r}; a whole number >= 1, or a list "
+                              f"of {depth} of them (one per block) expected")
         conv_size = crop or input_size
         if conv_size >> depth < 1:
             raise ConfigError(f"encoder 'conv': {'crop' if crop else 'input_size'}="
@@ -177,19 +188,19 @@ class ConvEncoder(Encoder):
         self.crop = crop
         layers: list[nn.Module] = []
         c = 1
-        for _ in range(depth):
-            layers += [nn.Conv2d(c, width, 3, padding=1, bias=False), nn.BatchNorm2d(width),
+        for w in widths:
+            layers += [nn.Conv2d(c, w, 3, padding=1, bias=False), nn.BatchNorm2d(w),
                        nn.MaxPool2d(2, ceil_mode=True), nn.ReLU(inplace=True)]
             layers += [nn.Dropout(dropout)] if dropout else []  # no module: old keys unchanged
-            c = width
+            c = w
         self.features = nn.Sequential(*layers)
         r = conv_size
         for _ in range(depth):
             r = (r + 1) // 2  # ceil-mode pooling keeps the border rows
-        flat = width * r * r if pool == "flatten" else width
+        flat = c * r * r if pool == "flatten" else c
         self.proj = nn.Linear(flat, dim) if dim else nn.Identity()
         self.embedding_dim = dim or flat
-        self.map_shape = (width, r, r) if pool == "flatten" and not dim else None
+        self.map_shape = (c, r, r) if pool == "flatten" and not dim else None
 
     @property
     def prepare_key(self) -> tuple | None:
