@@ -31,6 +31,25 @@ def test_atomic_write_respects_umask(tmp_path, umask, mode):
         assert (tmp_path / name).stat().st_mode & 0o777 == mode
 
 
+def test_a_full_disk_names_the_file_and_leaves_the_old_one(tmp_path, monkeypatch):
+    """ENOSPC from fsync on a descriptor named no file: 'error: [Errno 28] No space left on
+    device' did not say which of a command's outputs failed."""
+    import errno
+
+    target = tmp_path / "gallery.npz"
+    target.write_bytes(b"old")
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(oio.os, "fsync", full)
+    with pytest.raises(OSError, match="No space left on device") as info:
+        oio.atomic_write_bytes(target, b"new")
+    assert info.value.errno == errno.ENOSPC and info.value.filename == str(target)
+    assert str(target) in str(info.value)
+    assert target.read_bytes() == b"old" and os.listdir(tmp_path) == ["gallery.npz"]
+
+
 _WRITER_CHILD = CHILD_PRELUDE + textwrap.dedent("""
     import oneshot.io as oio
     with oio.atomic_write(sys.argv[1]) as f:

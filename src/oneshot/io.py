@@ -147,7 +147,8 @@ def check_replaceable(path: str | os.PathLike, is_ours: Callable[[Path], bool], 
 def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[Any]:
     """Open a temporary file beside ``path``; on success rename it to ``path``.
 
-    On any exception the temporary file is removed and ``path`` is left untouched. The new file
+    On any exception the temporary file is removed and ``path`` is left untouched (an OSError
+    that names no file, as a full disk's, is raised again naming ``path``). The new file
     gets the permissions the umask allows (0644 under the usual umask 022). Stale temporary files
     of earlier, killed writes of ``path`` are removed first (:func:`remove_stale_temps`).
     """
@@ -161,9 +162,12 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[Any]:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        if isinstance(e, OSError) and e.filename is None and e.errno is not None:
+            # a full disk fails a write on a descriptor: say which file could not be written
+            raise type(e)(e.errno, e.strerror, str(path)) from e
         raise
     _fsync_dir(path.parent)
 
