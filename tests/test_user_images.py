@@ -170,3 +170,22 @@ def test_a_light_card_on_a_transparent_margin_and_dark_corners_are_paper_not_ink
         out = ink_squares(x)[0] > 0.5
         assert out.mean() < 0.3  # not inverted (the light page is not the ink)
     assert (ink_squares(vignette)[0] > 0.5).sum() >= 0.8 * (want > 0.5).sum()
+
+
+def test_a_shadow_across_the_page_is_paper_whichever_side_is_larger():
+    """A shadow with a straight edge (a hand's, a phone's) over 20-80 % of the image: before
+    version 6 the shaded paper was ink where it was the smaller part, and the lit paper was
+    ink (the image not inverted) where the shadow covered most of the page: 34 of 40 of
+    Lake's images came out as black wedges. The plane alone (version 5) still fails here."""
+    char = np.zeros((105, 105), np.float32)
+    char[20:85, 30:36] = char[50:56, 30:80] = char[25:31, 60:80] = 1
+    want = _clean(char)
+    plane = dataclasses.replace(DEFAULT, background="plane")
+    shares, plane_wrong = [], 0
+    for seed in range(12):
+        shaded = get_perturbation("shadow")(char, perturbation_rng(seed, "shadow", 0))
+        shares.append(float((shaded[char == 0] > 0.2).mean()))
+        assert (_clean(shaded) != want).sum() <= 0.05 * want.sum(), seed
+        plane_wrong += (_clean(shaded, plane) != want).sum() > 0.5 * want.sum()
+    assert min(shares) < 0.4 and max(shares) > 0.6  # both a small and a large shadow
+    assert plane_wrong >= 6

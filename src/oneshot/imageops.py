@@ -12,8 +12,8 @@ from __future__ import annotations
 import numpy as np
 
 __all__ = ["disk_offsets", "dilate", "erode", "gaussian_blur", "label_components",
-           "remove_small", "fill_holes", "otsu_threshold", "paper_level", "border_plane",
-           "stroke_width"]
+           "remove_small", "fill_holes", "otsu_threshold", "paper_level", "plane_design",
+           "border_plane", "stroke_width"]
 
 _HIST_BINS = 256
 _PLANE_ITERS = 3  # reweighting rounds of the robust plane fit
@@ -162,7 +162,9 @@ def paper_level(sample: np.ndarray, border: np.ndarray, border_share: float = 0.
     return float(np.median(border[light])) if hi - lo <= 0.1 else median
 
 
-def _plane_design(rows: np.ndarray, cols: np.ndarray, h: int, w: int) -> np.ndarray:
+def plane_design(rows: np.ndarray, cols: np.ndarray, h: int, w: int) -> np.ndarray:
+    """The least-squares design of a plane a + b*row + c*col over an (h, w) image, rows and
+    columns scaled to [-0.5, 0.5]: (N, 3) for the N pixels (rows, cols)."""
     return np.stack([np.ones_like(rows, dtype=np.float64), rows / max(h - 1, 1) - 0.5,
                      cols / max(w - 1, 1) - 0.5], axis=1)
 
@@ -179,7 +181,7 @@ def border_plane(g: np.ndarray, start: float | None = None) -> np.ndarray:
     r = np.concatenate([np.zeros(w), np.full(w, h - 1), np.arange(h), np.arange(h)])
     c = np.concatenate([np.arange(w), np.arange(w), np.zeros(h), np.full(h, w - 1)])
     v = g[r.astype(int), c.astype(int)].astype(np.float64)
-    a = _plane_design(r, c, h, w)
+    a = plane_design(r, c, h, w)
     coef = np.array([np.median(v), 0.0, 0.0])
     near = np.abs(v - start) <= 0.1 if start is not None else np.zeros(0, bool)
     if start is not None and near.sum() < max(3, 0.05 * len(v)):

@@ -7,18 +7,24 @@ image or an array (``Preprocessing``'s options; defaults in brackets):
 2. polarity: the paper's level is the border's where the border is paper, else the image's
    median (:func:`~oneshot.imageops.paper_level`: a bold character cropped with a thin margin
    is mostly ink); if there is more ink below it than above (levels summed beyond
-   ``INK_MARGIN`` of it), the ink is dark and the image is inverted: ink = 1, background = 0
-   whatever the input's polarity (black ink on dark grey paper, white on light grey paper);
-3. background and contrast: the paper's level, a plane fitted robustly to the border pixels
-   [``background="plane"``; "median": one level, the border's median], is subtracted, the
-   strongest ink scaled to 1, clipped to [0, 1] (grey paper and shading go);
-   Then ruled and squared paper [``clear_rules=True``]: lines across the whole image (85 %
-   of it, straight or slanted up to 5 degrees), thinner than 0.6 times the other strokes, and
-   evenly spaced or running on past the rest of the ink at both ends, are set to paper, but
-   where a stroke meets them (a character's own bar is as thick as its strokes, or ends
-   with it in a tight crop, and stays). Then a character small in a large image (its ink's
-   box under a fifth of the longer side) is cut out at full resolution, in twice its box
-   [``zoom=True``];
+   ``INK_MARGIN`` of it; with ``background="shade"`` what is above it counts only where it is
+   narrower than a stroke can be wide: lit paper beside a shadow over most of the page is not
+   light ink), the ink is dark and the image is inverted: ink = 1, background = 0 whatever
+   the input's polarity (black ink on dark grey paper, white on light grey paper);
+3. background and contrast: [``background="shade"``] a shadow across part of the page (paper
+   darker than the rest, lighter than the ink, over a region broader than any stroke) is
+   set to the paper's level and the ink under it brought to the contrast of the rest
+   (:func:`~oneshot.page.remove_shade`); then the paper's level, a plane fitted robustly to
+   the border pixels ["shade", "plane"; "median": one level, the border's median], is
+   subtracted, the strongest ink scaled to 1, clipped to [0, 1] (grey paper, shading and
+   shadows go). Then ruled and squared paper
+   [``clear_rules=True``]: lines across the whole image (85 % of it, straight or slanted up
+   to 5 degrees), thinner than 0.6 times the other strokes, and evenly spaced or running on
+   past the rest of the ink at both ends, are set to paper, but where a stroke meets them (a
+   character's own bar is as thick as its strokes, or ends with it in a tight crop, and
+   stays). Then a character small in a large image (its ink's box under a fifth of the longer
+   side) is cut out at full resolution, in twice its box [``zoom=True``] (steps 3a-3c:
+   :mod:`oneshot.page`);
 4. square: padded with background to a square, centred;
 5. clean, at Omniglot's resolution [``work_size=105``]: resized there, then binarised
    [``threshold="otsu"``: Otsu's level; a number: that level], a frame or a line on its own
@@ -63,14 +69,9 @@ from .data.images import (
     shrink_grey,
 )
 from .errors import ConfigError
-from .imageops import (
-    border_plane,
-    erode,
-    otsu_threshold,
-    paper_level,
-    remove_small,
-)
-from .paper_lines import edge_rules, thin_rules
+from .imageops import border_plane, otsu_threshold, paper_level, remove_small
+from .page import broad_level, clear_rules, remove_shade, zoom_to_ink
+from .paper_lines import edge_rules
 from .resizing import (  # steps 4 and 6, re-exported here
     _resize,
     fit_square,
@@ -90,15 +91,15 @@ INK_MARGIN = 0.1  # polarity: levels this close to the paper's are not counted a
 BORDER_PAPER, PAPER_SHARE = 0.9, 0.25  # polarity: see imageops.paper_level
 _MIN_CONTRAST, _EPS = 1e-3, 1e-6
 MAX_SIDE = DRAFT_SIDE  # 2048 px: longer images are reduced on reading (step 1)
-VERSION = 5  # galleries record it; CHANGES says what each version changed
+VERSION = 6  # galleries record it; CHANGES says what each version changed
 CHANGES = {2: "photos with an EXIF orientation, images over 2048 px and 16-bit images",
            3: "images on ruled or squared paper, or on mid-grey paper",
            4: "bold images with thin parts (a filled shape's stem, a bold face's hairlines)",
            5: "tight crops, frames along the edge, white ink on a transparent sheet, a "
-              "small character on a large canvas"}
+              "small character on a large canvas",
+           6: "a shadow across part of the page"}
+BACKGROUNDS = ("shade", "plane", "median")  # step 3: what is taken for the paper's level
 WORK_SIZE = 105  # Omniglot's side: the resolution at which images are cleaned (step 5)
-RULES_SIDE = 2 * WORK_SIZE  # ruled paper's lines are found on the image reduced to this
-ZOOM_BELOW = 0.2  # a character whose ink's box is under this much of the image is cut out
 OMNIGLOT_STROKE = 5.5  # px at 105: the median stroke width of Omniglot (5.0-6.3 for 98 %)
 FRAME_BAND, FRAME_SPAN = 0.08, 0.6  # a frame or rule: within 8 % of the edge, 60 % of a side
 
@@ -108,7 +109,7 @@ class Preprocessing:
     """Options of steps 3 and 5 (module docstring). ``threshold``: "otsu", a level in (0, 1),
     or None (no binarising); ``min_ink`` 0 and ``stroke_width`` None turn those steps off."""
 
-    background: str = "plane"
+    background: str = "shade"
     work_size: int = WORK_SIZE
     threshold: str | float | None = "otsu"
     min_ink: int = 12
@@ -119,8 +120,8 @@ class Preprocessing:
     stroke_range: tuple[float, float] = STROKE_RANGE
 
     def __post_init__(self) -> None:
-        if self.background not in ("plane", "median"):
-            raise ConfigError(f"background={self.background!r}; expected 'plane' or 'median'")
+        if self.background not in BACKGROUNDS:
+            raise ConfigError(f"background={self.background!r}; expected {list(BACKGROUNDS)}")
         t = self.threshold
         if not (t is None or t == "otsu" or (isinstance(t, (int, float)) and 0 < t < 1)):
             raise ConfigError(f"threshold={t!r}; expected 'otsu', a level in (0, 1) or None")
@@ -142,7 +143,7 @@ LEGACY = Preprocessing(background="median", threshold=None, min_ink=0, clear_fra
 
 STORED_SIZE = 105  # side of a Dataset's images: Omniglot's, and the Koch encoder's input
 STORED_THRESHOLD, MIN_STORED_INK = 0.5, 4  # fewer ink pixels at 105: refused, not stored blank
-STORED_PREPARE_ID = f"oneshot.preprocess.stored_image/6 size={STORED_SIZE} threshold=0.5"
+STORED_PREPARE_ID = f"oneshot.preprocess.stored_image/7 size={STORED_SIZE} threshold=0.5"
 
 
 def _as_grey(img: ImageLike, name: str) -> np.ndarray:
@@ -153,9 +154,10 @@ def _as_grey(img: ImageLike, name: str) -> np.ndarray:
     return shrink_grey(array_to_grey(img, name), MAX_SIDE)
 
 
-def to_ink(img: ImageLike, name: str = "image", background: str = "plane") -> np.ndarray:
-    """float32 (H, W) in [0, 1], ink = 1, background = 0 (steps 1-3 above); ``background``:
-    "plane" (a robust plane fitted to the border) or "median" (the border's median level).
+def to_ink(img: ImageLike, name: str = "image", background: str = "shade") -> np.ndarray:
+    """float32 (H, W) in [0, 1], ink = 1, background = 0 (steps 1-3a above); ``background``:
+    "shade" (shade over part of the page removed, then a robust plane fitted to the border
+    subtracted), "plane" (the plane only) or "median" (the border's median level).
 
     Raises ImageError for unreadable input, an empty image, or an image with no contrast.
     """
@@ -167,59 +169,24 @@ def to_ink(img: ImageLike, name: str = "image", background: str = "plane") -> np
     paper = paper_level(g[::step, ::step], border, BORDER_PAPER, PAPER_SHARE)
     dark = float(np.maximum(paper - g - INK_MARGIN, 0).sum())  # ink darker than the paper
     light = float(np.maximum(g - paper - INK_MARGIN, 0).sum())  # and lighter than it
+    if background == "shade" and light > dark:  # count only what is as narrow as a stroke
+        thin = np.minimum(g - paper, g - broad_level(g))
+        light = float(np.maximum(thin - INK_MARGIN, 0).sum())
     if dark > light:
         g, border, paper = 1.0 - g, 1.0 - border, 1.0 - paper
-    if background == "plane":
+    if background == "shade":
+        g = remove_shade(g, paper, dark_ink=dark > light)
+    if background in ("shade", "plane"):
         g = g - border_plane(g, start=paper)
         bg = 0.0
     elif background == "median":
         bg = float(np.median(border))
     else:
-        raise ConfigError(f"background={background!r}; expected 'plane' or 'median'")
+        raise ConfigError(f"background={background!r}; expected {list(BACKGROUNDS)}")
     peak = float(g.max())
     if peak - bg < _MIN_CONTRAST:
         raise ImageError(f"{name}: image is blank (no ink distinguishable from the background)")
     return np.clip((g - bg) / (peak - bg), 0.0, 1.0).astype(np.float32)
-
-
-def _reduced(ink: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
-    """(ink reduced to about ``RULES_SIDE``, its ink above half Otsu's level (fainter lines
-    count too), the reduction factor): where lines and a small character's box are found."""
-    small = shrink_grey(ink, RULES_SIDE)
-    return small, small > 0.5 * otsu_threshold(small), -(-max(ink.shape) // RULES_SIDE)
-
-
-def clear_rules(ink: np.ndarray) -> np.ndarray:
-    """Step 3b: the lines of ruled or squared paper (:func:`~oneshot.paper_lines.thin_rules`,
-    found on the ink above half Otsu's level, so fainter lines count too) set to paper."""
-    small, mask, k = _reduced(ink)
-    rules = thin_rules(mask, small)
-    if not rules.any():
-        return ink
-    rules = np.repeat(np.repeat(rules, k, axis=0), k, axis=1)[: ink.shape[0], : ink.shape[1]]
-    return np.where(rules, np.float32(0), ink)
-
-
-def zoom_to_ink(ink: np.ndarray) -> np.ndarray:
-    """Step 3c: a character small in a large image (its ink's box, specks aside, under
-    ``ZOOM_BELOW`` of the image's longer side: a glyph at one end of a wide strip, a mark on a
-    whole page) cut out at full resolution, centred in twice its box (clipped to the image),
-    so that it is not a few pixels wide at the work size; else ``ink`` itself."""
-    _, mask, k = _reduced(ink)
-    # the quick test first: what an erosion keeps lies in components of 5 px or more, so a
-    # box it finds too large to cut out is so without the specks too
-    for quick in (True, False):
-        m = erode(mask, 1) if quick else remove_small(mask, 4)
-        rows, cols = np.flatnonzero(m.any(1)) * k, np.flatnonzero(m.any(0)) * k
-        if not len(rows):
-            if quick:
-                continue
-            return ink
-        box = max(rows[-1] - rows[0], cols[-1] - cols[0]) + k
-        if box >= ZOOM_BELOW * max(ink.shape):
-            return ink
-    cy, cx = (rows[0] + rows[-1] + k) // 2, (cols[0] + cols[-1] + k) // 2
-    return ink[max(cy - box, 0): cy + box, max(cx - box, 0): cx + box]
 
 
 def _unless_empty(new: np.ndarray, old: np.ndarray) -> np.ndarray:

@@ -19,7 +19,7 @@ from oneshot.imageops import stroke_width
 
 RANDOM = {"gaussian-0.05", "gaussian-0.1", "gaussian-0.2", "salt-pepper-1%", "salt-pepper-5%",
           "rotate-10", "shift-5", "gradient-background", "ruled-paper", "ruled-slanted",
-          "squared-paper"}
+          "squared-paper", "shadow"}
 
 
 def _bold_glyph() -> np.ndarray:
@@ -96,6 +96,12 @@ def test_paper_and_file_perturbations():
     grad = _apply("gradient-background", x)
     assert grad[x == 0].min() == pytest.approx(0, abs=1e-6)
     assert grad[x == 0].max() == pytest.approx(0.5, abs=1e-6)
+    for k in range(20):  # paper in light or shade, 20-80 % of it shaded; the ink stays black
+        shade = _apply("shadow", x, k)
+        assert shade[x == 1].min() == 1
+        paper = shade[x == 0]
+        assert paper.min() == 0 and paper.max() == pytest.approx(0.4)
+        assert 0.15 <= (paper > 0.2).mean() <= 0.85
     frame = _apply("border-line", x)
     assert frame[3:5, 3:-3].min() == 1 and frame[:3].max() == 0 and frame[5:19, 5:-5].max() == 0
     jpeg = _apply("jpeg-20", x)

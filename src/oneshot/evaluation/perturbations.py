@@ -37,6 +37,7 @@ GREY_PAPER = 0.4  # ink-1 level of grey paper: 60 % reflectance
 GRADIENT = 0.5  # ink-1 level rising from 0 to this across the image, direction drawn per image
 FRAME_INSET, FRAME_WIDTH = 3, 2  # px: a box drawn round the character
 RULE_GAP, RULE_LEVEL, RULE_SKEW = 18, 0.6, 2.0  # px apart, ink-1 level, degrees (sign drawn)
+SHADOW, SHADOW_EDGE = 0.4, 2.0  # a shadow takes 40 % of the light; its edge blurs over ~4 px
 
 
 @dataclass(frozen=True)
@@ -147,6 +148,19 @@ def _gradient(x, rng):
     return _on_paper(GRADIENT * ramp.astype(np.float32), x)
 
 
+def _shadow(x, rng):
+    """A shadow with a straight edge across the image (a hand's, a phone's): the light falls
+    by ``SHADOW`` on one side of a line in a drawn direction through a point drawn within a
+    quarter of the side from the centre (20-80 % of the image in shade); the ink is black in
+    light and shade alike."""
+    h, w = x.shape
+    t = rng.uniform(0, 2 * math.pi)
+    off = rng.uniform(-0.25, 0.25) * min(h, w)
+    rr, cc = np.mgrid[0:h, 0:w].astype(np.float32)
+    d = (rr - (h - 1) / 2) * math.sin(t) + (cc - (w - 1) / 2) * math.cos(t) - off
+    return _on_paper(SHADOW * np.clip(0.5 + d / (2 * SHADOW_EDGE), 0, 1), x)
+
+
 def _frame(x, rng):
     out = x.copy()
     i, k = FRAME_INSET, FRAME_INSET + FRAME_WIDTH
@@ -208,6 +222,8 @@ _BUILTIN: list[tuple[str, PerturbFn, str]] = [
      f"grey paper (ink-1 level {GREY_PAPER})"),
     ("gradient-background", _gradient,
      f"paper shading from 0 to {GRADIENT} across the image, direction drawn per image"),
+    ("shadow", _shadow, f"a shadow across 20-80 % of the image (paper at ink-1 level "
+     f"{SHADOW}; the ink black), a straight edge in a drawn direction"),
     ("border-line", _frame, f"a {FRAME_WIDTH}-px box {FRAME_INSET} px inside the image edge"),
     ("tight-crop", _tight, "cropped to the ink's box and scaled to span the image (a tight "
      "crop, squared)"),
