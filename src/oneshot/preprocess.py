@@ -7,10 +7,12 @@ image or an array (``Preprocessing``'s options; defaults in brackets):
 2. polarity: the paper's level is the border's where the border is paper, else the image's
    median (:func:`~oneshot.imageops.paper_level`: a bold character cropped with a thin margin
    is mostly ink); if there is more ink below it than above (levels summed beyond
-   ``INK_MARGIN`` of it; with ``background="shade"`` what is above it counts only where it is
-   narrower than a stroke can be wide: lit paper beside a shadow over most of the page is not
-   light ink), the ink is dark and the image is inverted: ink = 1, background = 0 whatever
-   the input's polarity (black ink on dark grey paper, white on light grey paper);
+   ``INK_MARGIN`` of it; with ``background="shade"``, where more is above, both are counted
+   again only where they are narrower than a stroke can be, and narrow dark ink decides if it
+   outweighs narrow light and ``THIN_SHARE`` of the light: lit paper beside a shadow over most
+   of the page is broad, not light ink), the ink is dark and the image is inverted: ink = 1,
+   background = 0 whatever the input's polarity (black ink on dark grey paper, white on light
+   grey paper);
 3. background and contrast: [``background="shade"``] a shadow across part of the page (paper
    darker than the rest, lighter than the ink, over a region broader than any stroke) is
    set to the paper's level and the ink under it brought to the contrast of the rest
@@ -89,6 +91,7 @@ __all__ = ["ImageError", "ImageLike", "Preprocessing", "DEFAULT", "LEGACY", "to_
 ImageLike = Any  # str | os.PathLike | PIL.Image.Image | np.ndarray
 INK_MARGIN = 0.1  # polarity: levels this close to the paper's are not counted as ink
 BORDER_PAPER, PAPER_SHARE = 0.9, 0.25  # polarity: see imageops.paper_level
+THIN_SHARE = 0.01  # polarity: narrow dark ink outweighs broad light above this share of it
 _MIN_CONTRAST, _EPS = 1e-3, 1e-6
 MAX_SIDE = DRAFT_SIDE  # 2048 px: longer images are reduced on reading (step 1)
 VERSION = 6  # galleries record it; CHANGES says what each version changed
@@ -169,9 +172,12 @@ def to_ink(img: ImageLike, name: str = "image", background: str = "shade") -> np
     paper = paper_level(g[::step, ::step], border, BORDER_PAPER, PAPER_SHARE)
     dark = float(np.maximum(paper - g - INK_MARGIN, 0).sum())  # ink darker than the paper
     light = float(np.maximum(g - paper - INK_MARGIN, 0).sum())  # and lighter than it
-    if background == "shade" and light > dark:  # count only what is as narrow as a stroke
-        thin = np.minimum(g - paper, g - broad_level(g))
-        light = float(np.maximum(thin - INK_MARGIN, 0).sum())
+    if background == "shade" and light > dark:  # count what is as narrow as a stroke
+        opened, closed = broad_level(g), -broad_level(-g)
+        thin_dark = float(np.maximum(np.minimum(paper - g, closed - g) - INK_MARGIN, 0).sum())
+        thin_light = float(np.maximum(np.minimum(g - paper, g - opened) - INK_MARGIN, 0).sum())
+        if thin_dark > max(thin_light, THIN_SHARE * light):  # dark strokes on lit paper
+            dark, light = thin_dark, thin_light
     if dark > light:
         g, border, paper = 1.0 - g, 1.0 - border, 1.0 - paper
     if background == "shade":
