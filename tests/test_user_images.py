@@ -189,3 +189,17 @@ def test_a_shadow_across_the_page_is_paper_whichever_side_is_larger():
         plane_wrong += (_clean(shaded, plane) != want).sum() > 0.5 * want.sum()
     assert min(shares) < 0.4 and max(shares) > 0.6  # both a small and a large shadow
     assert plane_wrong >= 6
+
+
+def test_a_bold_light_glyph_on_dark_uneven_paper_keeps_its_polarity():
+    """Review of version 6's first cut: counting only narrow light made a bold white T,
+    cropped tightly on a dark background whose light falls by 60 % across it, lose to the
+    darker half of the background: inverted, the background came out as the ink."""
+    t = np.zeros((105, 105), np.float32)
+    t[3:30, 3:102] = t[3:102, 39:66] = 1  # bars 27 px wide: broader than any stroke
+    ramp = np.linspace(0, 1, 105, dtype=np.float32)[None, :]
+    noise = 0.015 * np.random.default_rng(0).standard_normal((105, 105)).astype(np.float32)
+    lum = 0.25 * (1 - 0.6 * ramp) * (1 - t) + 0.9 * t + noise
+    out = ink_squares(np.round(255 * np.clip(lum, 0, 1)).astype(np.uint8))[0] > 0.5
+    want = _clean(t) > 0.5
+    assert (out & want).sum() >= 0.9 * want.sum() and (out & ~want).sum() <= 0.1 * want.sum()
