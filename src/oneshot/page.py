@@ -1,11 +1,12 @@
 """The page around a character: shade, ruled lines, a large page with a small character.
 
-Steps 3a-3c of :mod:`oneshot.preprocess`, on the ink image of step 3 (float (H, W), ink bright,
-the paper's plane subtracted) at full resolution; each finds what it removes on the image
-reduced to about ``RULES_SIDE`` pixels, where it is cheap, and applies it at full resolution.
+Steps 3a-3c of :mod:`oneshot.preprocess`, on the ink image of step 3 (float (H, W), ink bright;
+3a before the paper's plane is subtracted, 3b and 3c after) at full resolution; each finds what
+it removes on the image reduced to about ``RULES_SIDE`` pixels, where it is cheap, and applies
+it at full resolution.
 
 - :func:`remove_shade`: a shadow across part of the page (a hand's or a phone's, the edge of a
-  book): paper brighter than the fitted plane over a region broader than any stroke;
+  book): with the ink bright, a level above the paper's over a region broader than any stroke;
 - :func:`clear_rules`: the lines of ruled and squared paper;
 - :func:`zoom_to_ink`: a character small in a large image, cut out at full resolution.
 """
@@ -24,7 +25,7 @@ __all__ = ["RULES_SIDE", "ZOOM_BELOW", "broad_level", "remove_shade", "clear_rul
 
 RULES_SIDE = 210  # twice Omniglot's 105: lines, shade and a small character are found at this
 ZOOM_BELOW = 0.2  # a character whose ink's box is under this much of the image is cut out
-# Shade: paper above the plane in a region that holds a square of SHADE_WINDOW of the reduced
+# Shade: a level above the paper's in a region that holds a square of SHADE_WINDOW of the reduced
 # image's longer side (most strokes are narrower), less than SHADE_CAP of the ink's level (a
 # region at the ink's level is a filled shape, not shade), and over SHADE_MIN of it, with
 # the pixels themselves at that level, on at least SHADE_AREA of the image (smaller or
