@@ -21,7 +21,7 @@ from .data.images import shrink_grey
 from .imageops import erode, otsu_threshold, plane_design, remove_small
 from .paper_lines import thin_rules
 
-__all__ = ["RULES_SIDE", "ZOOM_BELOW", "broad_level", "remove_shade", "clear_rules", "zoom_to_ink"]
+__all__ = ["RULES_SIDE", "ZOOM_BELOW", "broad_levels", "remove_shade", "clear_rules", "zoom_to_ink"]
 
 RULES_SIDE = 210  # twice Omniglot's 105: lines, shade and a small character are found at this
 ZOOM_BELOW = 0.2  # a character whose ink's box is under this much of the image is cut out
@@ -65,13 +65,15 @@ def _full(x: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
                          size=shape, mode="bilinear", align_corners=False)[0, 0].numpy()
 
 
-def broad_level(g: np.ndarray) -> np.ndarray:
-    """The level of ``g`` (H, W) with its bright strokes opened away (:func:`_opening` of the
-    reduced image, brought back to full size): what a bright region broader than any stroke
-    has. Polarity uses it: lit paper beside a shadow that covers most of the page is lighter
+def broad_levels(g: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(opened, closed): the level of ``g`` (H, W) with its bright strokes opened away, and
+    with its dark strokes closed away (:func:`_opening` of the reduced image, and of its
+    negative, brought back to full size): what a region broader than any stroke has.
+    Polarity uses them: lit paper beside a shadow that covers most of the page is lighter
     than the page's median level, but broad, so it is not light ink."""
     small = shrink_grey(g, RULES_SIDE)
-    return _full(_opening(small, _window(small)), g.shape)
+    size = _window(small)
+    return _full(_opening(small, size), g.shape), -_full(_opening(-small, size), g.shape)
 
 
 def _planar(shade: np.ndarray, level: float) -> bool:
@@ -102,12 +104,13 @@ def remove_shade(ink: np.ndarray, paper: float = 0.0, dark_ink: bool = True) -> 
     between = (small > SHADE_MIN * level) & (small < (SHADE_CAP + SHADE_MIN) * level)
     if between.mean() < SHADE_AREA:  # too few pixels at a shade's level: the quick way out
         return ink
-    shade = _opening(small, _window(small))
+    size = _window(small)
+    shade = _opening(small, size)
     shade = np.where(shade < SHADE_CAP * level, np.maximum(shade, 0), 0).astype(np.float32)
     # shaded paper is at the broad level itself; a stroke about as wide as the window opens to
     # a level between its ink and the paper that no pixel of it has (a tight crop's stems)
     flat = (shade > SHADE_MIN * level) & (np.abs(small - shade) < SHADE_MIN * level)
-    if erode(flat, max(1, _window(small) // 6)).mean() < SHADE_AREA or _planar(shade, level):
+    if erode(flat, max(1, size // 6)).mean() < SHADE_AREA or _planar(shade, level):
         return ink  # (eroded: broad, not a stroke's edge) (planar: the plane's to remove)
     shade = _full(shade, ink.shape)
     out = ink - paper - shade

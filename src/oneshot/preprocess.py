@@ -72,7 +72,7 @@ from .data.images import (
 )
 from .errors import ConfigError
 from .imageops import border_plane, otsu_threshold, paper_level, remove_small
-from .page import broad_level, clear_rules, remove_shade, zoom_to_ink
+from .page import broad_levels, clear_rules, remove_shade, zoom_to_ink
 from .paper_lines import edge_rules
 from .resizing import (  # steps 4 and 6, re-exported here
     _resize,
@@ -173,7 +173,7 @@ def to_ink(img: ImageLike, name: str = "image", background: str = "shade") -> np
     dark = float(np.maximum(paper - g - INK_MARGIN, 0).sum())  # ink darker than the paper
     light = float(np.maximum(g - paper - INK_MARGIN, 0).sum())  # and lighter than it
     if background == "shade" and light > dark:  # count what is as narrow as a stroke
-        opened, closed = broad_level(g), -broad_level(-g)
+        opened, closed = broad_levels(g)
         thin_dark = float(np.maximum(np.minimum(paper - g, closed - g) - INK_MARGIN, 0).sum())
         thin_light = float(np.maximum(np.minimum(g - paper, g - opened) - INK_MARGIN, 0).sum())
         if thin_dark > max(thin_light, THIN_SHARE * light):  # dark strokes on lit paper
