@@ -28,6 +28,7 @@ column its IoUs). Takes about 1.5 minutes on one core.
 from __future__ import annotations
 
 import dataclasses
+import math
 import sys
 import time
 import zlib
@@ -39,8 +40,8 @@ from _scenes import NO_SHADOW, SCENES
 from PIL import Image, ImageDraw
 
 from oneshot import load_lake_runs
-from oneshot.imageops import label_components
-from oneshot.preprocess import DEFAULT, ImageError, ink_squares
+from oneshot.imageops import remove_small
+from oneshot.preprocess import DEFAULT, ImageError, fit_square, ink_squares
 
 OPTIONS = {"plane": dataclasses.replace(DEFAULT, background="plane"), "shade": DEFAULT}
 LABELS = {"plane": "version 5: plane only", "shade": "version 6: shade"}
@@ -73,20 +74,11 @@ def reduce(out: np.ndarray | None) -> np.ndarray | None:
     if out is None:
         return None
     m = out > 0.5
-    if m.any():
-        lab, n = label_components(m)
-        sizes = np.bincount(lab.ravel(), minlength=n + 1)
-        keep = sizes >= KEEP * m.sum()
-        keep[0] = False
-        m = keep[lab]
+    m = remove_small(m, math.ceil(KEEP * m.sum()))
     if not m.any():
         return None
     r, c = np.flatnonzero(m.any(1)), np.flatnonzero(m.any(0))
-    crop = m[r[0]:r[-1] + 1, c[0]:c[-1] + 1].astype(np.float32)
-    h, w = crop.shape
-    s = max(h, w)
-    sq = np.zeros((s, s), np.float32)
-    sq[(s - h) // 2:(s - h) // 2 + h, (s - w) // 2:(s - w) // 2 + w] = crop
+    sq = fit_square(m[r[0]:r[-1] + 1, c[0]:c[-1] + 1].astype(np.float32))  # centred, no margin
     im = Image.fromarray(sq * 255).convert("L").resize((SIZE, SIZE), Image.BILINEAR)
     return np.asarray(im) > 127
 
