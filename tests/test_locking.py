@@ -51,3 +51,22 @@ def test_a_waiter_on_a_removed_lock_file_locks_the_new_one(tmp_path):
     waiter.release()
     with FileLock(path, timeout=0):
         pass
+
+
+def test_a_removing_lock_leaves_no_file_and_still_excludes(tmp_path):
+    """A gallery's lock file goes when released; a waiter that had opened it, and a newcomer
+    after it, are never both holders."""
+    path = tmp_path / "gallery.npz.lock"
+    first = FileLock(path, timeout=0, remove=True)
+    first.acquire()
+    waiter = FileLock(path, timeout=10, remove=True)
+    t = threading.Thread(target=waiter.acquire)
+    t.start()
+    time.sleep(0.3)  # the waiter has opened the file and polls for the lock
+    first.release()
+    t.join(10)
+    assert not t.is_alive() and path.exists()  # the waiter made and holds a new file
+    with pytest.raises(LockTimeout, match="in use by another process"):
+        FileLock(path, timeout=0).acquire()
+    waiter.release()
+    assert list(tmp_path.iterdir()) == []

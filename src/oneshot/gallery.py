@@ -130,7 +130,8 @@ def gallery_lock(path: str | os.PathLike, timeout: float = LOCK_TIMEOUT) -> File
     """The lock that writers of ``path`` hold while they read, change and write it."""
     check_gallery_target(path)  # a folder ("."), a link...: refused before a lock is made
     p = Path(path)
-    return FileLock(p.with_name(p.name + ".lock"), timeout, what=f"gallery {p}")
+    return FileLock(p.with_name(p.name + ".lock"), timeout, what=f"gallery {p}",
+                    remove=True)
 
 
 EXISTING = ("skip", "replace", "append")  # what enrolling does with a class already there

@@ -1,9 +1,10 @@
 """Advisory file locks between processes (POSIX ``flock``), for galleries and run folders.
 
 A lock is a small file beside what it protects (``gallery.npz.lock``, ``RUN/.lock``) holding
-the owner's pid. It is released when the owner closes it or dies, so a killed process never
-leaves a folder locked. Waiting is bounded: past ``timeout`` seconds, :class:`LockTimeout`
-names the file and the pid that holds it.
+the owner's pid; a gallery's is removed again when released, so none is left beside it. It is
+released when the owner closes it or dies, so a killed process never leaves a folder locked.
+Waiting is bounded: past ``timeout`` seconds, :class:`LockTimeout` names the file and the pid
+that holds it.
 """
 
 from __future__ import annotations
@@ -32,14 +33,16 @@ class FileLock:
     ``tidy``: if acquiring made the lock's folder, releasing removes it again while it holds
     nothing but the lock (run and report folders: a start that failed leaves nothing behind);
     a process that locked the removed file meanwhile notices and locks the new one.
+    ``remove``: releasing removes the lock file itself (under the lock, so the same holds).
     """
 
     def __init__(self, path: str | os.PathLike, timeout: float = 30.0, what: str = "",
-                 tidy: bool = False) -> None:
+                 tidy: bool = False, remove: bool = False) -> None:
         self.path = Path(path)
         self.timeout = timeout
         self.what = what or str(self.path)
         self.tidy = tidy
+        self.remove = remove
         self._fd: int | None = None
         self._made = False
 
@@ -89,6 +92,9 @@ class FileLock:
                 os.ftruncate(self._fd, 0)
             if self._made:
                 self._remove_if_empty()
+            elif self.remove:
+                with contextlib.suppress(OSError):
+                    self.path.unlink()
             fcntl.flock(self._fd, fcntl.LOCK_UN)
             os.close(self._fd)
             self._fd = None
