@@ -1,7 +1,7 @@
 """Advisory file locks between processes (POSIX ``flock``), for galleries and run folders.
 
 A lock is a small file beside what it protects (``gallery.npz.lock``, ``RUN/.lock``) holding
-the owner's pid; a gallery's is removed again when released, so none is left beside it. It is
+the owner's pid; a gallery's and a report's are removed when released (none is left). It is
 released when the owner closes it or dies, so a killed process never leaves a folder locked.
 Waiting is bounded: past ``timeout`` seconds, :class:`LockTimeout` names the file and the pid
 that holds it.

@@ -66,6 +66,7 @@ from .data.images import (
     DRAFT_SIDE,
     ImageError,
     array_to_grey,
+    check_thin,
     each_image,
     read_grey,
     shrink_grey,
@@ -154,7 +155,9 @@ def _as_grey(img: ImageLike, name: str) -> np.ndarray:
         return read_grey(img, max_side=MAX_SIDE)  # errors name the path
     if isinstance(img, (Image.Image, bytes, bytearray)) or hasattr(img, "read"):
         return read_grey(img, name, max_side=MAX_SIDE)  # a PIL image, encoded bytes, a file
-    return shrink_grey(array_to_grey(img, name), MAX_SIDE)
+    g = array_to_grey(img, name)
+    check_thin(g.shape[1], g.shape[0], name, MAX_SIDE)
+    return shrink_grey(g, MAX_SIDE)
 
 
 def to_ink(img: ImageLike, name: str = "image", background: str = "shade") -> np.ndarray:
@@ -166,7 +169,7 @@ def to_ink(img: ImageLike, name: str = "image", background: str = "shade") -> np
     """
     g = _as_grey(img, name)
     if g.size == 0 or min(g.shape) < 2:
-        raise ImageError(f"{name}: image of size {g.shape} is too small")
+        raise ImageError(f"{name}: image of {g.shape[1]}x{g.shape[0]} pixels is too small")
     border = np.concatenate([g[0], g[-1], g[:, 0], g[:, -1]])
     step = max(1, max(g.shape) // 512)  # a sample is enough for the median
     paper = paper_level(g[::step, ::step], border, BORDER_PAPER, PAPER_SHARE)

@@ -141,7 +141,8 @@ def evaluate_and_report(out: str | os.PathLike, settings: EvalSettings, model=No
     lake: list[LakeResult] = []
     t0, md, figures, caches = time.perf_counter(), Path(out) / "results.md", [], {}
     # one evaluation at a time per folder: two would mix their files (a second is refused)
-    with FileLock(Path(out) / ".lock", timeout=0, what=f"report folder {out}", tidy=True):
+    with FileLock(Path(out) / ".lock", timeout=0, what=f"report folder {out}", tidy=True,
+                  remove=True):
         _clear_report(Path(out))  # an earlier report's files would stand beside this one's
         for k, part in enumerate(parts):
             t = time.perf_counter()
@@ -152,21 +153,45 @@ def evaluate_and_report(out: str | os.PathLike, settings: EvalSettings, model=No
                 new = curve_for(scorers, part[1], part[2], settings, Path(out) / "tasks",
                                 data_dir, cache, datasets, caches)
                 rows += new
-                figures += write_figures(out, new) if new else []  # this curve's figure only
             todo = [] if k + 1 == len(parts) else [
                 f"**Incomplete: {k + 1} of {len(parts)} parts so far** (the run was stopped, or "
                 "is still running).\n"]
             md = write_report(out, rows, lake, "\n".join(header + todo))
+            if part[0] == "curve" and new:  # this curve's figure only, after the report
+                figures += write_figures(out, new)  # that makes them an earlier report's
             progress_line(k + 1, len(parts), " ".join(part), time.perf_counter() - t,
                           time.perf_counter() - t0)
     return EvaluationReport(rows, lake, md, [md] + figures)
 
 
+REPORT_FILES = ("results.md", "results.csv", "results.json")
+
+
+def _ours(f: Path) -> bool:
+    """Whether ``f`` (one of ``REPORT_FILES``) was written by :func:`write_report`."""
+    try:
+        head = f.read_bytes()[:64] if f.is_file() and not f.is_symlink() else b""
+    except OSError:
+        return False
+    return head.startswith({".md": b"# oneshot evaluate", ".csv": b"split,mode,ways,",
+                            ".json": b'{\n  "lake": '}[f.suffix])
+
+
 def _clear_report(out: Path) -> None:
-    """Remove a report's own files (results.*, N-way figures) from ``out``; task files stay."""
-    if out.is_dir():
-        for f in [*out.glob("results.*"), *out.glob("nway-*.png")]:
-            f.unlink(missing_ok=True)
+    """Remove an earlier report's own files (results.*, N-way figures) from ``out``; task files
+    stay. UsageError, and nothing removed, if one of them is not an earlier report's (a
+    results.md of the user's; figures beside no report of ours): it would be overwritten."""
+    if not out.is_dir():
+        return
+    files = [out / n for n in REPORT_FILES if (out / n).exists() or (out / n).is_symlink()]
+    figures = sorted(out.glob("nway-*.png"))
+    strange = [f for f in files if not _ours(f)] or (figures if not files else [])
+    if strange:
+        raise UsageError(f"--out {out}: {strange[0].name} is there and is not from an earlier "
+                         "`oneshot evaluate` report; refusing to overwrite it (move it, or "
+                         "choose another --out)")
+    for f in files + figures:
+        f.unlink(missing_ok=True)
 
 
 def progress_line(done: int, total: int, what: str, seconds: float, elapsed: float) -> None:

@@ -23,7 +23,7 @@ T = TypeVar("T")
 
 __all__ = ["ImageError", "ImageTooLargeError", "MAX_PIXELS", "read_grey", "read_binary",
            "pil_to_grey", "shrink_grey", "each_image", "unit_range", "array_to_grey",
-           "check_array_size", "check_square"]
+           "check_array_size", "check_square", "check_thin"]
 
 MAX_PIXELS = 40_000_000  # 40 megapixels: about 160 MB as RGBA while decoding
 DRAFT_SIDE = 2048  # JPEGs are decoded at a reduced scale to about this side when larger (and
@@ -156,6 +156,7 @@ def read_grey(source: str | os.PathLike | bytes | Image.Image | io.IOBase, name:
     """
     if isinstance(source, Image.Image):
         _check_size(source.size, name or "image", max_pixels)
+        check_thin(*source.size, name or "image", max_side)
         return pil_to_grey(source, max_side)
     name = name or (str(source) if isinstance(source, (str, os.PathLike)) else "image")
     if isinstance(source, (str, os.PathLike)) and os.path.exists(source) \
@@ -173,6 +174,7 @@ def read_grey(source: str | os.PathLike | bytes | Image.Image | io.IOBase, name:
                 if im.format == "JPEG" and max(im.size) > side:  # decoded at 1/2 to 1/8 size:
                     im.draft("L", (side, side))  # a 48-megapixel photo needs no more memory
                 _check_size(im.size, name, max_pixels)  # the size it will be decoded at
+                check_thin(*im.size, name, max_side)
                 im.load()
                 return pil_to_grey(im, max_side)
     except ImageError:
@@ -212,6 +214,16 @@ def check_square(w: int, h: int, name: str, max_pixels: int = MAX_PIXELS) -> Non
         raise ImageTooLargeError(f"{name}: image of {w}x{h} pixels would be padded to a "
                                  f"{side}x{side} square, over the limit of "
                                  f"{2 * max_pixels / 1e6:g} megapixels; crop or split it")
+
+
+def check_thin(w: int, h: int, name: str, max_side: int | None) -> None:
+    """Refuse an image whose shorter side, reduced with the longer to ``max_side`` (step 1 of
+    ``oneshot.preprocess``), would be under 2 px, naming its own size (a 5000x3 strip)."""
+    k = _factor((w, h), max_side) if max_side and max(w, h) > max_side else 1
+    if min(-(-w // k), -(-h // k)) < 2:
+        then = f" (reduced to at most {max_side} px: {-(-w // k)}x{-(-h // k)})" if k > 1 else ""
+        raise ImageError(f"{name}: image of {w}x{h} pixels is too small or thin{then}; at "
+                         "least 2 px each way needed")
 
 
 def read_binary(data: bytes, name: str, size: int | None = None) -> np.ndarray:

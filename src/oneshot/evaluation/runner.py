@@ -67,11 +67,18 @@ def nway_scorers(scorers: list[Scorer], settings: EvalSettings) -> list[Scorer]:
 def task_list_for(ds, ways: int, n_tasks: int, mode: str, seed: int,
                   task_dir: str | os.PathLike) -> tuple[TaskList, Path]:
     """Load the saved task list for these settings (checked to be drawn with them, not only
-    named so), or draw and save it."""
+    named so), or draw and save it; drawn again, with a warning, when the images of ``ds``
+    changed since (a folder given to ``evaluate --data`` with images added: its old tasks
+    index other images, and every later run into the same --out failed)."""
     path = Path(task_dir) / f"{ds.name}-{mode}-{ways}way-{n_tasks}-seed{seed}.npz"
     if path.exists():
-        want = {"ways": ways, "tasks": n_tasks, "mode": mode, "seed": seed}
-        return TaskList.load(path, ds, expect=want), path
+        want = {"ways": ways, "tasks": n_tasks, "mode": mode, "seed": seed, "split": ds.name}
+        old = TaskList.load(path, expect=want)
+        if (old.meta.get("digest"), old.meta.get("images")) == (ds.digest, len(ds)):
+            return TaskList.load(path, ds, expect=want), path
+        log.warning("%s: drawn from other images of %s than there are now (%s then, %d now, or "
+                    "changed): drawing new tasks in its place", path, ds.name,
+                    old.meta.get("images"), len(ds))
     tl = sample_tasks(ds, ways, n_tasks, mode, seed=seed)
     tl.save(path)
     return tl, path
