@@ -336,3 +336,14 @@ def test_evaluate_draws_new_tasks_when_the_folder_changed(tmp_path, caplog):
     assert "drawn from other images of ev than there are now (8 then, 10 now" in caplog.text
     assert '"images": 10' in "".join(
         json.dumps(json.loads(str(np.load(f)["meta"]))) for f in (out / "tasks").glob("*.npz"))
+
+
+@pytest.mark.parametrize("size", [0, -5, 2.5, "28", True, 100_000])
+def test_preprocess_names_a_bad_size(size):
+    """size 0 returned an empty tensor, -5 a torch error, 100000 tried to allocate 40 GB
+    (review)."""
+    from oneshot.errors import ConfigError
+    from oneshot.preprocess import preprocess
+
+    with pytest.raises(ConfigError, match=r"size=.*; a whole number of pixels from 1 to 2048"):
+        preprocess([np.ones((10, 10), np.float32)], size)

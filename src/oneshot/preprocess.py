@@ -251,8 +251,13 @@ def ink_squares(images: ImageLike | list, crop: bool = False,
 def preprocess(images: ImageLike | list, size: int, crop: bool = False,
                options: Preprocessing | None = None) -> torch.Tensor:
     """Any image(s) -> float32 (B, 1, size, size), ink = 1 (the steps in the module docstring;
-    ``options`` default to ``DEFAULT``)."""
-    return squares_to_tensor(ink_squares(images, crop, options=options), size)
+    ``options`` default to ``DEFAULT``). ConfigError for a ``size`` that is not a whole number
+    of pixels from 1 to ``MAX_SIDE``."""
+    if isinstance(size, bool) or not isinstance(size, (int, np.integer)) \
+            or not 1 <= size <= MAX_SIDE:
+        raise ConfigError(f"size={size!r}; a whole number of pixels from 1 to {MAX_SIDE} "
+                          "expected (the encoder's input side)")
+    return squares_to_tensor(ink_squares(images, crop, options=options), int(size))
 
 
 def stored_image(grey: np.ndarray, name: str = "image") -> np.ndarray:

@@ -96,6 +96,29 @@ def test_resume_refuses_changed_images(letters, tmp_path, part):
         train(cfg, run, cache=tmp_path / "cache", resume=True, progress=False)
 
 
+def test_resume_after_the_data_folder_moved(letters, tmp_path):
+    """A run could not be resumed once its data folder had moved, even with --config and the
+    new --data (review): moved, it resumes (the images are checked by content); renamed, the
+    refusal says to rename it back (its splits and tasks carry the name)."""
+    import shutil
+
+    run = tmp_path / "run"
+    train(apply_overrides(preset("small"), {**TINY, "data": str(letters)}), run,
+          cache=tmp_path / "cache", progress=False, stop_after=2)
+    renamed = tmp_path / "renamed"
+    shutil.move(str(letters), str(renamed))
+    with pytest.raises(ConfigError, match=r"data folder was renamed \(letters -> renamed\).*"
+                       "rename it back to letters"):
+        train(apply_overrides(preset("small"), {**TINY, "data": str(renamed)}), run,
+              cache=tmp_path / "cache", resume=True, progress=False)
+    moved = tmp_path / "elsewhere" / "letters"
+    moved.parent.mkdir()
+    shutil.move(str(renamed), str(moved))
+    train(apply_overrides(preset("small"), {**TINY, "data": str(moved)}), run,
+          cache=tmp_path / "cache", resume=True, progress=False, stop_after=4)
+    assert load_model(run / "last.pt")[1]["step"] == 4
+
+
 def test_folders_in_a_config_are_stored_absolute(tmp_path, monkeypatch):
     from oneshot.training.paths import absolute_paths, same_folders
 

@@ -3,10 +3,12 @@ project's one decoder, and the API's error type."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import io
 import json
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,6 +25,9 @@ MAX_JSON_DEPTH = 32  # nesting of a JSON body
 IMAGE_FORMATS = ("PNG", "JPEG", "GIF", "BMP", "WEBP", "TIFF")  # decoders tried (no EPS, ...)
 MAX_UPLOAD_IMAGES = 64  # images in one uploaded support set
 DEFAULT_TOP_K, MAX_TOP_K = 5, 50
+# a body that stalls (nothing for BODY_IDLE_SECONDS) or trickles in over BODY_SECONDS gets 408:
+# 32 stalled uploads held every admission slot of the demo until their clients went away
+BODY_IDLE_SECONDS, BODY_SECONDS = 15.0, 120.0
 
 
 class ApiError(Exception):
@@ -100,15 +105,11 @@ class Payload:
 async def read_payload(request: Request, limit: int) -> Payload:
     """Read at most ``limit`` bytes (413 past it) and parse JSON or multipart form data."""
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise ApiError(413, f"request body of {declared} bytes exceeds the limit of {limit} bytes")
-    chunks, total = [], 0
-    async for chunk in request.stream():
-        total += len(chunk)
-        if total > limit:
-            raise ApiError(413, f"request body exceeds the limit of {limit} bytes")
-        chunks.append(chunk)
-    body = b"".join(chunks)
+    if declared is not None and re.fullmatch(r"[0-9]+", declared) and (
+            len(declared) > 18 or int(declared) > limit):
+        raise ApiError(413, f"request body of {_short(declared)} bytes exceeds the limit of "
+                            f"{limit} bytes")
+    body = await _read_body(request, limit)
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if ctype == "application/json":
         try:
@@ -143,6 +144,28 @@ async def read_payload(request: Request, limit: int) -> Payload:
                         "multipart/form-data expected")
 
 
+async def _read_body(request: Request, limit: int) -> bytes:
+    """The body, at most ``limit`` bytes (413 past it); 408 when it stalls or trickles
+    (``BODY_IDLE_SECONDS``, ``BODY_SECONDS``)."""
+    loop = asyncio.get_running_loop()
+    end = loop.time() + BODY_SECONDS
+    stream, chunks, total = request.stream().__aiter__(), [], 0
+    while True:
+        wait = min(BODY_IDLE_SECONDS, end - loop.time())
+        try:
+            chunk = await asyncio.wait_for(stream.__anext__(), max(wait, 0.0))
+        except StopAsyncIteration:
+            return b"".join(chunks)
+        except TimeoutError:
+            raise ApiError(408, "request body not received in time (stalled for "
+                                f"{BODY_IDLE_SECONDS:g} s, or longer than {BODY_SECONDS:g} s "
+                                "in all)") from None
+        total += len(chunk)
+        if total > limit:
+            raise ApiError(413, f"request body exceeds the limit of {limit} bytes")
+        chunks.append(chunk)
+
+
 def _depth(obj, limit: int = MAX_JSON_DEPTH + 1) -> int:
     """Nesting depth of a parsed JSON value (stops counting past ``limit``)."""
     if limit <= 0 or not isinstance(obj, (dict, list)):
@@ -151,12 +174,19 @@ def _depth(obj, limit: int = MAX_JSON_DEPTH + 1) -> int:
     return 1 + max((_depth(v, limit - 1) for v in items), default=0)
 
 
+def _short(value, most: int = 40) -> str:
+    """``repr(value)``, cut to ``most`` characters (a 5,000-digit field in an error message)."""
+    r = repr(value)
+    return r if len(r) <= most else r[: most - 3] + "..."
+
+
 def top_k_value(value) -> int:
     """A whole number (JSON int, or decimal digits from a form); 2.7, true or "5.0" are not."""
-    if isinstance(value, str) and value.strip().lstrip("+-").isdigit():
+    if isinstance(value, str) and re.fullmatch(r"[+-]?[0-9]{1,9}", value.strip()):
         value = int(value)  # "-1" is a whole number, out of range (said below)
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ApiError(400, f"top_k={value!r}; a whole number expected")
+    if isinstance(value, bool) or not isinstance(value, int):  # "²", 5,000 digits, 2.7
+        raise ApiError(400, f"top_k={_short(value)}; a whole number from 1 to {MAX_TOP_K} "
+                            "expected")
     k = value
     if not 1 <= k <= MAX_TOP_K:
         raise ApiError(400, f"top_k={k}; between 1 and {MAX_TOP_K} expected")

@@ -24,6 +24,14 @@ def check_resumable(ck: dict, cfg: TrainConfig, train_ds, folder: RunFolder) -> 
     """ConfigError unless ``cfg`` is the config of checkpoint ``ck`` (``folder.last``),
     DataError unless ``train_ds`` holds the images it was trained on."""
     diff = same_folders(config_diff(ck["config"], json.loads(json.dumps(cfg.to_dict()))))
+    if "data" in diff and ck.get("data_digest") and ck["data_digest"] == train_ds.digest:
+        then, now = (Path(str(v)).name for v in diff["data"])
+        if then != now:  # the datasets, and so the saved validation tasks, carry its name
+            raise ConfigError(f"--resume: the data folder was renamed ({then} -> {now}); its "
+                              "images are the same, but the run's splits and validation tasks "
+                              f"are named after it: rename it back to {then} (moved elsewhere "
+                              "under its own name, it resumes)")
+        del diff["data"]  # the folder was moved: its images are the same, by content
     if diff:
         raise ConfigError(f"--resume: {folder.last} was trained with another config; "
                           "differences (checkpoint -> now): " + ", ".join(
