@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
 import pytest
 
 from oneshot.cli import main
@@ -46,26 +45,6 @@ def test_long_thin_images_are_refused_before_padding(tiny_model_file, tmp_path, 
         preprocess([np.zeros((40, 20_000), np.float32)], 28)
     assert preprocess([np.pad(np.ones((20, 60), np.float32), 10)], 28).shape == (1, 1, 28, 28)
 
-
-def test_a_strip_too_thin_once_reduced_is_named_by_its_own_size(tiny_model_file, tmp_path,
-                                                                  capsys):
-    """A 5000x3 PNG was refused as "image of size (1, 1667) is too small": the size after
-    reduction, rows first (review)."""
-    from PIL import Image
-
-    from oneshot.data.images import ImageError
-    from oneshot.preprocess import preprocess
-
-    Image.new("L", (5000, 3), 255).save(tmp_path / "strip.png")
-    assert main(["verify", "--model", str(tiny_model_file), str(tmp_path / "strip.png"),
-                 str(tmp_path / "strip.png")]) == 2
-    err = capsys.readouterr().err
-    assert "strip.png: image of 5000x3 pixels is too small or thin (reduced to at most 2048 " \
-           "px: 1667x1)" in err and "Traceback" not in err, err
-    with pytest.raises(ImageError, match="image of 3x5000 pixels is too small or thin"):
-        preprocess([np.ones((5000, 3), np.float32)], 28)
-    with pytest.raises(ImageError, match="image of 1x5 pixels is too small"):
-        preprocess([np.ones((5, 1), np.float32)], 28)
 
 def test_system_files_in_folders_are_skipped(tiny_model_file, tmp_path, capsys, caplog):
     """Thumbs.db, desktop.ini and dot-files that file browsers leave in image folders are not
@@ -271,79 +250,3 @@ def test_system_refusals_are_one_line_errors_and_a_closed_pipe_is_quiet(monkeypa
 
     monkeypatch.setattr(cli, "cmd_data", closed)
     assert cli.main(["data"]) == 141 and capsys.readouterr().err == ""
-
-
-def test_a_report_folder_holds_one_report(tmp_path, monkeypatch):
-    """Re-running into an old report left its figures and rows beside the new ones, and an
-    interrupted run's results.md did not say it was incomplete (review)."""
-    import oneshot.report as report
-
-    out = tmp_path / "r"
-    args = ["evaluate", "--baselines-only", "--no-lake", "--ways", "3", "--tasks", "10",
-            "--split", "test"]
-    assert main([*args, "--mode", "within-alphabet", "--out", str(out)]) == 0
-    assert (out / "nway-test-within-alphabet.png").exists()
-    assert main([*args, "--mode", "unstructured", "--out", str(out)]) == 0
-    assert not (out / "nway-test-within-alphabet.png").exists()
-    assert "within-alphabet" not in (out / "results.csv").read_text()
-    assert list((out / "tasks").glob("*within-alphabet*"))  # task files stay for reuse
-
-    def stop(*a, **k):
-        raise KeyboardInterrupt
-
-    real = report.curve_for
-    calls = []
-    monkeypatch.setattr(report, "curve_for", lambda *a, **k: stop() if calls else
-                        calls.append(1) or real(*a, **k))
-    assert main([*args, "--mode", "within-alphabet", "unstructured", "--out", str(out)]) == 130
-    assert "Incomplete: 1 of 2 parts" in (out / "results.md").read_text()
-
-
-def test_evaluate_never_overwrites_files_it_did_not_write(tmp_path, capsys):
-    """--out holding the user's own results.md (or figures beside no report) was overwritten
-    without a word (review); an earlier report's files are still replaced."""
-    out = tmp_path / "mydocs"
-    out.mkdir()
-    (out / "results.md").write_text("my notes")
-    args = ["evaluate", "--baselines-only", "--no-lake", "--ways", "3", "--tasks", "10",
-            "--split", "test", "--mode", "unstructured", "--out", str(out)]
-    assert main(args) == 2
-    assert "results.md is there and is not from an earlier `oneshot evaluate` report" in \
-        capsys.readouterr().err
-    assert (out / "results.md").read_text() == "my notes" and sorted(out.iterdir()) == [
-        out / "results.md"]
-    (out / "results.md").unlink()
-    (out / "nway-test-unstructured.png").write_bytes(b"my figure")
-    assert main(args) == 2 and "nway-test-unstructured.png is there" in capsys.readouterr().err
-    (out / "nway-test-unstructured.png").unlink()
-    assert main(args) == 0 and main(args) == 0  # its own report, replaced
-    assert (out / "results.md").read_text().startswith("# oneshot evaluate")
-
-
-def test_evaluate_draws_new_tasks_when_the_folder_changed(tmp_path, caplog):
-    """Images added to a folder made every later `evaluate --data` into the same --out fail on
-    the old task files' digest (review): they are drawn again, with a warning."""
-    from support import class_folder
-
-    data = class_folder(tmp_path / "ev", ["a", "b", "c", "d"], per_class=2)
-    out = tmp_path / "report"
-    args = ["evaluate", "--data", str(data), "--baselines-only", "--no-lake", "--ways", "3",
-            "--tasks", "10", "--out", str(out), "--cache", str(tmp_path / "c")]
-    assert main(args) == 0
-    class_folder(tmp_path / "more", ["e"], per_class=2)
-    (tmp_path / "more" / "e").rename(data / "e")
-    assert main(args) == 0
-    assert "drawn from other images of ev than there are now (8 then, 10 now" in caplog.text
-    assert '"images": 10' in "".join(
-        json.dumps(json.loads(str(np.load(f)["meta"]))) for f in (out / "tasks").glob("*.npz"))
-
-
-@pytest.mark.parametrize("size", [0, -5, 2.5, "28", True, 100_000])
-def test_preprocess_names_a_bad_size(size):
-    """size 0 returned an empty tensor, -5 a torch error, 100000 tried to allocate 40 GB
-    (review)."""
-    from oneshot.errors import ConfigError
-    from oneshot.preprocess import preprocess
-
-    with pytest.raises(ConfigError, match=r"size=.*; a whole number of pixels from 1 to 2048"):
-        preprocess([np.ones((10, 10), np.float32)], size)

@@ -255,36 +255,6 @@ def test_deep_json_and_loose_top_k_are_400(client):
         assert len(r.json()["error"]) < 200
 
 
-def test_a_stalled_body_gets_408_and_frees_its_slot(monkeypatch):
-    """32 uploads that never sent their bodies held every admission slot until their clients
-    went away (review): a body that stalls is refused after BODY_IDLE_SECONDS."""
-    import asyncio
-
-    from starlette.requests import Request
-
-    from oneshot.demo import payload
-
-    monkeypatch.setattr(payload, "BODY_IDLE_SECONDS", 0.2)
-
-    async def stalled():
-        sent = []
-
-        async def receive():
-            if not sent:
-                sent.append(1)
-                return {"type": "http.request", "body": b"{", "more_body": True}
-            await asyncio.Event().wait()  # the rest never comes
-
-        req = Request({"type": "http", "method": "POST", "headers": [
-            (b"content-type", b"application/json"), (b"content-length", b"100")]}, receive)
-        with pytest.raises(payload.ApiError) as e:
-            await payload.read_payload(req, 1000)
-        return e.value
-
-    err = asyncio.run(asyncio.wait_for(stalled(), 10))
-    assert err.status == 408 and "stalled for 0.2 s" in str(err)
-
-
 def test_uploads_past_the_admission_limit_get_503(client):
     """Bodies were read before the two-worker limit applied: 300 uploads in flight held 3.2 GB
     (found by a review helper). Past MAX_IN_FLIGHT a POST is refused at once."""
