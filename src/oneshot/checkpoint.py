@@ -124,11 +124,15 @@ def export_model(model: SiameseNet, path: str | os.PathLike, record: dict | None
     """Write a small model file: spec, weights (fp16 with ``half``), and a JSON record.
 
     Refuses (CheckpointError) to write over a folder, over a training checkpoint (it would
-    end the run's resumability) or over any of ``inputs`` (the files it was made from).
+    end the run's resumability) or over any of ``inputs`` (the files it was made from), and
+    under an ``.onnx`` name (no command would load it).
     """
     if not isinstance(model, SiameseNet):
         raise CheckpointError(f"a {type(model).__name__} cannot be written as a PyTorch model "
                               "file; export the PyTorch model it came from")
+    if Path(path).suffix.lower() == ".onnx":  # it would be refused by every command as such
+        raise CheckpointError(f"{path}: a PyTorch model file named .onnx; name it .pt (for "
+                              "ONNX: oneshot export MODEL.pt --out MODEL.onnx)")
     check_output_path(path, inputs)
     sd = {k: (v.half() if half and v.is_floating_point() else v)
           for k, v in model.state_dict().items()}

@@ -14,7 +14,7 @@ import sys
 import time
 from pathlib import Path
 
-from .errors import UsageError, silence_stdout
+from .errors import NamedStdout, UsageError, silence_stdout
 
 __all__ = ["main", "build_parser", "EXIT_USAGE", "EXIT_INTERRUPTED"]
 
@@ -275,9 +275,9 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         from .plugins import load_plugins
-
         load_plugins(args.plugin)
-        return globals()[args.func_name](args)
+        with NamedStdout.installed():  # `> /dev/full` said "[Errno 28] ..." of no file
+            return globals()[args.func_name](args)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
@@ -286,6 +286,7 @@ def main(argv: list[str] | None = None) -> int:
     except (OneshotError, OSError) as e:  # a full disk, a read-only folder: said, not traced
         print(f"error: {e}", file=sys.stderr)
         return EXIT_USAGE
+
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -8,12 +8,13 @@ module imports nothing from the package, so every layer may use it.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import zipfile
 
-__all__ = ["OneshotError", "ConfigError", "UsageError", "MissingPackage", "unreadable_reason",
-           "silence_stdout"]
+__all__ = ["NamedStdout", "OneshotError", "ConfigError", "UsageError", "MissingPackage",
+           "unreadable_reason", "silence_stdout"]
 
 
 class OneshotError(Exception):
@@ -57,3 +58,43 @@ def silence_stdout(status: int) -> int:
     except (OSError, ValueError):  # not a real file (a test's capture): nothing to flush
         pass
     return status
+
+
+class NamedStdout:
+    """``sys.stdout`` whose write errors name it (a full disk under ``> file``: "[Errno 28] No
+    space left on device: 'standard output'"); a closed pipe stays a BrokenPipeError."""
+
+    def __init__(self, stream) -> None:
+        self._stream = stream
+
+    def __getattr__(self, name: str):
+        return getattr(self._stream, name)
+
+    def _guard(self, fn, *args):
+        try:
+            return fn(*args)
+        except BrokenPipeError:
+            raise
+        except OSError as e:
+            if e.filename is not None:
+                raise
+            raise OSError(e.errno, e.strerror, "standard output") from e
+
+    def write(self, text: str) -> int:
+        return self._guard(self._stream.write, text)
+
+    def flush(self) -> None:
+        self._guard(self._stream.flush)
+
+    @classmethod
+    @contextlib.contextmanager
+    def installed(cls):
+        """``sys.stdout`` wrapped for the block, flushed at its end (a failure is said there,
+        naming it, not at the exit's flush), then restored."""
+        old = sys.stdout
+        sys.stdout = cls(old)
+        try:
+            yield
+            sys.stdout.flush()
+        finally:
+            sys.stdout = old
