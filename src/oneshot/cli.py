@@ -275,6 +275,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         from .plugins import load_plugins
+
         load_plugins(args.plugin)
         with NamedStdout.installed():  # `> /dev/full` said "[Errno 28] ..." of no file
             return globals()[args.func_name](args)
@@ -286,7 +287,6 @@ def main(argv: list[str] | None = None) -> int:
     except (OneshotError, OSError) as e:  # a full disk, a read-only folder: said, not traced
         print(f"error: {e}", file=sys.stderr)
         return EXIT_USAGE
-
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -169,8 +169,11 @@ REPORT_FILES = ("results.md", "results.csv", "results.json")
 
 def _ours(f: Path) -> bool:
     """Whether ``f`` (one of ``REPORT_FILES``) was written by :func:`write_report`."""
+    if not f.is_file() or f.is_symlink():
+        return False
     try:
-        head = f.read_bytes()[:64] if f.is_file() and not f.is_symlink() else b""
+        with open(f, "rb") as fh:
+            head = fh.read(64)
     except OSError:
         return False
     return head.startswith({".md": b"# oneshot evaluate", ".csv": b"split,mode,ways,",
