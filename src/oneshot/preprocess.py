@@ -165,11 +165,10 @@ def to_ink(img: ImageLike, name: str = "image", background: str = "shade") -> np
     "shade" (shade over part of the page removed, then a robust plane fitted to the border
     subtracted), "plane" (the plane only) or "median" (the border's median level).
 
-    Raises ImageError for unreadable input, an empty image, or an image with no contrast.
+    Raises ImageError for unreadable input, an image under 2 px either way (also once
+    reduced), or an image with no contrast.
     """
-    g = _as_grey(img, name)
-    if g.size == 0 or min(g.shape) < 2:
-        raise ImageError(f"{name}: image of {g.shape[1]}x{g.shape[0]} pixels is too small")
+    g = _as_grey(img, name)  # at least 2 x 2 (check_thin)
     border = np.concatenate([g[0], g[-1], g[:, 0], g[:, -1]])
     step = max(1, max(g.shape) // 512)  # a sample is enough for the median
     paper = paper_level(g[::step, ::step], border, BORDER_PAPER, PAPER_SHARE)

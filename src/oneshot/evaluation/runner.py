@@ -17,7 +17,7 @@ from pathlib import Path
 from ..data.dataset import DataError, Dataset
 from ..data.lake import load_lake_runs
 from ..datasets import is_split_name, load_data
-from ..sampling import TaskList, max_ways, sample_tasks
+from ..sampling import TaskFileError, TaskList, max_ways, sample_tasks
 from .baselines import ModifiedHausdorffScorer, NearestNeighbourScorer
 from .lake import LakeResult, lake_benchmark
 from .nway import evaluate_tasks
@@ -73,9 +73,12 @@ def task_list_for(ds, ways: int, n_tasks: int, mode: str, seed: int,
     path = Path(task_dir) / f"{ds.name}-{mode}-{ways}way-{n_tasks}-seed{seed}.npz"
     if path.exists():
         want = {"ways": ways, "tasks": n_tasks, "mode": mode, "seed": seed, "split": ds.name}
-        old = TaskList.load(path, expect=want)
-        if (old.meta.get("digest"), old.meta.get("images")) == (ds.digest, len(ds)):
+        try:  # the usual case reads the file once
             return TaskList.load(path, ds, expect=want), path
+        except TaskFileError:
+            old = TaskList.load(path, expect=want)  # unreadable or other settings: said here
+            if (old.meta.get("digest"), old.meta.get("images")) == (ds.digest, len(ds)):
+                raise  # the same images: what was wrong is not that they changed
         log.warning("%s: drawn from other images of %s than there are now (%s then, %d now, or "
                     "changed): drawing new tasks in its place", path, ds.name,
                     old.meta.get("images"), len(ds))
