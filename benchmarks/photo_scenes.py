@@ -1,13 +1,15 @@
 """Characters photographed in shadow, synthesised: how often the preprocessing recovers the ink,
-with and without version 6's shade step. 30 scene types (``_scenes.py``: hard and soft shadow
+with and without its steps for the page (version 7's default: a dark table round the page,
+shade). 30 scene types (``_scenes.py``: hard and soft shadow
 edges, a hand's shadow, two shadows, a shadow on the character, deep shade, grey and coloured
 paper, a vignette, uneven light, a page on a table, pencil, chalk, marker, a thin pen, tight
 crops, noise, JPEG, typeset glyphs; pages of 105, 1000 or 2000 px; 23 with a shadow across the
 page, 7 without), N images each (default 12), drawn from seed crc32(scene name) + image number:
 the character (one of the 400 training images of Lake's 20 runs), its size, place and lighting.
 Each image goes through ``oneshot.preprocess.ink_squares`` twice: with version 5's options
-(``background="plane"``, no shade step) and with version 6's (``DEFAULT``, a shadow across part
-of the page taken for paper).
+(``background="plane"``, neither step) and with ``DEFAULT`` (version 7: a dark table round the
+page set to paper, then a shadow across part of the page taken for paper; version 6 had the
+shadow only).
 
     OMP_NUM_THREADS=1 ONESHOT_DATA=... python benchmarks/photo_scenes.py [--scenes NAME ...]
         [--per-scene 12] [--json scenes.json] [--grids DIR]
@@ -18,10 +20,10 @@ over 0.5, components under 8 % of the ink dropped, cropped to the ink's box, cen
 scaled to 64 px. An output is good when its IoU with the reference is at least 0.7 and its ink
 (pixels over 0.5 of the 105 x 105 output) is within 2x of the reference's; an image the
 preprocessing refuses is not good. Its score is the IoU, 0 when the ink is off by over 2x; the
-shade step made it worse when version 6 is not good and scores over 0.15 below version 5. IoUs
+page steps made it worse when the default is not good and scores over 0.15 below version 5. IoUs
 and ink shares are rounded to 3 decimals before judging. Prints a Markdown table per scene and
 totals for the scenes with and without a shadow; ``--json`` writes every image's record,
-``--grids DIR`` a PNG per scene (rows: input, reference, version 5, version 6; under each
+``--grids DIR`` a PNG per scene (rows: input, reference, version 5, the default; under each
 column its IoUs). Takes about 1.5 minutes on one core.
 """
 
@@ -44,7 +46,7 @@ from oneshot.imageops import remove_small
 from oneshot.preprocess import DEFAULT, ImageError, fit_square, ink_squares
 
 OPTIONS = {"plane": dataclasses.replace(DEFAULT, background="plane"), "shade": DEFAULT}
-LABELS = {"plane": "version 5: plane only", "shade": "version 6: shade"}
+LABELS = {"plane": "version 5: plane only", "shade": "version 7: default"}
 GOOD = 0.7  # IoU with the reference at or above which an output is good ...
 INK_RATIO = 2.0  # ... if its ink is within this factor of the reference's
 WORSE = 0.15  # the shade step made an image worse: its score this much below plane only's
@@ -144,7 +146,7 @@ def thumb(x: np.ndarray | None, ink: bool = False) -> Image.Image:
 
 
 def save_grid(path: Path, recs: list[dict], cells: list[list]) -> None:
-    """A column per image: input, reference, version 5, version 6; "k:IoU5/IoU6" under it."""
+    """A column per image: input, reference, version 5, the default; "k:IoU5/IoU7" under it."""
     w = THUMB + 2
     grid = Image.new("L", (w * len(cells), w * 4 + 14), 255)
     d = ImageDraw.Draw(grid)
@@ -175,7 +177,7 @@ def table(recs: list[dict], scenes: list[str]) -> tuple[str, dict]:
                             *((f"**{label}** ({c['scenes']} scene{'s' * (c['scenes'] != 1)})", c)
                               for label, c in totals.items())]]
     headers = ["scene", "n", f"good ({LABELS['plane']})", f"good ({LABELS['shade']})",
-               "shade worse", "both fail"]
+               "worse with the page steps", "both fail"]
     return markdown_table(headers, rows), {"scenes": per_scene, "totals": totals}
 
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 import numpy as np
 
 __all__ = ["disk_offsets", "dilate", "erode", "gaussian_blur", "label_components",
-           "remove_small", "fill_holes", "otsu_threshold", "paper_level", "plane_design",
-           "border_plane", "stroke_width"]
+           "remove_small", "fill_holes", "solidity", "otsu_threshold", "paper_level",
+           "plane_design", "border_plane", "stroke_width"]
 
 _HIST_BINS = 256
 _PLANE_ITERS = 3  # reweighting rounds of the robust plane fit
@@ -122,6 +122,35 @@ def remove_small(mask: np.ndarray, min_size: int, connectivity: int = 8) -> np.n
 def fill_holes(mask: np.ndarray, max_size: int) -> np.ndarray:
     """``mask`` with its holes (4-connected paper) of at most ``max_size`` pixels inked."""
     return ~remove_small(~mask, max_size + 1, connectivity=4)
+
+
+def solidity(mask: np.ndarray) -> float:
+    """The share of its convex hull that a boolean mask fills (1.0 for a filled convex shape,
+    0.0 for an empty mask): the hull of the pixels' centres by Andrew's monotone chain over each
+    row's two ends, its area by the shoelace formula plus half its perimeter's pixels (Pick)."""
+    rows = np.flatnonzero(mask.any(1))
+    if not len(rows):
+        return 0.0
+    m = mask[rows]
+    first, last = m.argmax(1), m.shape[1] - 1 - m[:, ::-1].argmax(1)
+    pts = sorted({(int(x), int(y)) for y, a, b in zip(rows, first, last) for x in (a, b)})
+    if len(pts) < 3:
+        return 1.0
+
+    def chain(points):
+        out: list = []
+        for p in points:
+            while len(out) >= 2 and ((out[-1][0] - out[-2][0]) * (p[1] - out[-2][1])
+                                     - (out[-1][1] - out[-2][1]) * (p[0] - out[-2][0])) <= 0:
+                out.pop()
+            out.append(p)
+        return out[:-1]
+
+    hull = np.array(chain(pts) + chain(pts[::-1]), np.float64)
+    x, y = hull[:, 0], hull[:, 1]
+    area = 0.5 * abs(float(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1))))
+    edge = float(np.abs(np.diff(np.vstack([hull, hull[:1]]), axis=0)).max(1).sum())
+    return min(1.0, float(mask.sum()) / (area + edge / 2 + 1))
 
 
 def otsu_threshold(x: np.ndarray, bins: int = _HIST_BINS) -> float:

@@ -1,10 +1,13 @@
-"""The page around a character: shade, ruled lines, a large page with a small character.
+"""The page around a character: a dark table, shade, ruled lines, a large page with a small
+character.
 
-Steps 3a-3c of :mod:`oneshot.preprocess`, on the ink image of step 3 (float (H, W), ink bright;
-3a before the paper's plane is subtracted, 3b and 3c after) at full resolution; each finds what
-it removes on the image reduced to about ``RULES_SIDE`` pixels, where it is cheap, and applies
-it at full resolution.
+Step 2a of :mod:`oneshot.preprocess` on the grey image, before its polarity is decided; steps
+3a-3c on the ink image of step 3 (float (H, W), ink bright; 3a before the paper's plane is
+subtracted, 3b and 3c after); all at full resolution. Each finds what it changes on the image
+reduced to about ``RULES_SIDE`` pixels, where it is cheap, and applies it at full resolution.
 
+- :func:`fill_surround`: a page photographed on a dark table (or a scanner's black margin, a
+  deep shadow along the edge with no writing in it): the dark surround set to the page's level;
 - :func:`remove_shade`: a shadow across part of the page (a hand's or a phone's, the edge of a
   book): with the ink bright, a level above the paper's over a region broader than any stroke;
 - :func:`clear_rules`: the lines of ruled and squared paper;
@@ -18,10 +21,19 @@ import torch
 import torch.nn.functional as F
 
 from .data.images import shrink_grey
-from .imageops import erode, otsu_threshold, plane_design, remove_small
+from .imageops import (
+    dilate,
+    erode,
+    label_components,
+    otsu_threshold,
+    plane_design,
+    remove_small,
+    solidity,
+)
 from .paper_lines import thin_rules
 
-__all__ = ["RULES_SIDE", "ZOOM_BELOW", "broad_levels", "remove_shade", "clear_rules", "zoom_to_ink"]
+__all__ = ["RULES_SIDE", "ZOOM_BELOW", "fill_surround", "broad_levels", "remove_shade",
+           "clear_rules", "zoom_to_ink"]
 
 RULES_SIDE = 210  # twice Omniglot's 105: lines, shade and a small character are found at this
 ZOOM_BELOW = 0.2  # a character whose ink's box is under this much of the image is cut out
@@ -32,6 +44,15 @@ ZOOM_BELOW = 0.2  # a character whose ink's box is under this much of the image 
 # fainter: left to the plane).
 SHADE_WINDOW, SHADE_CAP, SHADE_MIN, SHADE_AREA = 0.15, 0.7, 0.1, 0.05
 _FLOOR = 0.2  # the ink's contrast in the deepest shade is divided by at most 1 / _FLOOR
+# A dark surround: Otsu's dark side, broad (it holds the shade window's square), along at least
+# SURROUND_BORDER of the image's edge, at most SURROUND_LEVEL of the page's paper level (a table;
+# a vignette's corners are lighter), even inside (under SURROUND_STROKES of it darker than
+# STROKE_RATIO of its level: writing in a shadow keeps its ratio to the paper, a table has
+# none), round a page of at least SURROUND_PAGE of the image that is convex (SURROUND_SOLID of
+# its hull: a page is a quadrilateral, a tight crop's gaps between bold strokes are not) and
+# holds SURROUND_INK pixels of dark ink (a character; a bold glyph alone is refused).
+SURROUND_BORDER, SURROUND_LEVEL, STROKE_RATIO, SURROUND_STROKES = 0.3, 0.5, 0.6, 0.003
+SURROUND_PAGE, SURROUND_SOLID, SURROUND_INK = 0.2, 0.85, 12
 
 
 def _reduced(ink: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
@@ -63,6 +84,51 @@ def _full(x: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
         return x
     return F.interpolate(torch.tensor(np.asarray(x, np.float32))[None, None],
                          size=shape, mode="bilinear", align_corners=False)[0, 0].numpy()
+
+
+def _surround(small: np.ndarray, dark: np.ndarray) -> np.ndarray | None:
+    """The dark surround of the reduced image (a mask), or None: the dark components that hold
+    a broad region along ``SURROUND_BORDER`` of the edge, narrow wedges included."""
+    edge = np.concatenate([dark[0], dark[-1], dark[:, 0], dark[:, -1]])
+    if edge.mean() < SURROUND_BORDER:  # the quick way out: a light border
+        return None
+    broad = _opening(dark.astype(np.float32), _window(small)) > 0.5
+    lab, _ = label_components(broad, 4)
+    edge = np.concatenate([lab[0], lab[-1], lab[:, 0], lab[:, -1]])
+    if (edge > 0).mean() < SURROUND_BORDER:
+        return None
+    whole, _ = label_components(dark, 8)
+    return np.isin(whole, np.unique(whole[np.isin(lab, edge[edge > 0])]))
+
+
+def fill_surround(g: np.ndarray) -> np.ndarray:
+    """Step 2a: a page photographed on a dark table. ``g``: the grey image (H, W), either
+    polarity. Where a dark surround passes the tests of ``SURROUND_*`` (the constants' comment),
+    it and a 2-px seam (at the reduced size) are set to the page's paper level, so that the
+    border is paper again for the steps that follow; else ``g`` itself. A deep shadow along the
+    edge with no writing in it goes the same way; writing under a shadow, chalk on a board, a
+    tight crop of a bold glyph, a vignette and every perturbation of the robustness suite are
+    left alone (docs/robustness.md)."""
+    small = shrink_grey(g, RULES_SIDE)
+    t = otsu_threshold(small)
+    region = _surround(small, small < t)
+    if region is None:
+        return g
+    level, inner = float(np.median(small[region])), erode(region, 2)
+    if level <= 0 or (inner & (small < STROKE_RATIO * level)).sum() > SURROUND_STROKES * \
+            max(int(inner.sum()), 1):
+        return g  # black (a glyph's fill), or writing inside: shade's, not a table's
+    lab, n = label_components(~dilate(region, 1), 4)
+    if not n:
+        return g
+    page = lab == np.bincount(lab.ravel())[1:].argmax() + 1
+    paper = small[page & (small >= t)]
+    if page.mean() < SURROUND_PAGE or not paper.size or level > SURROUND_LEVEL * float(
+            np.median(paper)) or (page & (small < t)).sum() < SURROUND_INK \
+            or solidity(page) < SURROUND_SOLID:
+        return g
+    fill = _full(dilate(region, 2).astype(np.float32), g.shape) > 0.5
+    return np.where(fill, np.float32(np.median(paper)), g).astype(np.float32)
 
 
 def broad_levels(g: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -4,7 +4,10 @@ image or an array (``Preprocessing``'s options; defaults in brackets):
 1. grey: colour is converted to luminance; transparent pixels are composited onto white; an
    image longer than ``MAX_SIDE`` [2048 px] is box-averaged by an integer factor to fit (later
    steps work at 105 px; a 32-megapixel photo then needs 0.3 GB, not 2.4);
-2. polarity: the paper's level is the border's where the border is paper, else the image's
+2. [``background="shade"``] a page photographed on a dark table: a dark, even region along
+   the image's edge, round a convex light page that holds the writing, is set to the page's
+   level (:func:`~oneshot.page.fill_surround`; writing under a shadow keeps it);
+   polarity: the paper's level is the border's where the border is paper, else the image's
    median (:func:`~oneshot.imageops.paper_level`: a bold character cropped with a thin margin
    is mostly ink); if there is more ink below it than above (levels summed beyond
    ``INK_MARGIN`` of it; with ``background="shade"``, where more is above, both are counted
@@ -73,7 +76,7 @@ from .data.images import (
 )
 from .errors import ConfigError
 from .imageops import border_plane, otsu_threshold, paper_level, remove_small
-from .page import broad_levels, clear_rules, remove_shade, zoom_to_ink
+from .page import broad_levels, clear_rules, fill_surround, remove_shade, zoom_to_ink
 from .paper_lines import edge_rules
 from .resizing import (  # steps 4 and 6, re-exported here
     _resize,
@@ -95,13 +98,14 @@ BORDER_PAPER, PAPER_SHARE = 0.9, 0.25  # polarity: see imageops.paper_level
 THIN_SHARE = 0.01  # polarity: narrow dark ink outweighs broad light above this share of it
 _MIN_CONTRAST, _EPS = 1e-3, 1e-6
 MAX_SIDE = DRAFT_SIDE  # 2048 px: longer images are reduced on reading (step 1)
-VERSION = 6  # galleries record it; CHANGES says what each version changed
+VERSION = 7  # galleries record it; CHANGES says what each version changed
 CHANGES = {2: "photos with an EXIF orientation, images over 2048 px and 16-bit images",
            3: "images on ruled or squared paper, or on mid-grey paper",
            4: "bold images with thin parts (a filled shape's stem, a bold face's hairlines)",
            5: "tight crops, frames along the edge, white ink on a transparent sheet, a "
               "small character on a large canvas",
-           6: "a shadow across part of the page"}
+           6: "a shadow across part of the page",
+           7: "a page photographed on a dark table"}
 BACKGROUNDS = ("shade", "plane", "median")  # step 3: what is taken for the paper's level
 WORK_SIZE = 105  # Omniglot's side: the resolution at which images are cleaned (step 5)
 OMNIGLOT_STROKE = 5.5  # px at 105: the median stroke width of Omniglot (5.0-6.3 for 98 %)
@@ -147,7 +151,7 @@ LEGACY = Preprocessing(background="median", threshold=None, min_ink=0, clear_fra
 
 STORED_SIZE = 105  # side of a Dataset's images: Omniglot's, and the Koch encoder's input
 STORED_THRESHOLD, MIN_STORED_INK = 0.5, 4  # fewer ink pixels at 105: refused, not stored blank
-STORED_PREPARE_ID = f"oneshot.preprocess.stored_image/7 size={STORED_SIZE} threshold=0.5"
+STORED_PREPARE_ID = f"oneshot.preprocess.stored_image/8 size={STORED_SIZE} threshold=0.5"
 
 
 def _as_grey(img: ImageLike, name: str) -> np.ndarray:
@@ -162,13 +166,16 @@ def _as_grey(img: ImageLike, name: str) -> np.ndarray:
 
 def to_ink(img: ImageLike, name: str = "image", background: str = "shade") -> np.ndarray:
     """float32 (H, W) in [0, 1], ink = 1, background = 0 (steps 1-3a above); ``background``:
-    "shade" (shade over part of the page removed, then a robust plane fitted to the border
-    subtracted), "plane" (the plane only) or "median" (the border's median level).
+    "shade" (a dark table round the page and shade over part of it removed, then a robust
+    plane fitted to the border subtracted), "plane" (the plane only) or "median" (the
+    border's median level).
 
     Raises ImageError for unreadable input, an image under 2 px either way (also once
     reduced), or an image with no contrast.
     """
     g = _as_grey(img, name)  # at least 2 x 2 (check_thin)
+    if background == "shade":
+        g = fill_surround(g)
     border = np.concatenate([g[0], g[-1], g[:, 0], g[:, -1]])
     step = max(1, max(g.shape) // 512)  # a sample is enough for the median
     paper = paper_level(g[::step, ::step], border, BORDER_PAPER, PAPER_SHARE)
