@@ -92,7 +92,7 @@ class FileLock:
                 os.ftruncate(self._fd, 0)
             if self._made:
                 self._remove_if_empty()
-            elif self.remove:
+            if self.remove:  # (if the folder stays: it was not empty)
                 with contextlib.suppress(OSError):
                     self.path.unlink()
             fcntl.flock(self._fd, fcntl.LOCK_UN)

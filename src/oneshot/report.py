@@ -137,13 +137,12 @@ def evaluate_and_report(out: str | os.PathLike, settings: EvalSettings, model=No
                                           command, datasets)
     parts: list[tuple] = [("lake",)] if settings.lake else []
     parts += [("curve", split, mode) for split in settings.splits for mode in settings.modes]
-    rows: list[dict] = []
-    lake: list[LakeResult] = []
+    rows, lake = [], []  # the curves' rows; a LakeResult per scorer
     t0, md, figures, caches = time.perf_counter(), Path(out) / "results.md", [], {}
     # one evaluation at a time per folder: two would mix their files (a second is refused)
     with FileLock(Path(out) / ".lock", timeout=0, what=f"report folder {out}", tidy=True,
                   remove=True):
-        _clear_report(Path(out))  # an earlier report's files would stand beside this one's
+        stale = _earlier_figures(Path(out))  # refuses a folder with files not of a report
         for k, part in enumerate(parts):
             t = time.perf_counter()
             if part[0] == "lake":
@@ -156,6 +155,8 @@ def evaluate_and_report(out: str | os.PathLike, settings: EvalSettings, model=No
             todo = [] if k + 1 == len(parts) else [
                 f"**Incomplete: {k + 1} of {len(parts)} parts so far** (the run was stopped, or "
                 "is still running).\n"]
+            while stale:  # the earlier report's figures: kept until now
+                stale.pop().unlink(missing_ok=True)
             md = write_report(out, rows, lake, "\n".join(header + todo))
             if part[0] == "curve" and new:  # this curve's figure only, after the report
                 figures += write_figures(out, new)  # that makes them an earlier report's
@@ -180,12 +181,12 @@ def _ours(f: Path) -> bool:
                             ".json": b'{\n  "lake": '}[f.suffix])
 
 
-def _clear_report(out: Path) -> None:
-    """Remove an earlier report's own files (results.*, N-way figures) from ``out``; task files
-    stay. UsageError, and nothing removed, if one of them is not an earlier report's (a
-    results.md of the user's; figures beside no report of ours): it would be overwritten."""
+def _earlier_figures(out: Path) -> list[Path]:
+    """An earlier report's N-way figures in ``out`` (removed as the new report's results.*
+    first replace its own). UsageError if a results file there is not a report's (the user's
+    results.md), or figures stand beside no report of ours: they would be overwritten."""
     if not out.is_dir():
-        return
+        return []
     files = [out / n for n in REPORT_FILES if (out / n).exists() or (out / n).is_symlink()]
     figures = sorted(out.glob("nway-*.png"))
     strange = [f for f in files if not _ours(f)] or (figures if not files else [])
@@ -193,8 +194,7 @@ def _clear_report(out: Path) -> None:
         raise UsageError(f"--out {out}: {strange[0].name} is there and is not from an earlier "
                          "`oneshot evaluate` report; refusing to overwrite it (move it, or "
                          "choose another --out)")
-    for f in files + figures:
-        f.unlink(missing_ok=True)
+    return figures
 
 
 def progress_line(done: int, total: int, what: str, seconds: float, elapsed: float) -> None:
