@@ -19,13 +19,13 @@ from typing import Any
 
 import torch
 
-from .errors import OneshotError, unreadable_reason
+from .errors import ConfigError, ModelError, OneshotError, unreadable_reason
 from .io import atomic_write_bytes, check_replaceable
 from .models import SiameseNet, build_model
 
 __all__ = ["CheckpointError", "save_checkpoint", "load_checkpoint", "export_model",
            "export_ensemble", "load_model", "model_fingerprint", "default_model_path",
-           "resolve_model_path"]
+           "resolve_model_path", "build_skeleton"]
 
 CHECKPOINT_FORMAT = "oneshot-checkpoint-1"
 MODEL_FORMAT = "oneshot-model-1"
@@ -186,11 +186,22 @@ def _format(path: Path) -> str | None:
 MAX_PARAMETERS = 500_000_000  # a model file naming more is refused before anything is built
 
 
+def build_skeleton(spec) -> SiameseNet:
+    """The model ``spec`` names, built on the meta device (shapes only: no memory, no time);
+    on the CPU if it cannot be (a plugin's encoder that computes with tensors as it is made)."""
+    try:
+        with torch.device("meta"):
+            return build_model(spec)
+    except ConfigError:
+        raise
+    except (ModelError, RuntimeError, NotImplementedError, TypeError, ValueError):
+        return build_model(spec)  # its own errors, if any, are the real ones
+
+
 def _build_checked(path: Path, spec: dict, state: dict) -> SiameseNet:
     """Build the model ``spec`` names after checking it on the meta device (no memory): a
     bounded size, and stored weights of exactly its names, shapes, and finite values."""
-    with torch.device("meta"):
-        skeleton = build_model(spec)
+    skeleton = build_skeleton(spec)
     n = sum(p.numel() for p in skeleton.parameters())
     if n > MAX_PARAMETERS:
         raise CheckpointError(f"{path}: the model spec asks for {n:,} parameters, over the "

@@ -165,7 +165,7 @@ def _add_training(sub) -> None:
                    "shipped model), a model file or a run folder; the network is that model's "
                    "(default: the preset's)")
     p.add_argument("--out", required=True, help="run folder")
-    p.add_argument("--set", nargs="*", metavar="FIELD=VALUE",
+    p.add_argument("--set", nargs="*", action="extend", metavar="FIELD=VALUE",
                    help="override config fields, e.g. --set lr=3e-4 amp=false")
     p.add_argument("--steps", type=_count, help="the config's steps (default: the preset's)")
     p.add_argument("--device", help="auto, cpu, cuda or cuda:N (default: the preset's, auto)")

@@ -14,7 +14,7 @@ import sys
 import zipfile
 
 __all__ = ["NamedStdout", "OneshotError", "ConfigError", "UsageError", "MissingPackage",
-           "unreadable_reason", "silence_stdout"]
+           "ModelError", "TrainingDiverged", "unreadable_reason", "silence_stdout"]
 
 
 class OneshotError(Exception):
@@ -31,6 +31,15 @@ class UsageError(OneshotError, ValueError):
 
 class MissingPackage(OneshotError, ImportError):
     """An optional package a feature needs is not installed; the message says how to get it."""
+
+
+class ModelError(OneshotError, ValueError):
+    """A model (often a plugin's encoder or head) gave unusable output: embeddings of the
+    wrong shape or type, NaN scores."""
+
+
+class TrainingDiverged(OneshotError, FloatingPointError):
+    """The training loss became NaN or infinite; the message says at which step."""
 
 
 def unreadable_reason(path: str | os.PathLike, error: BaseException) -> str:

@@ -27,6 +27,7 @@ from .embedding import Embedder
 from .errors import UsageError
 from .gallery import EXISTING, GalleryError, enrol_into_gallery, read_gallery, write_gallery
 from .models import SiameseNet
+from .models.heads import checked_logits
 from .preprocess import CHANGES as PREPROCESS_CHANGES
 from .preprocess import VERSION as PREPROCESS_VERSION
 from .preprocess import ImageLike, images_to_tensor, preprocess
@@ -186,7 +187,9 @@ class OneShotClassifier:
         """Logits (B, K) of each query against each enrolled class (best image of the class)."""
         if not self._labels:
             raise UsageError("the gallery is empty: enrol at least one class first")
-        logits = self.model.head.pairwise(query_emb.to(self.device), self._emb.to(self.device))
+        logits = checked_logits(self.model.head.pairwise(query_emb.to(self.device),
+                                                         self._emb.to(self.device)),
+                                self.model.head)
         classes = self.classes
         position = {lab: i for i, lab in enumerate(classes)}
         idx = torch.tensor([position[lab] for lab in self._labels])
@@ -231,7 +234,8 @@ class OneShotClassifier:
     def verify(self, a: ImageLike, b: ImageLike) -> float:
         """Probability that two images show the same class."""
         e = self.embed([a, b]).to(self.device)
-        return float(torch.sigmoid(self.model.head(e[:1], e[1:])).item())
+        return float(torch.sigmoid(checked_logits(self.model.head(e[:1], e[1:]),
+                                                  self.model.head)).item())
 
     def verify_pair(self, a: ImageLike, b: ImageLike, threshold: float = 0.5) -> Verification:
         """:meth:`verify` with a decision: same when the probability reaches ``threshold``."""

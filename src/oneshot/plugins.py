@@ -5,13 +5,20 @@ A plugin is a module that registers components when imported (``register_encoder
 
 - each ``--plugin`` given (a module name, ``my_pkg.plugin``, or a file, ``./my_objective.py``);
 - the modules named in ``$ONESHOT_PLUGINS`` (separated by commas);
-- installed packages' entry points in the group ``oneshot.plugins``.
+- installed packages' entry points in the group ``oneshot.plugins`` (one that fails to load is
+  a warning naming it, not an error: it may not be the plugin this command needs).
+
+The Python API loads the installed entry points by itself the first time a name is not found
+in a registry (``oneshot.load_model`` of a run trained with an installed plugin just works);
+call ``load_plugins([...])`` for plugin files and modules.
 """
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import importlib.util
+import logging
 import os
 import sys
 import traceback
@@ -21,10 +28,12 @@ from types import ModuleType
 
 from .errors import OneshotError, UsageError
 
-__all__ = ["load_plugin", "load_plugins", "ENV_PLUGINS", "ENTRY_POINT_GROUP"]
+__all__ = ["load_plugin", "load_plugins", "load_installed", "ENV_PLUGINS", "ENTRY_POINT_GROUP"]
 
 ENV_PLUGINS = "ONESHOT_PLUGINS"
 ENTRY_POINT_GROUP = "oneshot.plugins"
+log = logging.getLogger(__name__)
+_installed_loaded = False
 
 
 def load_plugin(name: str) -> ModuleType:
@@ -34,7 +43,9 @@ def load_plugin(name: str) -> ModuleType:
         if name.endswith(".py"):
             if not path.is_file():
                 raise UsageError(f"plugin file {name} does not exist")
-            mod_name = f"oneshot_plugin_{path.stem}"
+            # two files of one name (p1/plugin.py, p2/plugin.py) are two plugins
+            digest = hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:12]
+            mod_name = f"oneshot_plugin_{path.stem}_{digest}"
             if mod_name in sys.modules:
                 return sys.modules[mod_name]
             spec = importlib.util.spec_from_file_location(mod_name, path)
@@ -67,6 +78,31 @@ def load_plugins(names: list[str] | None = None, environment: bool = True,
         wanted += [n.strip() for n in os.environ.get(ENV_PLUGINS, "").split(",") if n.strip()]
     modules = [load_plugin(n) for n in wanted]
     if installed:
-        for ep in entry_points(group=ENTRY_POINT_GROUP):
-            modules.append(ep.load())
+        modules += load_installed()
     return modules
+
+
+def load_installed() -> list[ModuleType]:
+    """Import the installed ``oneshot.plugins`` entry points (each once per process); one that
+    fails is logged as a warning naming it and its target, and skipped."""
+    global _installed_loaded
+    _installed_loaded = True
+    modules = []
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        try:
+            modules.append(ep.load())
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except BaseException as e:
+            log.warning("installed plugin %r (%s) was not loaded: %s: %s", ep.name, ep.value,
+                        type(e).__name__, e)
+    return modules
+
+
+def installed_on_miss() -> bool:
+    """For a registry's unknown name: load the installed plugins if not yet done; whether it
+    loaded them now (so the name is worth looking up again)."""
+    if _installed_loaded:
+        return False
+    load_installed()
+    return True

@@ -1,8 +1,9 @@
 """A small named registry: the one pattern behind encoders, heads and objectives.
 
 Each kind has public ``register_*``, ``list_*`` and ``create_*`` functions built on a
-:class:`Registry`; unknown names are errors that list the registered ones. This module imports
-nothing from the package, so every layer may use it.
+:class:`Registry`; unknown names are errors that list the registered ones (an unknown name
+first loads the installed plugins, once: :func:`oneshot.plugins.installed_on_miss`). This
+module imports nothing from the package at load time, so every layer may use it.
 """
 
 from __future__ import annotations
@@ -49,10 +50,16 @@ class Registry:
 
     def get(self, name: str) -> Callable[..., Any]:
         """The factory registered as ``name``; ConfigError naming the known entries if none."""
+        if isinstance(name, str) and name not in self._factories:
+            from .plugins import installed_on_miss  # not at load time: plugins use registries
+
+            installed_on_miss()  # a plugin's name, not yet loaded?
         try:
             return self._factories[name]
         except (KeyError, TypeError):
-            raise ConfigError(f"unknown {self.kind} {name!r}; registered: {self.names()}") from None
+            raise ConfigError(f"unknown {self.kind} {name!r}; registered: {self.names()} (a "
+                              "plugin's? load it: --plugin FILE_OR_MODULE, $ONESHOT_PLUGINS, "
+                              "or install it)") from None
 
     def create(self, name: str, *args: Any, **kwargs: Any) -> Any:
         """``factory(*args, **kwargs)``; wrong arguments are a ConfigError naming them."""

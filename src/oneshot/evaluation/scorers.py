@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from ..embedding import DEFAULT_BATCH, Embedder
+from ..models.heads import checked_logits
 
 __all__ = ["Scorer", "EncoderScorer", "RandomScorer", "ConstantScorer", "score_pairs"]
 
@@ -83,4 +84,4 @@ class EncoderScorer:
     @torch.no_grad()
     def score(self, cache: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         a, b = a.to(cache.device), b.to(cache.device)
-        return self.model.head(cache[a], cache[b]).float()
+        return checked_logits(self.model.head(cache[a], cache[b]), self.model.head).float()

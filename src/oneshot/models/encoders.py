@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..augment import apply_affine
-from ..errors import ConfigError
+from ..errors import ConfigError, ModelError
 from ..registry import Registry
 from ..resizing import CROP_MARGIN
 
@@ -245,12 +245,45 @@ def list_encoders() -> list[str]:
 
 
 def create_encoder(name: str, **kwargs) -> Encoder:
-    """Build a registered encoder; unknown names and arguments are ConfigErrors."""
+    """Build a registered encoder; unknown names and arguments are ConfigErrors. The encoder
+    is tried on two blank images at once: embeddings other than float32 (2, embedding_dim)
+    are a ModelError naming it (a plugin's mistake, found here rather than at enrolment or
+    in an ONNX file that cannot be loaded)."""
     enc = _ENCODERS.create(name, **kwargs)
+    if not isinstance(enc, nn.Module):
+        raise ConfigError(f"encoder {name!r}: its factory returned a {type(enc).__name__}; a "
+                          "torch.nn.Module (oneshot.models.encoders.Encoder) expected")
     for attr in ("input_size", "embedding_dim"):
-        if not isinstance(getattr(enc, attr, None), int):
-            raise TypeError(f"encoder {name!r} does not set an integer {attr}")
+        v = getattr(enc, attr, None)
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise ConfigError(f"encoder {name!r} sets {attr}={v!r}; a whole number of at "
+                              "least 1 expected")
     if not 1 <= enc.input_size <= MAX_INPUT_SIZE:  # a model file can say anything
         raise ConfigError(f"encoder {name!r}: input_size={enc.input_size}; 1 to "
                           f"{MAX_INPUT_SIZE} px expected")
+    _try_encoder(name, enc)
     return enc
+
+
+def _try_encoder(name: str, enc: nn.Module) -> None:
+    """ModelError unless ``enc`` maps two blank images to float32 (2, embedding_dim); in eval
+    mode (batch norm's statistics untouched), on the parameters' device. Not on the meta
+    device: a skeleton only counts parameters (a model file's spec is bounded before it is
+    built), and the real build that follows is tried."""
+    side, was = enc.input_size, enc.training
+    device = next(iter(enc.parameters()), torch.empty(0)).device
+    if device.type == "meta":
+        return
+    try:
+        with torch.no_grad():
+            out = enc.eval()(torch.zeros(2, 1, side, side, device=device))
+    except (RuntimeError, ValueError, TypeError, IndexError, NotImplementedError) as e:
+        raise ModelError(f"encoder {name!r} fails on two blank {side}x{side} images: "
+                         f"{type(e).__name__}: {e}") from e
+    finally:
+        enc.train(was)
+    shape = tuple(out.shape) if isinstance(out, torch.Tensor) else None
+    if shape != (2, enc.embedding_dim) or out.dtype != torch.float32:
+        got = f"{shape} {out.dtype}" if shape else type(out).__name__
+        raise ModelError(f"encoder {name!r} returns {got} for two images; float32 (2, "
+                         f"{enc.embedding_dim}) expected (its embedding_dim)")

@@ -61,7 +61,7 @@ class ConcatEncoder(Encoder):
 
 def check_ensemble_head(head, what: str) -> None:
     """ConfigError unless ``head`` can be ensembled exactly (a Euclidean head)."""
-    if not isinstance(head, EuclideanHead):
+    if type(head) is not EuclideanHead:  # a subclass may score otherwise (a cosine head)
         raise ConfigError(f"{what} has a {type(head).__name__}; only Euclidean-head models can "
                           "be ensembled exactly")
 

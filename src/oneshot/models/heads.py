@@ -18,11 +18,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..errors import ConfigError
+from ..errors import ConfigError, ModelError
 from ..registry import Registry
 
 __all__ = ["Head", "L1Head", "DistanceHead", "EuclideanHead", "LocalHead", "register_head",
-           "list_heads", "create_head"]
+           "list_heads", "create_head", "checked_logits"]
 
 PAIRWISE_CHUNK_ELEMENTS = 1 << 24  # (rows x gallery x dim) elements per chunk for pairwise
 
@@ -166,5 +166,20 @@ def list_heads() -> list[str]:
 
 
 def create_head(name: str, dim: int, **kwargs) -> nn.Module:
-    """Build a registered head for ``dim``-dimensional embeddings; unknown names are errors."""
-    return _HEADS.create(name, dim, **kwargs)
+    """Build a registered head for ``dim``-dimensional embeddings; unknown names are errors,
+    and so is a factory that does not return a :class:`Head`."""
+    head = _HEADS.create(name, dim, **kwargs)
+    if not isinstance(head, Head):
+        raise ConfigError(f"head {name!r}: its factory returned a {type(head).__name__}; a "
+                          "subclass of oneshot.models.heads.Head expected")
+    return head
+
+
+def checked_logits(logits: torch.Tensor, head: nn.Module) -> torch.Tensor:
+    """``logits`` themselves, or ModelError if any is NaN (a decision on NaN scores would be
+    silently arbitrary: the first candidate wins, a probability prints as nan)."""
+    if torch.isnan(logits).any():
+        raise ModelError(f"the model's head ({type(head).__name__}) gave NaN scores for "
+                         f"{int(torch.isnan(logits).sum())} of {logits.numel()} pairs; "
+                         "the model or its embeddings are broken")
+    return logits

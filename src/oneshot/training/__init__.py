@@ -8,7 +8,7 @@ Extend it without editing the package: ``register_objective`` (a new loss),
 ``oneshot.models.register_encoder`` / ``register_head`` (a new network), custom ``hooks``.
 """
 
-from .config import PRESETS, TrainConfig, apply_overrides, config_diff, preset
+from .config import PRESETS, TrainConfig, preset
 from .hooks import Hook, StepInfo, default_hooks
 from .loop import StopRequest, Trainer, TrainingInterrupted, TrainResult
 from .objectives import (
@@ -21,6 +21,7 @@ from .objectives import (
                          register_objective,
 )
 from .optim import build_optimizer, build_scheduler, param_groups
+from .overrides import apply_overrides, config_diff
 from .run import check_config, train
 
 __all__ = ["PRESETS", "EpisodesObjective", "Hook", "Objective", "PairsObjective",

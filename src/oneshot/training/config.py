@@ -24,15 +24,24 @@ from ..models import VIEW_SETS, ModelSpec, list_encoders, list_heads
 from .objectives import list_objectives
 from .optim import OPTIMIZERS, SCHEDULES
 
-__all__ = ["TrainConfig", "PRESETS", "preset", "apply_overrides", "config_diff", "registered_names"]
+__all__ = ["TrainConfig", "PRESETS", "preset", "registered_names"]
 
 
 def registered_names(cfg) -> dict[str, tuple[str, list[str]]]:
-    """{field: (value, registered names)} for the config's registry-backed fields."""
-    return {"encoder": (cfg.encoder, list_encoders()), "head": (cfg.head, list_heads()),
-            "objective": (cfg.objective, list_objectives()),
-            "optimizer": (cfg.optimizer, OPTIMIZERS.names()),
-            "lr_schedule": (cfg.lr_schedule, SCHEDULES.names())}
+    """{field: (value, registered names)} for the config's registry-backed fields (an unknown
+    value first loads the installed plugins: ``oneshot.plugins.installed_on_miss``)."""
+    def names() -> dict[str, tuple[str, list[str]]]:
+        return {"encoder": (cfg.encoder, list_encoders()), "head": (cfg.head, list_heads()),
+                "objective": (cfg.objective, list_objectives()),
+                "optimizer": (cfg.optimizer, OPTIMIZERS.names()),
+                "lr_schedule": (cfg.lr_schedule, SCHEDULES.names())}
+    out = names()
+    if any(v not in known for v, known in out.values()):
+        from ..plugins import installed_on_miss
+
+        if installed_on_miss():
+            out = names()
+    return out
 
 
 def _kind(f: dataclasses.Field) -> str:
@@ -254,47 +263,3 @@ def preset(name: str) -> TrainConfig:
     if name not in PRESETS:
         raise ConfigError(f"unknown preset {name!r}; expected one of {sorted(PRESETS)}")
     return PRESETS[name]
-
-
-def _parse(f: dataclasses.Field, text: str) -> Any:
-    kind = _kind(f)
-    try:
-        if kind.startswith("bool"):
-            if text.lower() in ("1", "true", "yes", "on"):
-                return True
-            if text.lower() in ("0", "false", "no", "off"):
-                return False
-            raise ValueError("expected true or false")
-        if kind.startswith("int"):
-            return int(text)
-        if kind.startswith("float"):
-            return float(text)
-        if kind.startswith(("dict", "list")):
-            return json.loads(text)
-        return text
-    except ValueError as e:
-        raise ConfigError(f"config {f.name}={text!r}: not a valid {kind} ({e})") from e
-
-
-def apply_overrides(cfg: TrainConfig, overrides: list[str] | dict) -> TrainConfig:
-    """Return ``cfg`` with ``field=value`` strings (or a dict of values) applied."""
-    by_name = {f.name: f for f in fields(cfg)}
-    values: dict[str, Any] = {}
-    items = overrides.items() if isinstance(overrides, dict) else (
-        o.split("=", 1) if "=" in o else (o, None) for o in overrides)
-    for key, value in items:
-        if key not in by_name:
-            raise ConfigError(f"unknown config key {key!r}; known: {sorted(by_name)}")
-        if value is None:
-            raise ConfigError(f"override {key!r} has no value; use {key}=VALUE")
-        values[key] = _parse(by_name[key], value) if isinstance(value, str) else value
-    return replace(cfg, **values)
-
-
-def config_diff(old: dict, new: dict) -> dict[str, tuple[Any, Any]]:
-    """Keys whose values differ between two config dicts: {key: (old, new)}. A key missing from
-    ``old`` (a run made before the field existed) counts as its default; key order is ignored."""
-    defaults = TrainConfig().to_dict()
-    return {k: (old.get(k, defaults.get(k)), new.get(k)) for k in sorted(set(old) | set(new))
-            if json.dumps(old.get(k, defaults.get(k)), sort_keys=True)
-            != json.dumps(new.get(k), sort_keys=True)}

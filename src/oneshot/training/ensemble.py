@@ -25,9 +25,10 @@ from ..errors import ConfigError, OneshotError, UsageError
 from ..io import atomic_write_bytes, atomic_write_json
 from ..models import build_model, ensemble, with_views
 from ..models.ensemble import check_ensemble_head
-from .config import TrainConfig, config_diff
+from .config import TrainConfig
 from .data import fit_ways, load_training_data
 from .loop import VAL_SEED_OFFSET, TrainingInterrupted, TrainResult
+from .overrides import config_diff
 from .paths import same_folders
 from .runfolder import RUN_FILES, RunFolder
 
@@ -131,7 +132,14 @@ def _take_folder(folder: RunFolder, cfg: TrainConfig, resume: bool, overwrite: b
     if resume:
         if not folder.config.exists():
             raise UsageError(f"--resume: {folder.config} does not exist")
-        old = json.loads(folder.config.read_text()).get("config", {})
+        try:
+            old = json.loads(folder.config.read_text())
+            old = old.get("config") if isinstance(old, dict) else None
+            if not isinstance(old, dict):
+                raise ValueError('no "config" object in it')
+        except (OSError, ValueError) as e:  # (UnicodeDecodeError and JSON's errors too)
+            raise ConfigError(f"--resume: {folder.config} is not a readable run config "
+                              f"({e})") from e
         diff = same_folders(config_diff(old, json.loads(json.dumps(cfg.to_dict()))))
         if diff:
             raise ConfigError(f"--resume: {folder.root} was trained with another config; "

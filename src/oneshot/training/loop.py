@@ -23,6 +23,7 @@ import torch
 from ..allocator import keep_freed_memory
 from ..augment import make_distortion
 from ..checkpoint import load_checkpoint, save_checkpoint
+from ..errors import TrainingDiverged
 from ..evaluation.nway import evaluate_tasks
 from ..evaluation.scorers import EncoderScorer
 from ..models import SiameseNet
@@ -255,7 +256,7 @@ class Trainer:
         self.train_seconds += time.perf_counter() - t0
         step = self.step_count
         if not math.isfinite(loss):
-            raise FloatingPointError(f"loss became {loss} at step {step}; lower the lr")
+            raise TrainingDiverged(f"loss became {loss} at step {step}; lower the lr")
         logged = dist.mean(loss, self.device) if step % cfg.log_every == 0 else None
         info = StepInfo(step, loss, logged, pairs, self.train_seconds)
         for h in self.hooks if main else ():

@@ -32,7 +32,7 @@ def absolute_paths(cfg: TrainConfig) -> TrainConfig:
 
 
 def same_folders(diff: dict[str, tuple[Any, Any]]) -> dict[str, tuple[Any, Any]]:
-    """A :func:`~.config.config_diff` without the path fields that name the same folder (a
+    """A :func:`~.overrides.config_diff` without the path fields that name the same folder (a
     run made before paths were stored absolute, resumed from where it was started)."""
     return {k: (a, b) for k, (a, b) in diff.items()
             if k not in PATH_FIELDS or _folder(k, a) != _folder(k, b)}

@@ -13,7 +13,8 @@ from pathlib import Path
 
 from ..data.dataset import DataError
 from ..errors import ConfigError
-from .config import TrainConfig, config_diff
+from .config import TrainConfig
+from .overrides import config_diff
 from .paths import same_folders
 from .runfolder import RunFolder
 

@@ -14,11 +14,11 @@ import threading
 
 import torch
 
+from ..checkpoint import build_skeleton
 from ..data.layout import refuse_inside
 from ..data.partition import fingerprints
 from ..embedding import resolve_device
-from ..errors import ConfigError
-from ..models import build_model
+from ..errors import ConfigError, ModelError
 from .config import TrainConfig, registered_names
 from .distributed import shut_down
 from .hooks import Hook
@@ -158,9 +158,8 @@ def check_config(cfg: TrainConfig) -> None:
         if value not in known:
             raise ConfigError(f"config {name}={value!r}; registered: {known}")
     try:
-        with torch.device("meta"):  # shapes only: no memory, no time
-            build_model(cfg.model_spec)
-    except ConfigError:
+        build_skeleton(cfg.model_spec)
+    except (ConfigError, ModelError):
         raise
     except (ValueError, TypeError, RuntimeError) as e:
         raise ConfigError(f"config encoder={cfg.encoder!r} encoder_args={cfg.encoder_args} "
