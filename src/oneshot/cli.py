@@ -14,7 +14,7 @@ import sys
 import time
 from pathlib import Path
 
-from .errors import NamedStdout, UsageError, silence_stdout
+from .errors import NamedStdout, UsageError, sigterm_as_interrupt, silence_stdout
 
 __all__ = ["main", "build_parser", "EXIT_USAGE", "EXIT_INTERRUPTED"]
 
@@ -277,7 +277,7 @@ def main(argv: list[str] | None = None) -> int:
         from .plugins import load_plugins
 
         load_plugins(args.plugin)
-        with NamedStdout.installed():  # `> /dev/full` said "[Errno 28] ..." of no file
+        with NamedStdout.installed(), sigterm_as_interrupt():  # (/dev/full: named; 130)
             return globals()[args.func_name](args)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

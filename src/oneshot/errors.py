@@ -14,7 +14,8 @@ import sys
 import zipfile
 
 __all__ = ["NamedStdout", "OneshotError", "ConfigError", "UsageError", "MissingPackage",
-           "ModelError", "TrainingDiverged", "unreadable_reason", "silence_stdout"]
+           "ModelError", "TrainingDiverged", "unreadable_reason", "silence_stdout",
+           "sigterm_as_interrupt"]
 
 
 class OneshotError(Exception):
@@ -107,3 +108,25 @@ class NamedStdout:
             sys.stdout.flush()
         finally:
             sys.stdout = old
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt():
+    """SIGTERM raises KeyboardInterrupt while inside (as Ctrl-C does: atomic writes clean up,
+    the command line says "interrupted" and exits 130); the earlier handler comes back after.
+    Only the main thread can set handlers: elsewhere, nothing changes."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    old = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)

@@ -38,6 +38,7 @@ STALE_TEMP_AGE_S = 3600.0
 """Age (seconds since last modified) after which a temporary file whose writer cannot be checked
 (another host, or a name from an older version without a process ID) is taken as abandoned."""
 
+_LONG_NAME = 150  # bytes: a longer target's temporary files name it by a prefix and a hash
 _NEW_FILE_MODE = 0o666  # before the umask, as open() and every other program use
 _OWNED_TEMP = re.compile(r"(?P<host>[A-Za-z0-9_]+)-(?P<pid>\d+)\.[0-9a-f]{16}\.tmp")
 _ANY_OWNED_TEMP = re.compile(r".+\." + _OWNED_TEMP.pattern)  # <target>.<host>-<pid>...
@@ -45,7 +46,14 @@ _LEGACY_TEMP = re.compile(r"[a-z0-9_]{8}\.tmp")  # tempfile.mkstemp names of ear
 
 
 def _host_tag() -> str:
-    return re.sub(r"[^A-Za-z0-9_]", "_", socket.gethostname())[:32] or "host"
+    """Who may judge a temporary file's writer alive: the host name (32 characters) and, on
+    Linux, the PID namespace (containers sharing a folder and a host name, or --net=host, do
+    not see each other's processes: a live writer there must not look dead here)."""
+    host = re.sub(r"[^A-Za-z0-9_]", "_", socket.gethostname())[:32] or "host"
+    try:
+        return f"{host}_ns{os.stat('/proc/self/ns/pid').st_ino}"
+    except OSError:
+        return host
 
 
 def _pid_alive(pid: int) -> bool:
@@ -73,7 +81,7 @@ def remove_stale_temps(path: str | os.PathLike, max_age_s: float = STALE_TEMP_AG
     content, so a killed write's target may never be written again). Returns what it removed.
     """
     path = Path(path)
-    prefix = "." if every else f".{path.name}."
+    prefix = "." if every else f".{_temp_stem(path.name)}."
     now = time.time()
     here = _host_tag()
     removed = []
@@ -103,9 +111,21 @@ def remove_stale_temps(path: str | os.PathLike, max_age_s: float = STALE_TEMP_AG
     return removed
 
 
+def _temp_stem(name: str) -> str:
+    """The part of a temporary file's name that names its target: the name itself, or for a
+    long one (the temporary name adds about 60 bytes; names stop at 255) its first 100 bytes
+    and a hash of the rest, so that every legal name can be written."""
+    raw = name.encode("utf-8", "surrogateescape")
+    if len(raw) <= _LONG_NAME:
+        return name
+    head = raw[:100].decode("utf-8", "ignore")  # whole characters only
+    return f"{head}~{hashlib.sha256(raw).hexdigest()[:16]}"
+
+
 def _create_temp(path: Path) -> tuple[int, Path]:
     """Create and open the temporary file for ``path``; the umask applies to its mode."""
-    tmp = path.parent / f".{path.name}.{_host_tag()}-{os.getpid()}.{secrets.token_hex(8)}.tmp"
+    tmp = path.parent / (f".{_temp_stem(path.name)}.{_host_tag()}-{os.getpid()}."
+                         f"{secrets.token_hex(8)}.tmp")
     flags = (os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
              | getattr(os, "O_CLOEXEC", 0))
     return os.open(tmp, flags, _NEW_FILE_MODE), tmp
@@ -155,7 +175,10 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[Any]:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temps(path)
-    fd, tmp = _create_temp(path)
+    try:
+        fd, tmp = _create_temp(path)
+    except OSError as e:  # a read-only folder: say which file, not the temporary one
+        raise type(e)(e.errno, e.strerror, str(path)) from e
     try:
         with os.fdopen(fd, mode) as f:
             yield f
@@ -165,7 +188,7 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[Any]:
     except BaseException as e:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
-        if isinstance(e, OSError) and e.filename is None and e.errno is not None:
+        if isinstance(e, OSError) and e.filename in (None, str(tmp)) and e.errno is not None:
             # a full disk fails a write on a descriptor: say which file could not be written
             raise type(e)(e.errno, e.strerror, str(path)) from e
         raise

@@ -23,6 +23,7 @@ from pathlib import Path
 from ..checkpoint import export_model, load_checkpoint, load_model
 from ..errors import ConfigError, OneshotError, UsageError
 from ..io import atomic_write_bytes, atomic_write_json
+from ..locking import FileLock
 from ..models import build_model, ensemble, with_views
 from ..models.ensemble import check_ensemble_head
 from .config import TrainConfig
@@ -56,7 +57,22 @@ def _launch(folder: RunFolder, k: int, cfg: TrainConfig, data_dir, cache) -> sub
     cmd += ["--cache", str(cache)] if cache else []
     with open(folder.root / f"member-{k}.log", "a") as log_file:  # the child keeps its copy
         return subprocess.Popen(cmd, stdout=log_file, stderr=subprocess.STDOUT,
-                                env={**os.environ, "OMP_NUM_THREADS": str(cfg.threads)})
+                                env={**os.environ, "OMP_NUM_THREADS": str(cfg.threads)},
+                                preexec_fn=_die_with_parent if sys.platform == "linux" else None)
+
+
+def _die_with_parent() -> None:
+    """In a member, before it starts (Linux): SIGTERM when the parent dies (kill -9, a
+    crash), so that it stops after its step and writes last.pt for ``--resume`` instead of
+    training on, orphaned, in a folder the next command takes (prctl PR_SET_PDEATHSIG)."""
+    import ctypes
+
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGTERM))  # 1: PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() == 1:  # the parent died before that: no signal will come
+        os.kill(os.getpid(), signal.SIGTERM)
 
 
 def _wait_all(procs: list[subprocess.Popen], folder: RunFolder) -> None:
@@ -154,6 +170,8 @@ def _take_folder(folder: RunFolder, cfg: TrainConfig, resume: bool, overwrite: b
         for name in present:
             p = folder.root / name
             if name.startswith("member-") and p.is_dir():
+                with FileLock(p / ".lock", timeout=0, what=f"ensemble member folder {p}"):
+                    pass  # refused while a member (an orphan of a killed run) still trains
                 shutil.rmtree(p)
             elif name.startswith("member-") or name in RUN_FILES + ("model.pt",):
                 p.unlink()

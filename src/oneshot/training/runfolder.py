@@ -96,14 +96,17 @@ class RunFolder:
             "seeds": seeds, "torch": torch.__version__, **extra})
 
     def trim_metrics(self, upto: int) -> None:
-        """Keep the metric lines up to step ``upto`` (a resumed run rewrites the rest); a torn
-        last line from a kill ends the log."""
+        """Keep the metric lines up to step ``upto`` (a resumed run rewrites the rest); a line
+        that is not a JSON object (a kill's torn last line, a damaged one) is dropped alone,
+        not with every line after it."""
         keep = []
         if self.metrics.exists():
-            for line in self.metrics.read_text().splitlines():
+            for line in self.metrics.read_text(errors="replace").splitlines():
                 try:
-                    if json.loads(line).get("step", 0) <= upto:
-                        keep.append(line)
+                    rec = json.loads(line)
                 except ValueError:
-                    break
+                    continue
+                step = rec.get("step", 0) if isinstance(rec, dict) else None
+                if isinstance(step, (int, float)) and step <= upto:
+                    keep.append(line)
         atomic_write_bytes(self.metrics, "".join(line + "\n" for line in keep).encode())
