@@ -11,6 +11,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..errors import ConfigError
 from ..models import Encoder, ModelSpec, create_head
 from .common import (
     EMBED_BATCH,
@@ -85,6 +86,8 @@ class OnnxEncoder(Encoder):
                                     json.loads(self.metadata["head_params"]), self.spec.head_args)
             self.record = json.loads(self.metadata.get("record", "{}"))
             self.preprocessing = json.loads(self.metadata.get("preprocessing", "{}"))
+        except ConfigError as e:  # a head no plugin loaded has registered
+            raise OnnxError(f"{self.path}: {e}") from e
         except (KeyError, ValueError, TypeError, RuntimeError) as e:
             raise OnnxError(f"{self.path}: damaged oneshot metadata ({e})") from e
         self.fingerprint = self.metadata["fingerprint"]
