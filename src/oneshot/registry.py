@@ -9,6 +9,7 @@ module imports nothing from the package at load time, so every layer may use it.
 from __future__ import annotations
 
 import inspect
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -36,9 +37,14 @@ class Registry:
         def add(f: Callable[..., Any]) -> Callable[..., Any]:
             if not callable(f):
                 raise ConfigError(f"{self.kind} {name!r}: factory {f!r} is not callable")
-            if name in self._factories and not replace and self._factories[name] is not f:
-                raise ConfigError(f"{self.kind} {name!r} is already registered "
-                                  f"({self._factories[name]!r}); pass replace=True")
+            old = self._factories.get(name)
+            if old is not None and old is not f:
+                if not replace:
+                    raise ConfigError(f"{self.kind} {name!r} is already registered "
+                                      f"({old!r}); pass replace=True")
+                logging.getLogger(__name__).warning(
+                    "%s %r replaced: %r instead of %r (saved models naming it now use the "
+                    "replacement)", self.kind, name, f, old)
             self._factories[name] = f
             return f
 
