@@ -40,3 +40,18 @@ def test_a_full_standard_output_is_named(tiny_model_file, tmp_path):
     assert r.returncode == 2, r.stderr
     assert r.stderr.strip().endswith("No space left on device: 'standard output'"), r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_under_torchrun_only_rank_0_reports_a_training(tmp_path, monkeypatch, capsys):
+    """Rank 1 printed "best validation nan % at step -1" after rank 0's line (review)."""
+    import math
+
+    import oneshot.training as training
+    from oneshot.training.loop import TrainResult
+
+    monkeypatch.setattr(training, "train", lambda cfg, out, *a, **k: TrainResult(
+        tmp_path, 5, math.nan, -1, 1.0, None))
+    for rank, said in (("1", False), ("0", True)):
+        monkeypatch.setenv("RANK", rank)
+        assert main(["train", "--preset", "fast", "--out", str(tmp_path / "r")]) == 0
+        assert ("trained 5 steps" in capsys.readouterr().out) == said, rank

@@ -6,14 +6,15 @@ reader of the output went away (``| head``); 1 anything else (a bug: the traceba
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
+import os
 import shlex
 import sys
 import time
 from pathlib import Path
 
+from .cli_parser import build_parser  # argparse only: --help stays quick
 from .errors import NamedStdout, UsageError, sigterm_as_interrupt, silence_stdout
 
 __all__ = ["main", "build_parser", "EXIT_USAGE", "EXIT_INTERRUPTED"]
@@ -142,7 +143,8 @@ def cmd_train(args) -> int:
             f"{r.out / 'model.pt'}" if cfg.members > 1 else
             f"{r.steps} steps in {r.train_seconds / 60:.1f} min; best validation "
             f"{r.best_val:.2f} % at step {r.best_step}; run folder {r.out}")
-    print(json.dumps(summary) if args.json else f"trained {what}")
+    if os.environ.get("RANK", "0") == "0":  # under torchrun, rank 0 reports (the others: nan)
+        print(json.dumps(summary) if args.json else f"trained {what}")
     return 0
 
 
@@ -266,8 +268,6 @@ def cmd_demo(args) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit status (see the module docstring)."""
-    from .cli_parser import build_parser
-
     args = build_parser().parse_args(argv)
     level = logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
@@ -287,13 +287,6 @@ def main(argv: list[str] | None = None) -> int:
     except (OneshotError, OSError) as e:  # a full disk, a read-only folder: said, not traced
         print(f"error: {e}", file=sys.stderr)
         return EXIT_USAGE
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser (see :mod:`oneshot.cli_parser`)."""
-    from .cli_parser import build_parser as build
-
-    return build()
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ class HELP(argparse.HelpFormatter):
 
     def _get_help_string(self, action: argparse.Action) -> str:
         text = action.help or ""
-        if ("default" in text or action.default in (None, False, argparse.SUPPRESS)
+        if ("default" in text or action.default in (None, False, [], argparse.SUPPRESS)
                 or not action.option_strings):
             return text
         return text + " (default: %(default)s)"
@@ -122,7 +122,7 @@ def _add_data_and_evaluation(sub) -> None:
                    "background)")
     p.add_argument("--mode", nargs="+", choices=["within-alphabet", "unstructured"],
                    help="task modes (default: both; a folder without groups: unstructured)")
-    p.add_argument("--ways", nargs="+", type=int, default=WAYS_DEFAULT,
+    p.add_argument("--ways", nargs="+", type=_count, default=WAYS_DEFAULT,
                    help="values of N (on a folder, those larger than its classes allow are "
                    "left out)")
     p.add_argument("--tasks", type=_count, default=400, help="tasks per point")

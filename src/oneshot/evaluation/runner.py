@@ -12,11 +12,13 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass, replace
+from numbers import Integral
 from pathlib import Path
 
 from ..data.dataset import DataError, Dataset
 from ..data.lake import load_lake_runs
 from ..datasets import is_split_name, load_data
+from ..errors import ConfigError
 from ..sampling import TaskFileError, TaskList, max_ways, sample_tasks
 from .baselines import ModifiedHausdorffScorer, NearestNeighbourScorer
 from .lake import LakeResult, lake_benchmark
@@ -47,6 +49,12 @@ class EvalSettings:
     lake: bool = True
     mhd_nway: bool = False
     precision: str = "auto"  # models' numerics: "auto", "fp32" or "bf16" (embedding.PRECISIONS)
+
+    def __post_init__(self) -> None:  # refused now, not after Lake's benchmark has run
+        for name, values in (("ways", self.ways), ("tasks", (self.tasks,))):
+            if any(isinstance(v, bool) or not isinstance(v, Integral) or v < 1 for v in values):
+                raise ConfigError(f"{name}={getattr(self, name)!r}; whole numbers of at least "
+                                  "1 expected")
 
 
 FULL = EvalSettings(splits=("test", "background"), mhd_nway=True)
