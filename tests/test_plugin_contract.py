@@ -37,7 +37,7 @@ register_encoder("test-shaped", _Shaped, replace=True)
 def test_an_encoders_wrong_output_is_named_when_it_is_built():
     """Wrong widths or types used to train and fail late (enrol, an unloadable ONNX file)."""
     assert create_encoder("test-shaped").embedding_dim == 16
-    with pytest.raises(ModelError, match=r"'test-shaped' returns \(2, 8\) torch.float32.*16"):
+    with pytest.raises(ModelError, match=r"'test-shaped' returns \(2, 8\) torch.float32 .*16"):
         create_encoder("test-shaped", out=8)
     with pytest.raises(ModelError, match="float64"):
         create_encoder("test-shaped", dtype="float64")

@@ -246,9 +246,9 @@ def list_encoders() -> list[str]:
 
 def create_encoder(name: str, **kwargs) -> Encoder:
     """Build a registered encoder; unknown names and arguments are ConfigErrors. The encoder
-    is tried on two blank images at once: embeddings other than float32 (2, embedding_dim)
-    are a ModelError naming it (a plugin's mistake, found here rather than at enrolment or
-    in an ONNX file that cannot be loaded)."""
+    is tried on two blank images at once: embeddings other than (2, embedding_dim) of the
+    images' float type are a ModelError naming it (a plugin's mistake, found here rather than
+    at enrolment or in an ONNX file that cannot be loaded)."""
     enc = _ENCODERS.create(name, **kwargs)
     if not isinstance(enc, nn.Module):
         raise ConfigError(f"encoder {name!r}: its factory returned a {type(enc).__name__}; a "
@@ -266,7 +266,8 @@ def create_encoder(name: str, **kwargs) -> Encoder:
 
 
 def _try_encoder(name: str, enc: nn.Module) -> None:
-    """ModelError unless ``enc`` maps two blank images to float32 (2, embedding_dim); in eval
+    """ModelError unless ``enc`` maps two blank images to (2, embedding_dim) of their own float
+    type (float32 but where torch's default was changed); in eval
     mode (batch norm's statistics untouched), on the parameters' device. Not on the meta
     device: a skeleton only counts parameters (a model file's spec is bounded before it is
     built), and the real build that follows is tried."""
@@ -274,16 +275,17 @@ def _try_encoder(name: str, enc: nn.Module) -> None:
     device = next(iter(enc.parameters()), torch.empty(0)).device
     if device.type == "meta":
         return
+    x = torch.zeros(2, 1, side, side, device=device)  # torch's default float type (float32)
     try:
         with torch.no_grad():
-            out = enc.eval()(torch.zeros(2, 1, side, side, device=device))
+            out = enc.eval()(x)
     except (RuntimeError, ValueError, TypeError, IndexError, NotImplementedError) as e:
         raise ModelError(f"encoder {name!r} fails on two blank {side}x{side} images: "
                          f"{type(e).__name__}: {e}") from e
     finally:
         enc.train(was)
     shape = tuple(out.shape) if isinstance(out, torch.Tensor) else None
-    if shape != (2, enc.embedding_dim) or out.dtype != torch.float32:
+    if shape != (2, enc.embedding_dim) or out.dtype != x.dtype:
         got = f"{shape} {out.dtype}" if shape else type(out).__name__
-        raise ModelError(f"encoder {name!r} returns {got} for two images; float32 (2, "
-                         f"{enc.embedding_dim}) expected (its embedding_dim)")
+        raise ModelError(f"encoder {name!r} returns {got} for two {x.dtype} images; "
+                         f"{x.dtype} (2, {enc.embedding_dim}) expected (its embedding_dim)")
