@@ -121,14 +121,15 @@ def fill_surround(g: np.ndarray) -> np.ndarray:
     lab, n = label_components(~dilate(region, 1), 4)
     if not n:
         return g
-    page = lab == np.bincount(lab.ravel())[1:].argmax() + 1
+    page = lab == np.bincount(lab.ravel())[1:].argmax() + 1  # the largest region left
     paper = small[page & (small >= t)]
-    if page.mean() < SURROUND_PAGE or not paper.size or level > SURROUND_LEVEL * float(
-            np.median(paper)) or (page & (small < t)).sum() < SURROUND_INK \
-            or solidity(page) < SURROUND_SOLID:
+    level_of_paper = float(np.median(paper)) if paper.size else 0.0
+    a_page = (page.mean() >= SURROUND_PAGE and level <= SURROUND_LEVEL * level_of_paper
+              and (page & (small < t)).sum() >= SURROUND_INK and solidity(page) >= SURROUND_SOLID)
+    if not a_page:
         return g
     fill = _full(dilate(region, 2).astype(np.float32), g.shape) > 0.5
-    return np.where(fill, np.float32(np.median(paper)), g).astype(np.float32)
+    return np.where(fill, np.float32(level_of_paper), g).astype(np.float32)
 
 
 def broad_levels(g: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

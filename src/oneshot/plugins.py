@@ -91,9 +91,7 @@ def load_installed() -> list[ModuleType]:
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         try:
             modules.append(ep.load())
-        except (KeyboardInterrupt, SystemExit):
-            raise
-        except BaseException as e:
+        except Exception as e:  # the plugin's import failed: it may not be the one needed
             log.warning("installed plugin %r (%s) was not loaded: %s: %s", ep.name, ep.value,
                         type(e).__name__, e)
     return modules

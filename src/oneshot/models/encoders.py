@@ -267,10 +267,10 @@ def create_encoder(name: str, **kwargs) -> Encoder:
 
 def _try_encoder(name: str, enc: nn.Module) -> None:
     """ModelError unless ``enc`` maps two blank images to (2, embedding_dim) of their own float
-    type (float32 but where torch's default was changed); in eval
-    mode (batch norm's statistics untouched), on the parameters' device. Not on the meta
-    device: a skeleton only counts parameters (a model file's spec is bounded before it is
-    built), and the real build that follows is tried."""
+    type (float32, unless torch's default was changed); in eval mode (batch norm's statistics
+    untouched), on the parameters' device. Not on the meta device: a skeleton only counts
+    parameters (a model file's spec is bounded before it is built), and the real build that
+    follows is tried."""
     side, was = enc.input_size, enc.training
     device = next(iter(enc.parameters()), torch.empty(0)).device
     if device.type == "meta":
