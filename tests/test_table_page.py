@@ -91,3 +91,21 @@ def test_solidity_of_convex_and_hollow_shapes():
     ell[:, :8], ell[-8:, :] = True, True
     assert solidity(ell) < 0.5
     assert solidity(np.zeros((5, 5), bool)) == 0.0
+
+
+def test_light_rings_on_a_dark_board_and_tight_bold_bars_are_not_pages():
+    """Review of the first cut: a light ring drawn on a dark board (chalk, a dark-mode
+    drawing) had its dark inside taken for a page's ink and came out as a filled disc; a
+    tight crop of a bold Xi (bars along the edges, grey ink) lost its outer bars."""
+    im = Image.new("L", (400, 400), 0)
+    ImageDraw.Draw(im).ellipse([60, 60, 340, 340], outline=255, width=6)
+    ring = np.asarray(im, np.float32) / 255
+    xi = np.full((150, 170), 0.95, np.float32)  # a bold Xi cropped to its ink, ink at 0.05
+    xi[:24], xi[-24:], xi[63:87, 25:145] = 0.05, 0.05, 0.05
+    for name, g in (("ring on 0.15", 0.15 + 0.7 * ring), ("ring on 0.01", 0.01 + 0.84 * ring),
+                    ("Xi", xi)):
+        g = g.astype(np.float32)
+        assert fill_surround(g) is g, name
+    clean = ink_squares(np.round(255 * (1 - ring)).astype(np.uint8))[0]
+    assert _iou(ink_squares(np.round(255 * (0.15 + 0.7 * ring)).astype(np.uint8))[0],
+                clean) > 0.9

@@ -49,10 +49,12 @@ _FLOOR = 0.2  # the ink's contrast in the deepest shade is divided by at most 1 
 # a vignette's corners are lighter), even inside (under SURROUND_STROKES of it darker than
 # STROKE_RATIO of its level: writing in a shadow keeps its ratio to the paper, a table has
 # none), round a page of at least SURROUND_PAGE of the image that is convex (SURROUND_SOLID of
-# its hull: a page is a quadrilateral, a tight crop's gaps between bold strokes are not) and
-# holds SURROUND_INK pixels of dark ink (a character; a bold glyph alone is refused).
+# its hull: a page is a quadrilateral, a tight crop's gaps between bold strokes are not), is
+# mostly paper (SURROUND_PAPER: a light ring drawn on a dark board, with the dark inside it, is
+# not a page) and holds SURROUND_INK pixels of dark ink (a character; a bold glyph alone is
+# refused), none of it as broad as the surround (a tight crop's bold bars, as in a Greek Xi).
 SURROUND_BORDER, SURROUND_LEVEL, STROKE_RATIO, SURROUND_STROKES = 0.3, 0.5, 0.6, 0.003
-SURROUND_PAGE, SURROUND_SOLID, SURROUND_INK = 0.2, 0.85, 12
+SURROUND_PAGE, SURROUND_SOLID, SURROUND_PAPER, SURROUND_INK = 0.2, 0.85, 0.6, 12
 
 
 def _reduced(ink: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
@@ -122,11 +124,14 @@ def fill_surround(g: np.ndarray) -> np.ndarray:
     if not n:
         return g
     page = lab == np.bincount(lab.ravel())[1:].argmax() + 1  # the largest region left
-    paper = small[page & (small >= t)]
-    level_of_paper = float(np.median(paper)) if paper.size else 0.0
+    paper, ink = page & (small >= t), page & (small < t) & ~dilate(region, 3)  # off the edge
+    level_of_paper = float(np.median(small[paper])) if paper.any() else 0.0
     a_page = (page.mean() >= SURROUND_PAGE and level <= SURROUND_LEVEL * level_of_paper
-              and (page & (small < t)).sum() >= SURROUND_INK and solidity(page) >= SURROUND_SOLID)
-    if not a_page:
+              and paper.sum() >= SURROUND_PAPER * page.sum() and ink.sum() >= SURROUND_INK
+              and solidity(page) >= SURROUND_SOLID)
+    # a page holds writing, not ink as broad as the surround (a bold glyph's bar, cropped
+    # tight: along the edge, where the opening's window is cut, half the window's breadth passes)
+    if not a_page or (_opening(ink.astype(np.float32), _window(small) // 2 | 1) > 0.5).any():
         return g
     fill = _full(dilate(region, 2).astype(np.float32), g.shape) > 0.5
     return np.where(fill, np.float32(level_of_paper), g).astype(np.float32)
