@@ -109,3 +109,16 @@ def test_light_rings_on_a_dark_board_and_tight_bold_bars_are_not_pages():
     clean = ink_squares(np.round(255 * (1 - ring)).astype(np.uint8))[0]
     assert _iou(ink_squares(np.round(255 * (0.15 + 0.7 * ring)).astype(np.uint8))[0],
                 clean) > 0.9
+
+
+def test_a_scanners_black_margin_is_paper():
+    """A pure black (0) margin on one to three sides, as a scanner's lid or a #000 interface
+    leaves: the first cut refused black as a glyph's fill; the page's own tests suffice."""
+    ink = _char()
+    clean = ink_squares(np.round(255 * (1 - 0.92 * ink)).astype(np.uint8))[0]
+    for sides in ((np.s_[:, :60],), (np.s_[:, :60], np.s_[:50, :]),
+                  (np.s_[:, :60], np.s_[:50, :], np.s_[:, -70:])):
+        lum = 0.9 * (1 - ink) + 0.06 * ink
+        for s in sides:
+            lum[s] = 0
+        assert _iou(ink_squares(np.round(255 * lum).astype(np.uint8))[0], clean) > 0.9, sides

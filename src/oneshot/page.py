@@ -117,9 +117,9 @@ def fill_surround(g: np.ndarray) -> np.ndarray:
     if region is None:
         return g
     level, inner = float(np.median(small[region])), erode(region, 2)
-    if level <= 0 or (inner & (small < STROKE_RATIO * level)).sum() > SURROUND_STROKES * \
+    if (inner & (small < STROKE_RATIO * level)).sum() > SURROUND_STROKES * \
             max(int(inner.sum()), 1):
-        return g  # black (a glyph's fill), or writing inside: shade's, not a table's
+        return g  # writing inside: shade's, not a table's
     lab, n = label_components(~dilate(region, 1), 4)
     if not n:
         return g
