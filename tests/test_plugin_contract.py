@@ -6,6 +6,7 @@ overrides when the component changes."""
 from __future__ import annotations
 
 import logging
+import re
 
 import pytest
 import torch
@@ -127,3 +128,22 @@ def test_repeated_set_options_add_up():
     args = build_parser().parse_args(["train", "--preset", "fast", "--out", "x", "--set",
                                       "steps=7", "--set", "threads=1"])
     assert args.set == ["steps=7", "threads=1"]
+
+
+def test_an_objectives_wrong_result_and_a_perturbations_nan_are_named():
+    """Both surfaced as deep tracebacks or "image is blank" (review)."""
+    import numpy as np
+
+    from oneshot.evaluation.perturbations import Perturbation
+    from oneshot.training.objectives import checked_loss
+
+    w = torch.ones(2, requires_grad=True)
+    loss = (w * 2).sum()
+    assert checked_loss((loss, 3), "mine") == (loss, 3)
+    for bad, says in (((w * 2, 3), "shape (2,)"), ((loss.detach(), 3), "no graph"),
+                      ((loss, 2.5), "type float"), ((loss,), "tuple"), (loss, "Tensor")):
+        with pytest.raises(ModelError, match="objective 'mine'.*" + re.escape(says)):
+            checked_loss(bad, "mine")
+    nan = Perturbation("test-nan", lambda x, rng: x * np.nan, "NaN")
+    with pytest.raises(ValueError, match="'test-nan' gave 4 NaN"):
+        nan(np.zeros((2, 2), np.float32), np.random.default_rng(0))

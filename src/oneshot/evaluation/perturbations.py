@@ -49,11 +49,14 @@ class Perturbation:
     description: str
 
     def __call__(self, ink: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        out = np.clip(self.fn(np.asarray(ink, np.float32), rng), 0.0, 1.0).astype(np.float32)
-        if out.shape != np.shape(ink):
+        raw = np.asarray(self.fn(np.asarray(ink, np.float32), rng), np.float32)
+        if raw.shape != np.shape(ink):
             raise ValueError(f"perturbation {self.name!r} changed the shape {np.shape(ink)} "
-                             f"to {out.shape}")
-        return out
+                             f"to {raw.shape}")
+        if not np.isfinite(raw).all():  # NaN would pass the clip and read as a blank image
+            raise ValueError(f"perturbation {self.name!r} gave {int((~np.isfinite(raw)).sum())}"
+                             " NaN or infinite pixels")
+        return np.clip(raw, 0.0, 1.0)
 
 
 _REGISTRY = Registry("perturbation")

@@ -32,7 +32,7 @@ from .config import TrainConfig
 from .data import TrainingImages, fit_ways, load_training_data
 from .distributed import init_distributed
 from .hooks import Hook, StepInfo, default_hooks
-from .objectives import StepContext, batch_field, create_objective
+from .objectives import StepContext, batch_field, checked_loss, create_objective
 from .optim import apply_momentum, build_optimizer, build_scheduler
 from .resumption import check_resumable, finished_note, same_data
 from .runfolder import RunFolder
@@ -139,7 +139,7 @@ class Trainer:
         apply_momentum(self.opt, self.cfg, self.step_count)
         self.model.train()
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.cfg.amp):
-            loss, pairs = self.objective.loss(self.context())
+            loss, pairs = checked_loss(self.objective.loss(self.context()), self.cfg.objective)
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         self.opt.step()

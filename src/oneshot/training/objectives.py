@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import ConfigError
+from ..errors import ConfigError, ModelError
 from ..registry import Registry
 from ..sampling import EpisodeSampler, PairSampler
 from .mining import HardClasses, rotation_pools
@@ -33,7 +33,8 @@ if TYPE_CHECKING:
     from .config import TrainConfig
 
 __all__ = ["Objective", "StepContext", "PairsObjective", "EpisodesObjective",
-           "register_objective", "list_objectives", "create_objective", "batch_field"]
+           "register_objective", "list_objectives", "create_objective", "batch_field",
+           "checked_loss"]
 
 
 @dataclass(frozen=True)
@@ -178,6 +179,26 @@ def batch_field(cfg: TrainConfig) -> str:
         raise ConfigError(f"objective {cfg.objective!r} names no config field as its global "
                           f"batch (batch_field={field!r})")
     return field
+
+
+def checked_loss(result, name: str) -> tuple[torch.Tensor, int]:
+    """An objective's ``loss(ctx)`` result, or ModelError naming the objective: a scalar
+    floating-point tensor with a graph to the model, and a whole number of pairs (a plugin's
+    mistake here was a deep torch traceback)."""
+    if not (isinstance(result, tuple) and len(result) == 2):
+        got = type(result).__name__
+    else:
+        loss, pairs = result
+        if (isinstance(loss, torch.Tensor) and loss.numel() == 1 and loss.is_floating_point()
+                and loss.requires_grad and isinstance(pairs, int)
+                and not isinstance(pairs, bool)):
+            return loss, pairs
+        what = (f"a {loss.dtype} tensor of shape {tuple(loss.shape)}"
+                f"{'' if loss.requires_grad else ' with no graph'}"
+                if isinstance(loss, torch.Tensor) else f"a {type(loss).__name__}")
+        got = f"({what}, pairs of type {type(pairs).__name__})"
+    raise ModelError(f"objective {name!r}: loss(ctx) returned {got}; (a scalar tensor computed "
+                     "from the model, the number of pairs it scored: an int) expected")
 
 
 def create_objective(cfg: TrainConfig, dataset: Dataset,
