@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import shlex
 import sys
 import time
@@ -119,6 +118,7 @@ def cmd_train(args) -> int:
         preset,
         train,
     )
+    from .training.distributed import process_rank
     from .training.warmstart import resolve_init
 
     typed = {k: getattr(args, k) for k in ("steps", "device", "seed", "data", "data_split",
@@ -143,7 +143,7 @@ def cmd_train(args) -> int:
             f"{r.out / 'model.pt'}" if cfg.members > 1 else
             f"{r.steps} steps in {r.train_seconds / 60:.1f} min; best validation "
             f"{r.best_val:.2f} % at step {r.best_step}; run folder {r.out}")
-    if os.environ.get("RANK", "0") == "0":  # under torchrun, rank 0 reports (the others: nan)
+    if process_rank()[0] == 0:  # under torchrun, rank 0 reports (the others' results: nan)
         print(json.dumps(summary) if args.json else f"trained {what}")
     return 0
 

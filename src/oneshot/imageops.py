@@ -12,7 +12,8 @@ from __future__ import annotations
 import numpy as np
 
 __all__ = ["disk_offsets", "dilate", "erode", "gaussian_blur", "label_components",
-           "remove_small", "fill_holes", "solidity", "otsu_threshold", "paper_level",
+           "remove_small", "fill_holes", "solidity", "edge_values", "otsu_threshold",
+           "paper_level",
            "plane_design", "border_plane", "stroke_width"]
 
 _HIST_BINS = 256
@@ -122,6 +123,12 @@ def remove_small(mask: np.ndarray, min_size: int, connectivity: int = 8) -> np.n
 def fill_holes(mask: np.ndarray, max_size: int) -> np.ndarray:
     """``mask`` with its holes (4-connected paper) of at most ``max_size`` pixels inked."""
     return ~remove_small(~mask, max_size + 1, connectivity=4)
+
+
+def edge_values(x: np.ndarray) -> np.ndarray:
+    """The values along the four edges of ``x`` (H, W): top, bottom, left, right rows (the
+    corners counted twice)."""
+    return np.concatenate([x[0], x[-1], x[:, 0], x[:, -1]])
 
 
 def solidity(mask: np.ndarray) -> float:

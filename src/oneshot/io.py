@@ -130,6 +130,11 @@ def _create_temp(path: Path) -> tuple[int, Path]:
     return os.open(tmp, flags, _NEW_FILE_MODE), tmp
 
 
+def _naming(e: OSError, path: Path) -> OSError:
+    """``e`` again, naming ``path`` (the user's file) instead of no file or a temporary one."""
+    return type(e)(e.errno, e.strerror, str(path))
+
+
 def _fsync_dir(folder: Path) -> None:
     """Make a rename in ``folder`` durable (best effort; POSIX only)."""
     if os.name != "posix":
@@ -177,7 +182,7 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[Any]:
     try:
         fd, tmp = _create_temp(path)
     except OSError as e:  # a read-only folder: say which file, not the temporary one
-        raise type(e)(e.errno, e.strerror, str(path)) from e
+        raise _naming(e, path) from e
     try:
         with os.fdopen(fd, mode) as f:
             yield f
@@ -189,7 +194,7 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[Any]:
             os.unlink(tmp)
         if isinstance(e, OSError) and e.filename in (None, str(tmp)) and e.errno is not None:
             # a full disk fails a write on a descriptor: say which file could not be written
-            raise type(e)(e.errno, e.strerror, str(path)) from e
+            raise _naming(e, path) from e
         raise
     _fsync_dir(path.parent)
 

@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from .data.images import shrink_grey
 from .imageops import (
     dilate,
+    edge_values,
     erode,
     label_components,
     otsu_threshold,
@@ -91,12 +92,12 @@ def _full(x: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
 def _surround(small: np.ndarray, dark: np.ndarray) -> np.ndarray | None:
     """The dark surround of the reduced image (a mask), or None: the dark components that hold
     a broad region along ``SURROUND_BORDER`` of the edge, narrow wedges included."""
-    edge = np.concatenate([dark[0], dark[-1], dark[:, 0], dark[:, -1]])
+    edge = edge_values(dark)
     if edge.mean() < SURROUND_BORDER:  # the quick way out: a light border
         return None
     broad = _opening(dark.astype(np.float32), _window(small)) > 0.5
     lab, _ = label_components(broad, 4)
-    edge = np.concatenate([lab[0], lab[-1], lab[:, 0], lab[:, -1]])
+    edge = edge_values(lab)
     if (edge > 0).mean() < SURROUND_BORDER:
         return None
     whole, _ = label_components(dark, 8)

@@ -75,7 +75,7 @@ from .data.images import (
     shrink_grey,
 )
 from .errors import ConfigError
-from .imageops import border_plane, otsu_threshold, paper_level, remove_small
+from .imageops import border_plane, edge_values, otsu_threshold, paper_level, remove_small
 from .page import broad_levels, clear_rules, fill_surround, remove_shade, zoom_to_ink
 from .paper_lines import edge_rules
 from .resizing import (  # steps 4 and 6, re-exported here
@@ -176,7 +176,7 @@ def to_ink(img: ImageLike, name: str = "image", background: str = "shade") -> np
     g = _as_grey(img, name)  # at least 2 x 2 (check_thin)
     if background == "shade":
         g = fill_surround(g)
-    border = np.concatenate([g[0], g[-1], g[:, 0], g[:, -1]])
+    border = edge_values(g)
     step = max(1, max(g.shape) // 512)  # a sample is enough for the median
     paper = paper_level(g[::step, ::step], border, BORDER_PAPER, PAPER_SHARE)
     dark = float(np.maximum(paper - g - INK_MARGIN, 0).sum())  # ink darker than the paper

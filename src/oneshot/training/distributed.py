@@ -16,7 +16,7 @@ import torch
 from ..embedding import resolve_device
 from ..errors import ConfigError
 
-__all__ = ["Distributed", "init_distributed", "shut_down"]
+__all__ = ["Distributed", "init_distributed", "shut_down", "process_rank"]
 
 
 @dataclass(frozen=True)
@@ -60,17 +60,21 @@ class Distributed:
         return DistributedDataParallel(model, device_ids=ids)
 
 
+def process_rank() -> tuple[int, int]:
+    """(rank, world size) of this process as ``torchrun`` sets them ((0, 1) outside it)."""
+    return int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
+
+
 def init_distributed(device_name: str, global_batch: tuple[str, int]
                      ) -> tuple[Distributed, torch.device]:
     """This process's rank and device; joins the process group under ``torchrun``.
 
     ``global_batch`` is (config field, value): it must split evenly between the processes.
     """
-    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank, world = process_rank()
     device = resolve_device(device_name)
     if world <= 1:
         return Distributed(), device
-    rank = int(os.environ["RANK"])
     if device.type == "cuda":
         local = int(os.environ.get("LOCAL_RANK", rank))
         torch.cuda.set_device(local)
